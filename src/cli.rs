@@ -1,0 +1,188 @@
+//! The command line: `dfesp_cluster_manager`'s options (seed, "Running the
+//! Cluster Manager") plus edgecm's own, and the subcommands.
+//!
+//! SAS tools spell long options with one dash (`-http 12347`); argh wants two.
+//! [`normalize`] rewrites a single-dash word into the double-dash form when,
+//! and only when, it is one of our option names, so values that start with a
+//! dash are left alone.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+/// The seed's default queue size, `1m`.
+pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;
+
+#[derive(FromArgs, Debug, PartialEq)]
+/// edgecm: an edge Cluster Manager for SAS Event Stream Processing. It reads
+/// local file and socket sources, routes their events to ESP engines, and keeps
+/// every accepted event on flash until an engine acknowledged it. Options take
+/// one dash or two (-http 12347 or --http 12347).
+pub struct Cli {
+    /// port for the admin REST API (and failover); PORT binds 127.0.0.1, ADDR:PORT binds ADDR
+    #[argh(option, from_str_fn(parse_http))]
+    pub http: Option<SocketAddr>,
+
+    /// publish/subscribe port (accepted for dfesp_cluster_manager compatibility)
+    #[argh(option, from_str_fn(parse_port))]
+    pub pubsub: Option<u16>,
+
+    /// the Cluster Manager XML: file://PATH or a plain path
+    #[argh(option)]
+    pub cluster_manager: Option<String>,
+
+    /// enable authentication to engines (credentials from .authinfo)
+    #[argh(switch)]
+    pub auth: bool,
+
+    /// write the project XML that is deployed to this file at start
+    #[argh(option)]
+    pub output_projects: Option<PathBuf>,
+
+    /// write the equivalent ESP router model to this file at start
+    #[argh(option)]
+    pub output_routers: Option<PathBuf>,
+
+    /// run as a standby of the leader at HOST:PORT
+    #[argh(option)]
+    pub standby: Option<String>,
+
+    /// heartbeat period in ms (default 1000)
+    #[argh(option, default = "1000")]
+    pub ticktime: u64,
+
+    /// missed heartbeats or updates before a peer counts as failed (default 2)
+    #[argh(option, default = "2")]
+    pub retries: u32,
+
+    /// connection and request time-out in ms (default 3000)
+    #[argh(option, default = "3000")]
+    pub timeout: u64,
+
+    /// queued events per engine before sources pause; k, m, g suffixes (x1024) accepted (default 1m)
+    #[argh(option, default = "DEFAULT_BUFFERSIZE", from_str_fn(parse_size))]
+    pub buffersize: u64,
+
+    /// where the journal and cursors live (default /var/lib/edgecm)
+    #[argh(option, default = "PathBuf::from(\"/var/lib/edgecm\")")]
+    pub state_dir: PathBuf,
+
+    /// error, warn, info, debug or trace (default info)
+    #[argh(option, default = "log::LevelFilter::Info", from_str_fn(parse_level))]
+    pub loglevel: log::LevelFilter,
+
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand)]
+pub enum Command {
+    Check(Check),
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+/// Validate a Cluster Manager config and the projects it references, without
+/// touching the network, and print a summary. Exit 0 if valid, 1 if not.
+#[argh(subcommand, name = "check")]
+pub struct Check {
+    /// the Cluster Manager XML: file://PATH or a plain path
+    #[argh(option)]
+    pub cluster_manager: String,
+}
+
+/// Long option names, for [`normalize`].
+const LONG_OPTIONS: &[&str] = &[
+    "http",
+    "pubsub",
+    "cluster-manager",
+    "auth",
+    "output-projects",
+    "output-routers",
+    "standby",
+    "ticktime",
+    "retries",
+    "timeout",
+    "buffersize",
+    "state-dir",
+    "loglevel",
+    "help",
+];
+
+/// Rewrites `-name` to `--name` for our long option names.
+pub fn normalize<S: AsRef<str>>(args: &[S]) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            let a = a.as_ref();
+            match a.strip_prefix('-') {
+                Some(rest) if !rest.starts_with('-') && LONG_OPTIONS.contains(&rest) => {
+                    format!("-{a}")
+                }
+                _ => a.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Parses the arguments after the program name, in either dash style.
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Cli, argh::EarlyExit> {
+    let args = normalize(args);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Cli::from_args(&["edgecm"], &refs)
+}
+
+/// The usage text (what `edgecm --help` prints).
+pub fn usage() -> String {
+    match Cli::from_args(&["edgecm"], &["--help"]) {
+        Err(e) => e.output,
+        Ok(_) => String::new(),
+    }
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(format!("{s:?} is not a port; accepted: 1 to 65535")),
+    }
+}
+
+/// `PORT` binds 127.0.0.1; `ADDR:PORT` (or `[v6]:PORT`) binds ADDR.
+pub fn parse_http(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = parse_port(s) {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(a),
+        _ => Err(format!("{s:?} is not accepted; accepted: PORT or ADDR:PORT (e.g. 12347, 0.0.0.0:12347, [::1]:12347)")),
+    }
+}
+
+/// A count with an optional k, m or g suffix (powers of 1024): `1m` = 1,048,576.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not accepted; accepted: a whole number > 0 with an optional k, m or g suffix (e.g. 1m)")),
+    }
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(log::LevelFilter::Off),
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" | "warning" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        _ => Err(format!(
+            "{s:?} is not accepted; accepted: off, error, warn, info, debug, trace"
+        )),
+    }
+}

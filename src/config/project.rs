@@ -1,0 +1,363 @@
+//! ESP project models: the windows a config publishes into, and their schemas.
+//!
+//! A referenced project file holds either one `<project>` or an
+//! `<engine><projects>...` document (esp-protocol.md §9). We read only what the
+//! manager needs: contqueries, windows with their kind and schema, and whether a
+//! window carries its own publisher connector. Everything else in a project is
+//! the engine's business and is passed through untouched: the deployed XML is
+//! the `<project>` element's own text, byte for byte.
+
+use std::fmt;
+use std::path::Path;
+
+use roxmltree::Node;
+
+use super::xml::{self, tag, Diagnostic};
+
+/// ESP field types (esp-protocol.md §5.1), with their accepted spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Int32,
+    Int64,
+    Double,
+    Money,
+    String,
+    Rstring,
+    Date,
+    Stamp,
+    Blob,
+    ArrayDbl,
+    ArrayI32,
+    ArrayI64,
+}
+
+impl FieldType {
+    /// Every spelling we accept, for parsing and for error messages.
+    pub const SPELLINGS: &'static [(&'static str, FieldType)] = &[
+        ("int32", FieldType::Int32),
+        ("int64", FieldType::Int64),
+        ("double", FieldType::Double),
+        ("money", FieldType::Money),
+        ("string", FieldType::String),
+        ("rstring", FieldType::Rstring),
+        ("date", FieldType::Date),
+        ("stamp", FieldType::Stamp),
+        ("blob", FieldType::Blob),
+        ("array(dbl)", FieldType::ArrayDbl),
+        ("array(double)", FieldType::ArrayDbl),
+        ("array(i32)", FieldType::ArrayI32),
+        ("array(int32)", FieldType::ArrayI32),
+        ("array(i64)", FieldType::ArrayI64),
+        ("array(int64)", FieldType::ArrayI64),
+    ];
+
+    pub fn parse(s: &str) -> Option<FieldType> {
+        let s = s.trim();
+        Self::SPELLINGS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, t)| *t)
+    }
+
+    /// The canonical ESP name.
+    pub fn name(self) -> &'static str {
+        Self::SPELLINGS
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map(|(n, _)| *n)
+            .expect("every FieldType has a spelling")
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub key: bool,
+}
+
+/// The fields of a window, in schema order (the order of CSV columns).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Schema {
+    pub fields: Vec<Field>,
+}
+
+impl Schema {
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.key)
+    }
+
+    /// Parses the compact form `id*:int64,symbol:string` (`*` marks a key).
+    pub fn parse_compact(s: &str) -> Result<Schema, String> {
+        let mut fields: Vec<Field> = Vec::new();
+        for (i, part) in s.split(',').enumerate() {
+            let part = part.trim();
+            let Some((name, ty)) = part.split_once(':') else {
+                return Err(format!(
+                    "schema-string entry {} {:?} is not name:type (e.g. id*:int64)",
+                    i + 1,
+                    xml::clip(part)
+                ));
+            };
+            let (name, key) = match name.trim().strip_suffix('*') {
+                Some(n) => (n.trim(), true),
+                None => (name.trim(), false),
+            };
+            let Some(ty) = FieldType::parse(ty) else {
+                return Err(unknown_type(ty.trim(), name));
+            };
+            if name.is_empty() {
+                return Err(format!(
+                    "schema-string entry {} has an empty field name",
+                    i + 1
+                ));
+            }
+            if fields.iter().any(|f| f.name == name) {
+                return Err(format!("field '{name}' appears twice in the schema"));
+            }
+            fields.push(Field {
+                name: name.to_string(),
+                ty,
+                key,
+            });
+        }
+        Ok(Schema { fields })
+    }
+}
+
+fn unknown_type(ty: &str, field: &str) -> String {
+    let accepted: Vec<&str> = FieldType::SPELLINGS.iter().map(|(n, _)| *n).collect();
+    format!(
+        "field '{field}' has unknown type {ty:?}; accepted: {}",
+        accepted.join(", ")
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub name: String,
+    /// The element name, e.g. `window-source`.
+    pub kind: String,
+    pub line: u32,
+    pub col: u32,
+    /// `None` when the window declares no schema (derived windows may inherit one).
+    pub schema: Option<Result<Schema, Diagnostic>>,
+    /// Names of fs/other connectors on this window whose `type` is a publisher.
+    pub publisher_connectors: Vec<String>,
+}
+
+impl Window {
+    pub fn is_source(&self) -> bool {
+        self.kind == "window-source"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ContQuery {
+    pub name: String,
+    pub windows: Vec<Window>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    /// The `<project>` element's text as written in the file: what gets deployed.
+    pub xml: String,
+    pub contqueries: Vec<ContQuery>,
+}
+
+impl Project {
+    pub fn contquery(&self, name: &str) -> Option<&ContQuery> {
+        self.contqueries.iter().find(|c| c.name == name)
+    }
+}
+
+/// Every project in a project file.
+#[derive(Debug, Clone)]
+pub struct ProjectFile {
+    pub projects: Vec<Project>,
+}
+
+impl ProjectFile {
+    pub fn project(&self, name: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.name == name)
+    }
+}
+
+/// Reads a project file. Fails on I/O or malformed XML, and on a document
+/// that holds no `<project>`; problems inside a window's schema are kept on
+/// that window and reported only if the config targets it.
+pub fn load(path: &Path) -> Result<ProjectFile, Diagnostic> {
+    let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
+        file: path.to_path_buf(),
+        line: 1,
+        col: 1,
+        message: format!("cannot read project file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<ProjectFile, Diagnostic> {
+    let doc = xml::parse_document(path, text)?;
+    let root = doc.root_element();
+    let project_nodes: Vec<Node> = match tag(root) {
+        "project" => vec![root],
+        "engine" => root
+            .children()
+            .filter(|n| n.has_tag_name("projects"))
+            .flat_map(|p| p.children().filter(|n| n.has_tag_name("project")))
+            .collect(),
+        other => {
+            let pos = doc.text_pos_at(root.range().start);
+            return Err(Diagnostic {
+                file: path.to_path_buf(),
+                line: pos.row,
+                col: pos.col,
+                message: format!(
+                    "root element is <{other}>; a project file holds <project> or <engine><projects><project>"
+                ),
+            });
+        }
+    };
+    if project_nodes.is_empty() {
+        let pos = doc.text_pos_at(root.range().start);
+        return Err(Diagnostic {
+            file: path.to_path_buf(),
+            line: pos.row,
+            col: pos.col,
+            message: "no <project> found under <engine><projects>".to_string(),
+        });
+    }
+    let at = |node: Node, message: String| {
+        let pos = doc.text_pos_at(node.range().start);
+        Diagnostic {
+            file: path.to_path_buf(),
+            line: pos.row,
+            col: pos.col,
+            message,
+        }
+    };
+    let mut projects = Vec::new();
+    for p in project_nodes {
+        let name = p.attribute("name").unwrap_or("").to_string();
+        let mut contqueries = Vec::new();
+        for cq in p
+            .children()
+            .filter(|n| n.has_tag_name("contqueries"))
+            .flat_map(|c| c.children().filter(|n| n.has_tag_name("contquery")))
+        {
+            let mut windows = Vec::new();
+            for w in cq
+                .children()
+                .filter(|n| n.has_tag_name("windows"))
+                .flat_map(|ws| {
+                    ws.children()
+                        .filter(|n| n.is_element() && tag(*n).starts_with("window-"))
+                })
+            {
+                let pos = doc.text_pos_at(w.range().start);
+                windows.push(Window {
+                    name: w.attribute("name").unwrap_or("").to_string(),
+                    kind: tag(w).to_string(),
+                    line: pos.row,
+                    col: pos.col,
+                    schema: window_schema(w, &at),
+                    publisher_connectors: publisher_connectors(w),
+                });
+            }
+            contqueries.push(ContQuery {
+                name: cq.attribute("name").unwrap_or("").to_string(),
+                windows,
+            });
+        }
+        projects.push(Project {
+            name,
+            xml: text[p.range()].to_string(),
+            contqueries,
+        });
+    }
+    Ok(ProjectFile { projects })
+}
+
+fn window_schema(
+    w: Node,
+    at: &dyn Fn(Node, String) -> Diagnostic,
+) -> Option<Result<Schema, Diagnostic>> {
+    if let Some(s) = w.children().find(|n| n.has_tag_name("schema-string")) {
+        let text = s.text().unwrap_or("");
+        return Some(Schema::parse_compact(text).map_err(|m| at(s, m)));
+    }
+    let schema = w.children().find(|n| n.has_tag_name("schema"))?;
+    if let Some(s) = schema.children().find(|n| n.has_tag_name("schema-string")) {
+        let text = s.text().unwrap_or("");
+        return Some(Schema::parse_compact(text).map_err(|m| at(s, m)));
+    }
+    let fields = schema.children().find(|n| n.has_tag_name("fields"))?;
+    let mut out = Schema::default();
+    for f in fields.children().filter(|n| n.has_tag_name("field")) {
+        let Some(name) = f.attribute("name").filter(|n| !n.is_empty()) else {
+            return Some(Err(at(
+                f,
+                "<field> is missing its 'name' attribute".to_string(),
+            )));
+        };
+        let ty_text = f.attribute("type").unwrap_or("");
+        let Some(ty) = FieldType::parse(ty_text) else {
+            return Some(Err(at(f, unknown_type(ty_text, name))));
+        };
+        let key = match f.attribute("key") {
+            None => false,
+            Some(k) => match xml::parse_bool(k) {
+                Some(b) => b,
+                None => {
+                    return Some(Err(at(
+                        f,
+                        format!("field '{name}' has key={k:?}; accepted: true, false"),
+                    )))
+                }
+            },
+        };
+        if out.index_of(name).is_some() {
+            return Some(Err(at(
+                f,
+                format!("field '{name}' appears twice in the schema"),
+            )));
+        }
+        out.fields.push(Field {
+            name: name.to_string(),
+            ty,
+            key,
+        });
+    }
+    Some(Ok(out))
+}
+
+/// Connectors on a window whose `type` property says publisher (`pub...`).
+fn publisher_connectors(w: Node) -> Vec<String> {
+    w.children()
+        .filter(|n| n.has_tag_name("connectors"))
+        .flat_map(|c| c.children().filter(|n| n.has_tag_name("connector")))
+        .filter(|c| {
+            c.descendants()
+                .filter(|n| n.has_tag_name("property") && n.attribute("name") == Some("type"))
+                .any(|p| {
+                    p.text()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase()
+                        .starts_with('p')
+                })
+        })
+        .map(|c| c.attribute("name").unwrap_or("").to_string())
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! edgecm: an edge Cluster Manager for SAS Event Stream Processing.
+//!
+//! See ARCHITECTURE.md (in the project's design folder) for the data flow and
+//! the six contracts; each module's own docs say what it must never do.
+
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod limits;
+pub mod logger;

@@ -1,0 +1,11 @@
+//! Capacities, each with what it costs (STYLE.md 6). "Full" is a named error
+//! or backpressure, never a panic.
+
+/// Most XML nodes a config or project file may hold. roxmltree keeps about
+/// 60 bytes per node, so this caps a parse at ~6 MB of RAM; the largest real
+/// project model in the corpus has under 2,000 nodes.
+pub const XML_NODES_MAX: u32 = 100_000;
+
+/// Largest config or project file read, in bytes (the file is held in RAM
+/// while it is parsed).
+pub const CONFIG_FILE_MAX: u64 = 4 * 1024 * 1024;

@@ -1,0 +1,83 @@
+//! The `edgecm` binary: parses the command line and maps outcomes to exit
+//! codes (the only place that does, STYLE.md 9): 0 ok, 1 invalid config or a
+//! failure at run time, 2 bad command line.
+
+use std::process::ExitCode;
+
+use edgecm::cli::{self, Command};
+use edgecm::config::{self, Config};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprint!("{}", cli::usage());
+        return ExitCode::from(2);
+    }
+    let cli = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(early) => {
+            return if early.status.is_ok() {
+                print!("{}", early.output);
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{}", early.output.trim_end());
+                eprintln!("Run 'edgecm --help' for usage.");
+                ExitCode::from(2)
+            };
+        }
+    };
+    edgecm::logger::init(cli.loglevel);
+    match &cli.command {
+        Some(Command::Check(c)) => check(&c.cluster_manager),
+        None => daemon(&cli),
+    }
+}
+
+fn check(url: &str) -> ExitCode {
+    match Config::load(url) {
+        Ok(c) => {
+            print!("{}", config::summary(&c));
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for w in &e.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprint!("{e}");
+            eprintln!("{} error(s); the config is not valid", e.errors.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn daemon(cli: &cli::Cli) -> ExitCode {
+    let Some(url) = &cli.cluster_manager else {
+        eprintln!("edgecm: -cluster-manager URL is required to run the manager");
+        eprintln!("Run 'edgecm --help' for usage.");
+        return ExitCode::from(2);
+    };
+    if cli.http.is_none() {
+        eprintln!("edgecm: -http PORT is required to run the manager");
+        return ExitCode::from(2);
+    }
+    match Config::load(url) {
+        Ok(c) => {
+            for w in &c.warnings {
+                log::warn!("{w}");
+            }
+            eprintln!(
+                "edgecm: config {} is valid, but the manager itself (sources, journal, engines) is not implemented yet; \
+                 use 'edgecm check' to validate configs",
+                c.file.display()
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
