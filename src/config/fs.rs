@@ -153,9 +153,9 @@ pub fn from_properties(
             "fstype" => {
                 seen_fstype = true;
                 match v.to_ascii_lowercase().as_str() {
-                    "csv" => Ok(src.fstype = FsType::Csv),
-                    "json" => Ok(src.fstype = FsType::Json),
-                    "xml" => Ok(src.fstype = FsType::Xml),
+                    "csv" => { src.fstype = FsType::Csv; Ok(()) },
+                    "json" => { src.fstype = FsType::Json; Ok(()) },
+                    "xml" => { src.fstype = FsType::Xml; Ok(()) },
                     "binary" => Err("fstype 'binary': the SAS binary event format is not supported (its layout is undocumented); accepted: csv, json, xml".to_string()),
                     "syslog" | "hdat" | "cef" => Err(format!("fstype '{v}' is not supported; accepted: csv, json, xml")),
                     _ => Err(format!("fstype {v:?} is not a known format; accepted: csv, json, xml")),
@@ -169,29 +169,29 @@ pub fn from_properties(
             "transactional" => parse_flag(name, v).map(|b| src.transactional = b),
             "header" => parse_u32(name, v, 0).map(|n| src.header = n),
             "growinginputfile" => parse_flag(name, v).map(|b| src.growinginputfile = b),
-            "dateformat" => Ok(src.dateformat = Some(value.clone())),
+            "dateformat" => { src.dateformat = Some(value.clone()); Ok(()) },
             "rate" => match v.parse::<f64>() {
-                Ok(r) if r.is_finite() && r > 0.0 => Ok(src.rate = Some(r)),
+                Ok(r) if r.is_finite() && r > 0.0 => { src.rate = Some(r); Ok(()) },
                 _ => Err(format!("rate {v:?} is not accepted; accepted: a number of events per second > 0")),
             },
             "repeatcount" => parse_u32(name, v, 0).map(|n| src.repeatcount = n),
             "maxevents" => match v.parse::<u64>() {
-                Ok(n) if n > 0 => Ok(src.maxevents = Some(n)),
+                Ok(n) if n > 0 => { src.maxevents = Some(n); Ok(()) },
                 _ => Err(format!("maxevents {v:?} is not accepted; accepted: a whole number > 0")),
             },
             "prebuffer" => parse_flag(name, v).map(|_| ()),
             "noautogenfield" => parse_flag(name, v).map(|b| src.noautogenfield = b),
             "addcsvopcode" => parse_flag(name, v).map(|b| src.addcsvopcode = b),
             "addcsvflags" => match v.to_ascii_lowercase().as_str() {
-                "normal" | "true" => Ok(src.addcsvflags = Some(CsvFlags::Normal)),
-                "partialupdate" => Ok(src.addcsvflags = Some(CsvFlags::PartialUpdate)),
-                "false" => Ok(src.addcsvflags = None),
+                "normal" | "true" => { src.addcsvflags = Some(CsvFlags::Normal); Ok(()) },
+                "partialupdate" => { src.addcsvflags = Some(CsvFlags::PartialUpdate); Ok(()) },
+                "false" => { src.addcsvflags = None; Ok(()) },
                 _ => Err(format!("addcsvflags {v:?} is not accepted; accepted: normal, partialupdate, true, false")),
             },
             "csvfielddelimiter" => {
                 let b = value.as_bytes();
                 if b.len() == 1 && b[0] != b'"' && b[0] != b'\n' && b[0] != b'\r' {
-                    Ok(src.csvfielddelimiter = b[0])
+                    { src.csvfielddelimiter = b[0]; Ok(()) }
                 } else {
                     Err(format!("csvfielddelimiter {value:?} is not accepted; accepted: one ASCII character other than a quote or a line end"))
                 }
@@ -287,4 +287,58 @@ pub fn parse_fsname(v: &str, base_dir: &Path) -> Result<FsName, String> {
         }
     }
     Ok(FsName::File(super::join_clean(base_dir, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsname_listens_connects_or_names_a_file() {
+        let base = Path::new("/etc/edgecm");
+        assert_eq!(
+            parse_fsname(":28080", base),
+            Ok(FsName::Listen { port: 28080 })
+        );
+        assert_eq!(
+            parse_fsname("gw.local:5555", base),
+            Ok(FsName::Connect {
+                host: "gw.local".into(),
+                port: 5555
+            })
+        );
+        assert_eq!(
+            parse_fsname("[::1]:7", base),
+            Ok(FsName::Connect {
+                host: "::1".into(),
+                port: 7
+            })
+        );
+        assert_eq!(
+            parse_fsname("data/t.csv", base),
+            Ok(FsName::File("/etc/edgecm/data/t.csv".into()))
+        );
+        assert_eq!(
+            parse_fsname("/abs/t.csv", base),
+            Ok(FsName::File("/abs/t.csv".into()))
+        );
+        assert_eq!(
+            parse_fsname("../d/t:1.csv", base),
+            Ok(FsName::File("/etc/d/t:1.csv".into()))
+        );
+        assert!(parse_fsname(":0", base).is_err());
+        assert!(parse_fsname("h:65536", base).is_err());
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_properties_are_given() {
+        let props = [("type", "pub"), ("fstype", "xml"), ("fsname", "x.xml")]
+            .map(|(a, b)| (a.to_string(), b.to_string()));
+        let s = from_properties(&props, Path::new("")).unwrap();
+        assert_eq!(
+            (s.fstype, s.blocksize, s.header, s.csvfielddelimiter),
+            (FsType::Xml, 1, 0, b',')
+        );
+        assert!(!s.growinginputfile && !s.ignorecsvparseerrors && s.rate.is_none());
+    }
 }

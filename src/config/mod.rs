@@ -336,6 +336,7 @@ fn read_config<'a, 'i>(r: &mut Reader<'a, 'i>, base_dir: &Path) -> Option<Config
             kids[1],
             "<esp-cluster-managers> holds only one <esp-cluster-manager> (as dfesp_cluster_manager); run one edgecm per manager".to_string(),
         );
+        return None;
     }
     let m = r.one_child(managers, &kids, "esp-cluster-manager")?;
     r.check_attrs(m, &["name"]);

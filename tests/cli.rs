@@ -1,0 +1,212 @@
+//! The command line, in both dash styles, and the binary's exit codes.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use edgecm::cli::{self, Command as Sub, DEFAULT_BUFFERSIZE};
+
+const SEED_STYLE: &[&str] = &[
+    "-http",
+    "12347",
+    "-pubsub",
+    "12348",
+    "-cluster-manager",
+    "file://config.xml",
+    "-auth",
+    "-output-projects",
+    "p.xml",
+    "-output-routers",
+    "r.xml",
+    "-standby",
+    "localhost:12341",
+    "-ticktime",
+    "30000",
+    "-retries",
+    "5",
+    "-timeout",
+    "1500",
+    "-buffersize",
+    "64k",
+    "-state-dir",
+    "/tmp/s",
+    "-loglevel",
+    "debug",
+];
+
+#[test]
+fn single_and_double_dash_long_options_parse_the_same() {
+    let single = cli::parse(SEED_STYLE).unwrap_or_else(|e| panic!("{}", e.output));
+    let double: Vec<String> = SEED_STYLE
+        .iter()
+        .map(|a| {
+            if a.starts_with('-') {
+                format!("-{a}")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let double = cli::parse(&double).unwrap_or_else(|e| panic!("{}", e.output));
+    assert_eq!(single, double);
+
+    assert_eq!(
+        single.http,
+        Some("127.0.0.1:12347".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(single.pubsub, Some(12348));
+    assert_eq!(single.cluster_manager.as_deref(), Some("file://config.xml"));
+    assert!(single.auth);
+    assert_eq!(single.output_projects, Some(PathBuf::from("p.xml")));
+    assert_eq!(single.output_routers, Some(PathBuf::from("r.xml")));
+    assert_eq!(single.standby.as_deref(), Some("localhost:12341"));
+    assert_eq!(
+        (single.ticktime, single.retries, single.timeout),
+        (30000, 5, 1500)
+    );
+    assert_eq!(single.buffersize, 64 * 1024);
+    assert_eq!(single.state_dir, PathBuf::from("/tmp/s"));
+    assert_eq!(single.loglevel, log::LevelFilter::Debug);
+}
+
+#[test]
+fn defaults_are_the_seeds() {
+    let c = cli::parse(&["-http", "1", "-cluster-manager", "x.xml"]).unwrap();
+    assert_eq!((c.ticktime, c.retries, c.timeout), (1000, 2, 3000));
+    assert_eq!(c.buffersize, DEFAULT_BUFFERSIZE);
+    assert_eq!(c.buffersize, 1_048_576, "1m");
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/edgecm"));
+    assert_eq!(c.loglevel, log::LevelFilter::Info);
+    assert!(!c.auth && c.standby.is_none() && c.command.is_none());
+}
+
+#[test]
+fn http_takes_a_port_or_an_address() {
+    let c = cli::parse(&["--http", "0.0.0.0:8080"]).unwrap();
+    assert_eq!(c.http, Some("0.0.0.0:8080".parse().unwrap()));
+    let c = cli::parse(&["-http", "[::1]:9"]).unwrap();
+    assert_eq!(c.http, Some("[::1]:9".parse().unwrap()));
+    for bad in ["0", "70000", "host:port", ""] {
+        let e = cli::parse(&["-http", bad]).expect_err(bad);
+        assert!(
+            e.output.contains("accepted: PORT or ADDR:PORT"),
+            "{bad}: {}",
+            e.output
+        );
+    }
+}
+
+#[test]
+fn buffersize_takes_k_m_g_suffixes_and_rejects_junk() {
+    assert_eq!(cli::parse_size("1m"), Ok(1 << 20));
+    assert_eq!(cli::parse_size("2K"), Ok(2048));
+    assert_eq!(cli::parse_size("1g"), Ok(1 << 30));
+    assert_eq!(cli::parse_size("500"), Ok(500));
+    for bad in ["0", "m", "1t", "-1", "99999999999999999999g"] {
+        assert!(cli::parse_size(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn check_subcommand_takes_either_dash_style() {
+    for args in [
+        ["check", "-cluster-manager", "file://c.xml"],
+        ["check", "--cluster-manager", "file://c.xml"],
+    ] {
+        let c = cli::parse(&args).unwrap();
+        let Some(Sub::Check(chk)) = c.command else {
+            panic!("check expected")
+        };
+        assert_eq!(chk.cluster_manager, "file://c.xml");
+    }
+}
+
+#[test]
+fn values_that_look_like_options_are_left_alone() {
+    // Only our own option names are rewritten to the double-dash form.
+    assert_eq!(
+        cli::normalize(&["-http", "-x", "-state-dir", "-v"]),
+        ["--http", "-x", "--state-dir", "-v"]
+    );
+}
+
+fn edgecm(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edgecm"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run edgecm")
+}
+
+#[test]
+fn no_arguments_prints_usage_and_exits_2() {
+    let out = edgecm(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage: edgecm") && err.contains("--cluster-manager"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_of_broker_local_exits_0_with_the_summary() {
+    let out = edgecm(&[
+        "check",
+        "-cluster-manager",
+        "file://../shared/corpus/cm/broker-local.xml",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "valid (esp-cluster-manager 'broker-manager')",
+        "trades [fs csv] file ../shared/corpus/esp/esppy__broker_surv_trades.csv blocksize=50",
+        "map tradesMap: trades -> hash(broker) -> project/query/trades (13 fields) opcode=insert",
+        "map venuesMap: venuesSource -> multicast -> project/query/venuesSource",
+        "1. G1: venuesSource(finished), restrictedSource(finished)",
+        "2. G2: trades(finished) after G1",
+        "engine esp1 127.0.0.1:41001 (pubsub 41003)",
+        "spare esp4 127.0.0.1:51001 (pubsub 51003)",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_of_a_broken_config_exits_1_with_file_line_col() {
+    let out = edgecm(&[
+        "check",
+        "-cluster-manager",
+        "file://../shared/corpus/cm/seed-sample.xml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: ../shared/corpus/cm/seed-sample.xml:15:17: raw-source 'trades': fstype 'binary'"), "{err}");
+    assert!(err.contains("error: ../shared/corpus/cm/seed-sample.xml:6:21: project file ../shared/corpus/cm/broker.xml"), "{err}");
+    assert!(err.contains("2 error(s)"), "{err}");
+}
+
+#[test]
+fn check_of_a_missing_file_or_bad_url_exits_1_and_says_why() {
+    let out = edgecm(&["check", "-cluster-manager", "file://no/such.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.xml:1:1: cannot read"));
+    let out = edgecm(&["check", "-cluster-manager", "http://host/c.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scheme 'http' is not supported"));
+}
+
+#[test]
+fn a_bad_option_value_exits_2_with_what_is_accepted() {
+    let out = edgecm(&["-http", "1", "-loglevel", "loud"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("accepted: off, error, warn, info, debug, trace"));
+}
