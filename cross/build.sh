@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build (or test) edgecm for an ARM gateway target without Docker, so nobody has to remember
+# flags:
+#   cross/build.sh aarch64-unknown-linux-musl --release        # build
+#   cross/build.sh armv7-unknown-linux-musleabihf --release
+#   cross/build.sh aarch64-unknown-linux-musl test             # run the test suite under qemu
+# Extra arguments go to cargo. Binaries land in target/<triple>/ (aarch64) and
+# target/build-std/<triple>/ (armv7). Needs cross/install-deps.sh first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: cross/build.sh TARGET [build|test] [cargo args]}
+shift
+cmd=build
+if [ "${1:-}" = test ] || [ "${1:-}" = build ]; then cmd=$1; shift; fi
+case "$target" in
+  aarch64-unknown-linux-musl)
+    exec cargo "$cmd" --locked --target "$target" "$@" ;;
+  armv7-unknown-linux-musleabihf)
+    # No prebuilt std for this target: build std from rust-src (unstable flag, hence
+    # RUSTC_BOOTSTRAP, only here and in its own target dir: proc-macro2 rebuilds whenever
+    # RUSTC_BOOTSTRAP flips, CROSS.md pitfall P7).
+    exec env RUSTC_BOOTSTRAP=1 cargo --config cross/armv7-musl-host.toml "$cmd" --locked \
+      -Zbuild-std=std,panic_abort --target "$target" --target-dir target/build-std "$@" ;;
+  *)
+    echo "cross/build.sh: unknown target '$target'; accepted: aarch64-unknown-linux-musl, armv7-unknown-linux-musleabihf" >&2
+    exit 2 ;;
+esac
