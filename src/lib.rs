@@ -8,3 +8,4 @@ pub mod config;
 pub mod event;
 pub mod limits;
 pub mod logger;
+pub mod route;

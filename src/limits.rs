@@ -9,3 +9,8 @@ pub const XML_NODES_MAX: u32 = 100_000;
 /// Largest config or project file read, in bytes (the file is held in RAM
 /// while it is parsed).
 pub const CONFIG_FILE_MAX: u64 = 4 * 1024 * 1024;
+
+/// Most engines routed to in one cluster at a time: an engine set is a u64
+/// bitmask (8 bytes per journal record). Each engine also costs its
+/// durable-hash ring points (`route::VNODES` × 5 bytes = 10 KiB).
+pub const ENGINES_MAX: usize = 64;

@@ -603,6 +603,17 @@ fn read_clusters(r: &mut Reader, node: Node) -> Vec<Slot<Cluster>> {
                     None => ok = false,
                 }
             }
+            if engines.len() > crate::limits::ENGINES_MAX {
+                r.error(
+                    en,
+                    format!(
+                        "<esp-engines> lists {} engines; edgecm routes to at most {}",
+                        engines.len(),
+                        crate::limits::ENGINES_MAX
+                    ),
+                );
+                ok = false;
+            }
             if engines.is_empty() && ok {
                 r.error(
                     en,
