@@ -210,3 +210,29 @@ fn a_bad_option_value_exits_2_with_what_is_accepted() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("accepted: off, error, warn, info, debug, trace"));
 }
+
+#[test]
+fn the_example_gateway_config_checks_clean_without_warnings() {
+    let out = edgecm(&[
+        "check",
+        "-cluster-manager",
+        "file://targets/examples/cluster.xml",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("map readingsMap: readings -> durable hash(device) -> sensors/cq/readings"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cloud redundancy=2"), "{stdout}");
+}

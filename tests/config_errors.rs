@@ -49,6 +49,14 @@ fn the_valid_base_config_is_valid() {
     assert_eq!(c.clusters[0].spares.len(), 1);
     assert!(c.clusters[0].engines[1].tls);
     assert_eq!(c.clusters[0].engines[1].auth_user.as_deref(), Some("svc"));
+    // d1 sets opcode='upsert' (it overrides each event's); d2 sets none (events keep theirs).
+    use edgecm::event::Opcode;
+    let (d1, d2) = (
+        &c.esp_maps[0].maps[0].destination,
+        &c.esp_maps[0].maps[1].destination,
+    );
+    assert_eq!(d1.opcode_for(Opcode::Delete), Opcode::Upsert);
+    assert_eq!(d2.opcode_for(Opcode::Delete), Opcode::Delete);
 }
 
 struct Case {

@@ -121,6 +121,14 @@ pub struct Destination {
     pub schema: Schema,
 }
 
+impl Destination {
+    /// The opcode an event is published with: the destination's when it sets
+    /// one (seed `opcode='insert'`), else the event's own.
+    pub fn opcode_for(&self, event: Opcode) -> Opcode {
+        self.opcode.unwrap_or(event)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdapterState {
     /// The source opened its input.
