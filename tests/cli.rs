@@ -140,6 +140,17 @@ fn edgecm(args: &[&str]) -> std::process::Output {
         .expect("run edgecm")
 }
 
+/// Runs `edgecm check` on `url`, asserts exit 0, returns (stdout, stderr).
+fn check_ok(url: &str) -> (String, String) {
+    let out = edgecm(&["check", "-cluster-manager", url]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 #[test]
 fn no_arguments_prints_usage_and_exits_2() {
     let out = edgecm(&[]);
@@ -153,18 +164,7 @@ fn no_arguments_prints_usage_and_exits_2() {
 
 #[test]
 fn check_of_broker_local_exits_0_with_the_summary() {
-    let out = edgecm(&[
-        "check",
-        "-cluster-manager",
-        "file://../shared/corpus/cm/broker-local.xml",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, _) = check_ok("file://../shared/corpus/cm/broker-local.xml");
     for want in [
         "valid (esp-cluster-manager 'broker-manager')",
         "trades [fs csv] file ../shared/corpus/esp/esppy__broker_surv_trades.csv blocksize=50",
@@ -213,23 +213,8 @@ fn a_bad_option_value_exits_2_with_what_is_accepted() {
 
 #[test]
 fn the_example_gateway_config_checks_clean_without_warnings() {
-    let out = edgecm(&[
-        "check",
-        "-cluster-manager",
-        "file://targets/examples/cluster.xml",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, stderr) = check_ok("file://targets/examples/cluster.xml");
+    assert!(stderr.is_empty(), "{stderr}");
     assert!(
         stdout.contains("map readingsMap: readings -> durable hash(device) -> sensors/cq/readings"),
         "{stdout}"

@@ -186,10 +186,24 @@ impl Membership {
         self.slots.iter().find(|s| s.id == id)
     }
 
+    /// The slot named `name`: its logical name or its current engine's name.
     pub fn by_name(&self, name: &str) -> Option<&Slot> {
+        self.index_of(name).ok().map(|i| &self.slots[i])
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize, MembershipError> {
         self.slots
             .iter()
-            .find(|s| s.name == name || s.engine.name == name)
+            .position(|s| s.name == name || s.engine.name == name)
+            .ok_or_else(|| MembershipError::UnknownEngine(name.to_string()))
+    }
+
+    /// The ring as `(point, owner)` pairs.
+    fn ring_pairs(&self) -> impl Iterator<Item = (u32, EngineId)> + '_ {
+        self.ring_points
+            .iter()
+            .copied()
+            .zip(self.ring_owners.iter().copied())
     }
 
     /// Every slot, failed or not.
@@ -210,12 +224,7 @@ impl Membership {
         let id = (0..ENGINES_MAX as u8)
             .find(|&i| self.slot(i).is_none())
             .ok_or(MembershipError::Full)?;
-        let mut ring: Vec<(u32, EngineId)> = self
-            .ring_points
-            .iter()
-            .copied()
-            .zip(self.ring_owners.iter().copied())
-            .collect();
+        let mut ring: Vec<(u32, EngineId)> = self.ring_pairs().collect();
         ring.extend((0..VNODES).map(|v| (hash::ring_point(&engine.name, v), id)));
         self.set_ring(ring);
         self.slots.push(Slot {
@@ -230,22 +239,12 @@ impl Membership {
     /// Removes an engine's slot (admin API). Its journal backlog is the
     /// daemon's to re-route.
     pub fn remove(&mut self, name: &str) -> Result<Slot, MembershipError> {
-        let i = self
-            .slots
-            .iter()
-            .position(|s| s.name == name || s.engine.name == name)
-            .ok_or_else(|| MembershipError::UnknownEngine(name.to_string()))?;
+        let i = self.index_of(name)?;
         if self.slots.len() == 1 {
             return Err(MembershipError::LastEngine(name.to_string()));
         }
         let slot = self.slots.remove(i);
-        let ring = self
-            .ring_points
-            .iter()
-            .copied()
-            .zip(self.ring_owners.iter().copied())
-            .filter(|&(_, id)| id != slot.id)
-            .collect();
+        let ring = self.ring_pairs().filter(|&(_, id)| id != slot.id).collect();
         self.set_ring(ring);
         Ok(slot)
     }
@@ -253,11 +252,8 @@ impl Membership {
     /// Marks the engine serving a slot failed; the first unused spare takes
     /// its place and name. Failing an already failed slot is a no-op.
     pub fn fail(&mut self, name: &str) -> Result<Failover, MembershipError> {
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|s| s.name == name || s.engine.name == name)
-            .ok_or_else(|| MembershipError::UnknownEngine(name.to_string()))?;
+        let i = self.index_of(name)?;
+        let slot = &mut self.slots[i];
         if slot.failed {
             return Ok(Failover::NoSpare { slot: slot.id });
         }
@@ -276,11 +272,8 @@ impl Membership {
 
     /// A failed slot's engine answers again.
     pub fn recover(&mut self, name: &str) -> Result<EngineId, MembershipError> {
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|s| s.name == name || s.engine.name == name)
-            .ok_or_else(|| MembershipError::UnknownEngine(name.to_string()))?;
+        let i = self.index_of(name)?;
+        let slot = &mut self.slots[i];
         slot.failed = false;
         Ok(slot.id)
     }
