@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod journal;
 pub mod limits;
 pub mod logger;
 pub mod route;

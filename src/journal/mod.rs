@@ -1,0 +1,59 @@
+//! The journal: the flash-resident queue that holds every accepted event
+//! until every engine it is destined to has acknowledged it (ARCHITECTURE
+//! contracts 1, 2, 4, 5). Modelled on vector's disk buffer v2.
+//!
+//! # On-disk format (version 1). FIELD ORDER IS FROZEN: a change is a new version.
+//!
+//! A journal is a folder of append-only segment files `{first_seq:020}.seg`,
+//! each at most [`SEGMENT_MAX`] bytes, holding whole records back to back.
+//! A record never spans two segments. All integers are little-endian.
+//!
+//! ```text
+//! offset size  field
+//!   0     2    magic      0xEC0A
+//!   2     1    version    1
+//!   3     1    kind       1 = event block
+//!   4     4    body_len   bytes after offset 12 (>= 52, <= RECORD_MAX - 12)
+//!   8     4    crc        CRC-32C of bytes 0..8 followed by the body
+//!  12     8    first_seq  sequence number of the record's first event
+//!  20     4    count      events in the record (>= 1); they take first_seq..first_seq+count
+//!  24     8    dest       engine set: bit i = engine slot i must receive it
+//!  32     2    source     raw-source index (config order)
+//!  34     2    target     destination index (config order over all maps)
+//!  36     1    pos_kind   0 none, 1 file, 2 socket
+//!  37     3    reserved   zero
+//!  40     8    pos_a      file: device id     socket: source sequence
+//!  48     8    pos_b      file: inode         socket: 0
+//!  56     8    pos_c      file: byte offset just after the record's last event
+//!  64     ..   payload    the events, see `block`
+//! ```
+//!
+//! # Invariants
+//! - Sequence numbers count events, not records: each record's `first_seq` is
+//!   the previous record's `first_seq + count`. A cursor is "every sequence
+//!   below this one is acknowledged"; it can stop inside a record.
+//! - A record is valid only if its magic, version, length and CRC check out;
+//!   a torn or corrupt record is never returned as valid.
+//! - Accepted means durable (contract 1): an event is reported accepted, and
+//!   its source position durable, only after the fdatasync that covers its
+//!   record returned.
+//! - Only the small cursor file is ever rewritten (write-temp, fsync, rename,
+//!   fsync dir); segments are only appended, truncated at a torn tail on
+//!   recovery, and deleted whole (contract 5).
+//!
+//! # Never
+//! Never hold the backlog in RAM, never drop an accepted event, never grow
+//! past the byte cap: at a limit, `append` reports backpressure.
+
+pub mod block;
+pub mod crc;
+pub mod record;
+
+/// Largest segment file. 8 MiB: large enough that a 1 GiB journal is only
+/// 128 files, small enough that reclaim frees space in steps a few flash
+/// erase blocks wide and a fully acknowledged segment is deleted soon.
+pub const SEGMENT_MAX: u64 = 8 * 1024 * 1024;
+
+/// Largest record, header included. Bounds the scan buffer (RAM) during
+/// recovery and reading; the daemon splits larger groups into several records.
+pub const RECORD_MAX: usize = 256 * 1024;
