@@ -114,7 +114,7 @@ pub fn parse(b: &[u8]) -> Parsed {
         return Parsed::Invalid;
     }
     let body = u32_at(b, 4) as usize;
-    if body < HEADER_LEN - PREFIX_LEN || body > RECORD_MAX - PREFIX_LEN {
+    if !(HEADER_LEN - PREFIX_LEN..=RECORD_MAX - PREFIX_LEN).contains(&body) {
         return Parsed::Invalid;
     }
     let len = PREFIX_LEN + body;
