@@ -47,7 +47,13 @@
 
 pub mod block;
 pub mod crc;
+pub mod queue;
 pub mod record;
+pub mod storage;
+
+pub use queue::{Full, Journal, Limits, ReadPos, Recovery};
+pub use record::{Header, Position};
+pub use storage::{DirStorage, MemStorage, Storage};
 
 /// Largest segment file. 8 MiB: large enough that a 1 GiB journal is only
 /// 128 files, small enough that reclaim frees space in steps a few flash
