@@ -28,7 +28,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { segment_max: SEGMENT_MAX, bytes_max: 1 << 30, engine_events_max: crate::cli::DEFAULT_BUFFERSIZE }
+        Limits {
+            segment_max: SEGMENT_MAX,
+            bytes_max: 1 << 30,
+            engine_events_max: crate::cli::DEFAULT_BUFFERSIZE,
+        }
     }
 }
 
@@ -97,6 +101,7 @@ pub struct Journal<S: Storage> {
     pub recovery: Recovery,
 }
 
+const ENOSPC: i32 = 28;
 const CURSOR_FILES: [&str; 2] = ["cursors-a", "cursors-b"];
 const CURSOR_MAGIC: &[u8; 4] = b"ECUR";
 
@@ -113,7 +118,11 @@ impl<S: Storage> Journal<S> {
         let mut names: Vec<(u64, String)> = storage
             .list()?
             .into_iter()
-            .filter_map(|n| n.strip_suffix(".seg").and_then(|s| s.parse::<u64>().ok()).map(|s| (s, n.clone())))
+            .filter_map(|n| {
+                n.strip_suffix(".seg")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(|s| (s, n.clone()))
+            })
             .collect();
         names.sort();
         let mut segments = Vec::new();
@@ -123,7 +132,12 @@ impl<S: Storage> Journal<S> {
         let last = names.len().saturating_sub(1);
         for (i, (first, name)) in names.iter().enumerate() {
             let file_len = storage.len(name)?;
-            let mut seg = Segment { name: name.clone(), first_seq: *first, end_seq: *first, len: 0 };
+            let mut seg = Segment {
+                name: name.clone(),
+                first_seq: *first,
+                end_seq: *first,
+                len: 0,
+            };
             let mut next = expected.unwrap_or(*first).max(*first);
             let summary = scan_file(&mut storage, name, file_len, |_, h| {
                 if h.first_seq < next {
@@ -154,12 +168,18 @@ impl<S: Storage> Journal<S> {
                 storage.truncate(name, summary.valid_end)?;
             }
             seg.end_seq = next;
-            seg.len = if i == last { summary.valid_end } else { file_len };
+            seg.len = if i == last {
+                summary.valid_end
+            } else {
+                file_len
+            };
             expected = Some(next);
             segments.push(seg);
         }
         rec.segments = segments.len();
-        let next_seq = expected.unwrap_or(0).max(cursors.values().copied().max().unwrap_or(0));
+        let next_seq = expected
+            .unwrap_or(0)
+            .max(cursors.values().copied().max().unwrap_or(0));
         let mut j = Journal {
             storage,
             limits,
@@ -189,6 +209,31 @@ impl<S: Storage> Journal<S> {
             self.backlog.insert(e, 0);
             self.cursors_dirty = true;
         }
+    }
+
+    /// Re-registers an engine slot at start-up: it keeps its persisted cursor;
+    /// without one (first start, or both cursor files damaged) it starts at
+    /// the oldest record, so nothing destined to it is skipped.
+    pub fn restore_engine(&mut self, e: EngineId) -> io::Result<()> {
+        if self.cursors.contains_key(&e) {
+            return Ok(());
+        }
+        let oldest = self
+            .segments
+            .first()
+            .map(|s| s.first_seq)
+            .unwrap_or(self.next_seq);
+        self.cursors.insert(e, oldest);
+        self.cursors_dirty = true;
+        // Count what is queued for it (only here: recovery counted the others).
+        let mut pos = self.reader(e);
+        let mut buf = Vec::new();
+        let mut n = 0;
+        while let Some(h) = self.read_next(e, &mut pos, &mut buf)? {
+            n += u64::from(h.count);
+        }
+        self.backlog.insert(e, n);
+        Ok(())
     }
 
     /// Stops tracking an engine slot (removed through the admin API): its
@@ -235,6 +280,10 @@ impl<S: Storage> Journal<S> {
         &self.storage
     }
 
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     pub fn into_storage(self) -> S {
         self.storage
     }
@@ -255,11 +304,20 @@ impl<S: Storage> Journal<S> {
             return Err(Full::Bytes);
         }
         for e in dest.iter() {
-            if self.cursors.contains_key(&e) && self.backlog(e) + u64::from(count) > self.limits.engine_events_max {
+            if self.cursors.contains_key(&e)
+                && self.backlog(e) + u64::from(count) > self.limits.engine_events_max
+            {
                 return Err(Full::Engine(e));
             }
         }
-        let h = Header { first_seq: self.next_seq, count, dest, source, target, position };
+        let h = Header {
+            first_seq: self.next_seq,
+            count,
+            dest,
+            source,
+            target,
+            position,
+        };
         let start = self.pending.len();
         record::encode(&h, payload, &mut self.pending);
         self.pending_headers.push((h, self.pending.len() - start));
@@ -275,18 +333,34 @@ impl<S: Storage> Journal<S> {
 
     /// Writes what `append` buffered, fdatasyncs it, then writes the cursors
     /// if they changed and frees fully acknowledged segments. Returns the
-    /// sequence below which everything is durable. On error (ENOSPC, I/O) the
+    /// sequence below which everything is durable; only then may events be
+    /// reported accepted. On error (ENOSPC, I/O) while writing records, the
     /// segment is cut back to its last durable length and the records stay
-    /// pending for the next try: nothing half-written is ever left valid.
+    /// pending for the next try: nothing half-written is ever left valid. An
+    /// error while writing the cursors comes first and leaves the records
+    /// pending too.
     pub fn sync(&mut self) -> io::Result<u64> {
+        // Cursors first: an engine added since the last sync must have its cursor on
+        // flash before records destined to it are, or a crash in between would
+        // leave those records behind its start. (Acks only cover durable data, so
+        // persisting them before new records is always safe.)
+        if self.cursors_dirty {
+            if let Err(e) = self.write_cursors() {
+                if e.raw_os_error() != Some(ENOSPC) {
+                    return Err(e);
+                }
+                // Disk full: free the segments every engine acknowledged (by the
+                // cursors in memory: deleting them loses nothing an engine still
+                // needs, even if we crash before the cursors reach flash), then retry.
+                self.reclaim()?;
+                self.write_cursors()?;
+            }
+            self.reclaim()?;
+        }
         if !self.pending.is_empty() {
             self.write_pending()?;
             self.synced_seq = self.next_seq;
             self.positions.append(&mut self.pending_positions);
-        }
-        if self.cursors_dirty {
-            self.write_cursors()?;
-            self.reclaim()?;
         }
         Ok(self.synced_seq)
     }
@@ -299,11 +373,19 @@ impl<S: Storage> Journal<S> {
             while i < self.pending_headers.len() {
                 let need_new = match self.segments.last() {
                     None => true,
-                    Some(s) => s.len + self.pending_headers[i].1 as u64 > self.limits.segment_max && s.len > 0,
+                    Some(s) => {
+                        s.len + self.pending_headers[i].1 as u64 > self.limits.segment_max
+                            && s.len > 0
+                    }
                 };
                 if need_new {
                     let first = self.pending_headers[i].0.first_seq;
-                    self.segments.push(Segment { name: segment_name(first), first_seq: first, end_seq: first, len: 0 });
+                    self.segments.push(Segment {
+                        name: segment_name(first),
+                        first_seq: first,
+                        end_seq: first,
+                        len: 0,
+                    });
                 }
                 // Records up to the segment's room go in one write.
                 let seg_idx = self.segments.len() - 1;
@@ -349,7 +431,8 @@ impl<S: Storage> Journal<S> {
                         let _ = self.storage.remove(name);
                     }
                 }
-                self.segments.retain(|s| !written.iter().any(|w| w.0 == s.name && w.1 == 0));
+                self.segments
+                    .retain(|s| !written.iter().any(|w| w.0 == s.name && w.1 == 0));
                 for s in &mut self.segments {
                     if let Some(w) = written.iter().find(|w| w.0 == s.name) {
                         (s.len, s.end_seq) = (w.1, w.2);
@@ -375,26 +458,51 @@ impl<S: Storage> Journal<S> {
         }
     }
 
+    /// True when every cursor change has reached flash.
+    pub fn cursors_synced(&self) -> bool {
+        !self.cursors_dirty
+    }
+
     pub fn cursor(&self, e: EngineId) -> Option<u64> {
         self.cursors.get(&e).copied()
     }
 
     /// A reader position at engine `e`'s cursor.
     pub fn reader(&self, e: EngineId) -> ReadPos {
-        ReadPos { seq: self.cursor(e).unwrap_or(self.synced_seq), ..ReadPos::default() }
+        ReadPos {
+            seq: self.cursor(e).unwrap_or(self.synced_seq),
+            ..ReadPos::default()
+        }
     }
 
     /// The next durable record destined to `e` at or after `pos`, its payload
     /// in `payload`. Records for other engines are skipped by reading their
     /// headers only. `None` when `e` is caught up (then `pos.seq` is the
     /// synced end, which the caller may ack when nothing is in flight).
-    pub fn read_next(&mut self, e: EngineId, pos: &mut ReadPos, payload: &mut Vec<u8>) -> io::Result<Option<Header>> {
-        let found = self.segments.iter().position(|s| s.first_seq == pos.segment_first);
+    pub fn read_next(
+        &mut self,
+        e: EngineId,
+        pos: &mut ReadPos,
+        payload: &mut Vec<u8>,
+    ) -> io::Result<Option<Header>> {
+        let found = self
+            .segments
+            .iter()
+            .position(|s| s.first_seq == pos.segment_first);
         let mut idx = match found {
             Some(i) if pos.offset > 0 => i,
             _ => {
                 // Fresh, or its segment was freed: start at the segment holding `seq`.
-                let Some(i) = self.segments.iter().rposition(|s| s.first_seq <= pos.seq).or(if self.segments.is_empty() { None } else { Some(0) }) else {
+                let Some(i) = self
+                    .segments
+                    .iter()
+                    .rposition(|s| s.first_seq <= pos.seq)
+                    .or(if self.segments.is_empty() {
+                        None
+                    } else {
+                        Some(0)
+                    })
+                else {
                     return Ok(None);
                 };
                 pos.offset = 0;
@@ -420,7 +528,9 @@ impl<S: Storage> Journal<S> {
             let name = seg.name.clone();
             let n = self.storage.read_at(&name, pos.offset, &mut head)?;
             let total = match head.get(4..8) {
-                Some(b) if n >= 12 => 12 + u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize,
+                Some(b) if n >= 12 => {
+                    12 + u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize
+                }
                 _ => 0,
             };
             if !(record::HEADER_LEN..=RECORD_MAX).contains(&total) {
@@ -432,7 +542,9 @@ impl<S: Storage> Journal<S> {
             // never used. A record we return is read whole and its CRC verified.
             let first = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
             let count = u32::from_le_bytes(head[20..24].try_into().expect("4 bytes"));
-            let dest = EngineSet::from_bits(u64::from_le_bytes(head[24..32].try_into().expect("8 bytes")));
+            let dest = EngineSet::from_bits(u64::from_le_bytes(
+                head[24..32].try_into().expect("8 bytes"),
+            ));
             let end = first + u64::from(count);
             if end <= pos.seq || !dest.contains(e) {
                 pos.offset += total as u64;
@@ -477,7 +589,12 @@ impl<S: Storage> Journal<S> {
 
     /// Deletes segments every cursor has passed (never the current one).
     fn reclaim(&mut self) -> io::Result<()> {
-        let min = self.cursors.values().copied().min().unwrap_or(self.synced_seq);
+        let min = self
+            .cursors
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.synced_seq);
         while self.segments.len() > 1 && self.segments[0].end_seq <= min {
             let s = self.segments.remove(0);
             self.storage.remove(&s.name)?;
@@ -527,7 +644,10 @@ fn parse_cursors(b: &[u8]) -> Option<(u64, BTreeMap<EngineId, u64>)> {
     let mut m = BTreeMap::new();
     for k in 0..n {
         let o = 15 + k * 9;
-        m.insert(body[o], u64::from_le_bytes(body[o + 1..o + 9].try_into().ok()?));
+        m.insert(
+            body[o],
+            u64::from_le_bytes(body[o + 1..o + 9].try_into().ok()?),
+        );
     }
     Some((gen, m))
 }
@@ -551,7 +671,10 @@ fn scan_file<S: Storage>(
     let mut base = 0u64; // file offset of buf[0]
     let mut filled = storage.read_at(name, 0, &mut buf)?;
     let mut p = 0usize;
-    let mut out = FileScan { damage: Vec::new(), valid_end: 0 };
+    let mut out = FileScan {
+        damage: Vec::new(),
+        valid_end: 0,
+    };
     let mut bad_from: Option<u64> = None;
     loop {
         let at_eof = base + filled as u64 >= file_len;
@@ -570,7 +693,11 @@ fn scan_file<S: Storage>(
         match record::parse(&buf[p..filled]) {
             Parsed::Record { header, len } if on(off, &header) => {
                 if let Some(from) = bad_from.take() {
-                    out.damage.push(record::Damage { offset: from, len: off - from, tail: false });
+                    out.damage.push(record::Damage {
+                        offset: from,
+                        len: off - from,
+                        tail: false,
+                    });
                 }
                 p += len;
                 out.valid_end = off + len as u64;
@@ -582,7 +709,11 @@ fn scan_file<S: Storage>(
         }
     }
     if let Some(from) = bad_from {
-        out.damage.push(record::Damage { offset: from, len: file_len - from, tail: true });
+        out.damage.push(record::Damage {
+            offset: from,
+            len: file_len - from,
+            tail: true,
+        });
     }
     Ok(out)
 }

@@ -43,7 +43,11 @@ impl DirStorage {
     /// Opens (creating) the folder.
     pub fn open(dir: &Path) -> io::Result<DirStorage> {
         fs::create_dir_all(dir)?;
-        Ok(DirStorage { dir: dir.to_path_buf(), writer: None, reader: None })
+        Ok(DirStorage {
+            dir: dir.to_path_buf(),
+            writer: None,
+            reader: None,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -52,7 +56,10 @@ impl DirStorage {
 
     fn writer(&mut self, name: &str) -> io::Result<&mut File> {
         if self.writer.as_ref().map(|w| w.0.as_str()) != Some(name) {
-            let f = OpenOptions::new().create(true).append(true).open(self.dir.join(name))?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(name))?;
             self.writer = Some((name.to_string(), f));
         }
         Ok(&mut self.writer.as_mut().expect("just set").1)
@@ -162,7 +169,13 @@ pub struct MemStorage {
 
 impl MemStorage {
     pub fn new(seed: u64) -> MemStorage {
-        MemStorage { files: BTreeMap::new(), rng: seed, capacity: u64::MAX, bytes_written: 0, syncs: 0 }
+        MemStorage {
+            files: BTreeMap::new(),
+            rng: seed,
+            capacity: u64::MAX,
+            bytes_written: 0,
+            syncs: 0,
+        }
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -182,7 +195,11 @@ impl MemStorage {
             let r = self.next_rand();
             let f = self.files.get_mut(&n).expect("listed");
             let unsynced = f.data.len() - f.durable;
-            let keep = if tear && unsynced > 0 { (r % (unsynced as u64 + 1)) as usize } else { 0 };
+            let keep = if tear && unsynced > 0 {
+                (r % (unsynced as u64 + 1)) as usize
+            } else {
+                0
+            };
             f.data.truncate(f.durable + keep);
             f.durable = f.data.len();
         }
@@ -221,7 +238,10 @@ impl Storage for MemStorage {
     }
 
     fn len(&self, name: &str) -> io::Result<u64> {
-        self.files.get(name).map(|f| f.data.len() as u64).ok_or_else(|| not_found(name))
+        self.files
+            .get(name)
+            .map(|f| f.data.len() as u64)
+            .ok_or_else(|| not_found(name))
     }
 
     fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -235,7 +255,11 @@ impl Storage for MemStorage {
     fn append(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
         let room = self.capacity.saturating_sub(self.used()) as usize;
         let n = data.len().min(room);
-        self.files.entry(name.to_string()).or_default().data.extend_from_slice(&data[..n]);
+        self.files
+            .entry(name.to_string())
+            .or_default()
+            .data
+            .extend_from_slice(&data[..n]);
         self.bytes_written += n as u64;
         if n < data.len() {
             return Err(io::Error::from_raw_os_error(28)); // ENOSPC
@@ -258,15 +282,28 @@ impl Storage for MemStorage {
     }
 
     fn remove(&mut self, name: &str) -> io::Result<()> {
-        self.files.remove(name).map(|_| ()).ok_or_else(|| not_found(name))
+        self.files
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(name))
     }
 
     fn replace(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        let old = self.files.get(name).map(|f| f.data.len() as u64).unwrap_or(0);
+        let old = self
+            .files
+            .get(name)
+            .map(|f| f.data.len() as u64)
+            .unwrap_or(0);
         if self.used() - old + data.len() as u64 > self.capacity {
             return Err(io::Error::from_raw_os_error(28));
         }
-        self.files.insert(name.to_string(), MemFile { data: data.to_vec(), durable: data.len() });
+        self.files.insert(
+            name.to_string(),
+            MemFile {
+                data: data.to_vec(),
+                durable: data.len(),
+            },
+        );
         self.bytes_written += data.len() as u64;
         self.syncs += 2;
         Ok(())
