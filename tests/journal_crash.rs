@@ -1,0 +1,160 @@
+//! Real processes, real faults (STYLE.md 15): a child appends numbered events
+//! to a journal in a real folder and prints each sync; the parent SIGKILLs it
+//! at a random moment, reopens the journal, and checks that every event
+//! reported synced before the kill is there exactly once and in order.
+//! 50 trials on one folder, so each recovery also recovers the last one's.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgecm::journal::{block, DirStorage, Journal, Limits, Position};
+use edgecm::route::{hash::splitmix64, EngineSet};
+
+const CHILD_ENV: &str = "EDGECM_JOURNAL_CRASH_CHILD";
+
+fn limits() -> Limits {
+    // Small segments so that rolling and reclaim happen during the trials.
+    Limits {
+        segment_max: 64 * 1024,
+        bytes_max: 1 << 30,
+        engine_events_max: u64::MAX,
+    }
+}
+
+/// The child: append blocks of numbered events (event n's single field is
+/// "n"), sync, print "synced N", and every fifth round ack all that is synced.
+/// Stops by itself after a bounded number of events or seconds.
+#[test]
+fn child_process_entry_point() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut j = Journal::open(DirStorage::open(Path::new(&dir)).unwrap(), limits()).unwrap();
+    j.restore_engine(0).unwrap();
+    let start = Instant::now();
+    let mut w = block::BlockWriter::default();
+    let mut round = 0u64;
+    while start.elapsed() < Duration::from_secs(20) && j.next_seq() < 5_000_000 {
+        round += 1;
+        for _ in 0..(1 + splitmix64(round) % 8) {
+            let first = j.next_seq();
+            let count = 1 + (splitmix64(first) % 40) as u32;
+            w.clear();
+            for n in first..first + u64::from(count) {
+                let text = n.to_string();
+                w.push(b'i', b'n', [Some(text.as_bytes())].into_iter());
+            }
+            j.append(
+                EngineSet::from_bits(1),
+                0,
+                0,
+                Position::Socket {
+                    seq: first + u64::from(count),
+                },
+                count,
+                &w.buf,
+            )
+            .unwrap();
+        }
+        let synced = j.sync().unwrap();
+        println!("synced {synced}");
+        if round % 5 == 0 {
+            // As a sender would after the engine answered 2xx for everything synced.
+            let c = j.cursor(0).unwrap();
+            j.ack(0, synced, synced - c);
+        }
+    }
+}
+
+/// Every event in the journal for engine 0, from its cursor: numbers, in order.
+fn recorded(dir: &Path) -> (u64, Vec<u64>, u64) {
+    let mut j = Journal::open(DirStorage::open(dir).unwrap(), limits())
+        .expect("recovery never fails on a crash");
+    j.restore_engine(0).unwrap();
+    let cursor = j.cursor(0).unwrap();
+    let mut pos = j.reader(0);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while let Some(h) = j.read_next(0, &mut pos, &mut buf).unwrap() {
+        let mut n = h.first_seq;
+        for ev in block::events(&buf) {
+            let ev = ev.expect("a valid record holds valid events");
+            let text = ev.fields().next().unwrap().unwrap();
+            assert_eq!(
+                std::str::from_utf8(text).unwrap(),
+                n.to_string(),
+                "event number = its sequence"
+            );
+            out.push(n);
+            n += 1;
+        }
+        assert_eq!(n, h.end_seq());
+    }
+    (cursor, out, j.next_seq())
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_synced_event_and_repeats_none() {
+    let dir = support::scratch("journal-crash");
+    let exe = std::env::current_exe().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut trials = 0;
+    let mut kills_mid_run = 0;
+    for trial in 0..50u64 {
+        assert!(Instant::now() < deadline, "50 trials did not fit in 240 s");
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "child_process_entry_point",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let wanted = 1 + splitmix64(trial) % 30;
+        let mut last_synced = None;
+        for line in lines.take(wanted as usize) {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("synced ") {
+                last_synced = Some(n.trim().parse::<u64>().unwrap());
+            }
+        }
+        child.kill().unwrap(); // SIGKILL, possibly mid-append or mid-fsync
+        let status = child.wait().unwrap();
+        if status.code().is_none() {
+            kills_mid_run += 1;
+        }
+        let (cursor, events, next) = recorded(&dir);
+        // From the record holding the cursor (it may start before it) to the end.
+        let start = events.first().copied().unwrap_or(cursor);
+        assert!(
+            start <= cursor,
+            "trial {trial}: events before the cursor are gone, not after it"
+        );
+        let expect: Vec<u64> = (start..next).collect();
+        assert_eq!(
+            events, expect,
+            "trial {trial}: events from the cursor are each sequence exactly once, in order"
+        );
+        if let Some(s) = last_synced {
+            assert!(
+                next >= s,
+                "trial {trial}: {s} events were reported synced, only {next} recovered"
+            );
+        }
+        trials += 1;
+    }
+    assert_eq!(trials, 50);
+    assert!(
+        kills_mid_run >= 40,
+        "most trials must kill a running writer, got {kills_mid_run}"
+    );
+}
