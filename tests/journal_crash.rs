@@ -62,7 +62,7 @@ fn child_process_entry_point() {
         }
         let synced = j.sync().unwrap();
         println!("synced {synced}");
-        if round % 5 == 0 {
+        if round.is_multiple_of(5) {
             // As a sender would after the engine answered 2xx for everything synced.
             let c = j.cursor(0).unwrap();
             j.ack(0, synced, synced - c);
