@@ -57,6 +57,7 @@ fn child_process_entry_point() {
                 },
                 count,
                 &w.buf,
+                0,
             )
             .unwrap();
         }

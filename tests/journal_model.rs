@@ -113,6 +113,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         },
                         *count,
                         &payload,
+                        step as u64,
                     )
                     .expect("no limits in this test");
                 prop_assert_eq!(first, m.next_seq, "step {}", step);

@@ -13,7 +13,7 @@
 //!   0     2    magic      0xEC0A
 //!   2     1    version    1
 //!   3     1    kind       1 = event block
-//!   4     4    body_len   bytes after offset 12 (>= 52, <= RECORD_MAX - 12)
+//!   4     4    body_len   bytes after offset 12 (>= 60, <= RECORD_MAX - 12)
 //!   8     4    crc        CRC-32C of bytes 0..8 followed by the body
 //!  12     8    first_seq  sequence number of the record's first event
 //!  20     4    count      events in the record (>= 1); they take first_seq..first_seq+count
@@ -25,7 +25,8 @@
 //!  40     8    pos_a      file: device id     socket: source sequence
 //!  48     8    pos_b      file: inode         socket: 0
 //!  56     8    pos_c      file: byte offset just after the record's last event
-//!  64     ..   payload    the events, see `block`
+//!  64     8    time_ms    when it was appended, ms since the Unix epoch (for backlog age)
+//!  72     ..   payload    the events, see `block`
 //! ```
 //!
 //! # Invariants

@@ -288,8 +288,9 @@ impl<S: Storage> Journal<S> {
         self.storage
     }
 
-    /// Buffers one record of `count` events. Nothing is durable, and nothing
-    /// may be reported accepted, until [`Journal::sync`] returns.
+    /// Buffers one record of `count` events (`now_ms`: the caller's clock, kept
+    /// for backlog age). Nothing is durable, and nothing may be reported
+    /// accepted, until [`Journal::sync`] returns.
     pub fn append(
         &mut self,
         dest: EngineSet,
@@ -298,6 +299,7 @@ impl<S: Storage> Journal<S> {
         position: Position,
         count: u32,
         payload: &[u8],
+        now_ms: u64,
     ) -> Result<u64, Full> {
         let len = (record::HEADER_LEN + payload.len()) as u64;
         if self.bytes() + len > self.limits.bytes_max {
@@ -317,6 +319,7 @@ impl<S: Storage> Journal<S> {
             source,
             target,
             position,
+            time_ms: now_ms,
         };
         let start = self.pending.len();
         record::encode(&h, payload, &mut self.pending);

@@ -8,7 +8,7 @@ use crate::route::EngineSet;
 pub const MAGIC: u16 = 0xec0a;
 pub const VERSION: u8 = 1;
 pub const KIND_EVENTS: u8 = 1;
-pub const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = 72;
 /// Bytes before the body: magic, version, kind, body_len, crc.
 const PREFIX_LEN: usize = 12;
 
@@ -33,6 +33,8 @@ pub struct Header {
     pub source: u16,
     pub target: u16,
     pub position: Position,
+    /// Append time, ms since the Unix epoch (the caller's clock).
+    pub time_ms: u64,
 }
 
 impl Header {
@@ -68,7 +70,7 @@ pub fn encode(h: &Header, payload: &[u8], out: &mut Vec<u8>) {
     };
     out.push(kind);
     out.extend_from_slice(&[0; 3]);
-    for v in [a, b, c] {
+    for v in [a, b, c, h.time_ms] {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out.extend_from_slice(payload);
@@ -149,6 +151,7 @@ pub fn parse(b: &[u8]) -> Parsed {
             source: u16_at(rec, 32),
             target: u16_at(rec, 34),
             position,
+            time_ms: u64_at(rec, 64),
         },
         len,
     }
@@ -231,6 +234,7 @@ mod tests {
                 ino: 1234,
                 offset: 99,
             },
+            time_ms: 1_790_000_000_000,
         }
     }
 
