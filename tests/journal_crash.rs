@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edgecm::journal::{block, DirStorage, Journal, Limits, Position};
+use edgecm::journal::{block, DirStorage, Journal, Limits, NewRecord, Position};
 use edgecm::route::{hash::splitmix64, EngineSet};
 
 const CHILD_ENV: &str = "EDGECM_JOURNAL_CRASH_CHILD";
@@ -48,18 +48,17 @@ fn child_process_entry_point() {
                 let text = n.to_string();
                 w.push(b'i', b'n', [Some(text.as_bytes())].into_iter());
             }
-            j.append(
-                EngineSet::from_bits(1),
-                0,
-                0,
-                Position::Socket {
+            let rec = NewRecord {
+                dest: EngineSet::from_bits(1),
+                source: 0,
+                target: 0,
+                position: Position::Socket {
                     seq: first + u64::from(count),
                 },
                 count,
-                &w.buf,
-                0,
-            )
-            .unwrap();
+                time_ms: 0,
+            };
+            j.append(rec, &w.buf).unwrap();
         }
         let synced = j.sync().unwrap();
         println!("synced {synced}");

@@ -3,7 +3,7 @@
 //! step. Storage is the in-memory twin, so crashes drop exactly what was not
 //! synced (and with a tear, keep a random part of it).
 
-use edgecm::journal::{Journal, Limits, MemStorage, Position, ReadPos, Storage};
+use edgecm::journal::{Journal, Limits, MemStorage, NewRecord, Position, ReadPos, Storage};
 use edgecm::route::EngineSet;
 use proptest::prelude::*;
 
@@ -103,19 +103,17 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         match op {
             Op::Append { dest, count, fill } => {
                 let payload = vec![*fill; *count as usize * 7];
-                let first = j
-                    .append(
-                        EngineSet::from_bits(u64::from(*dest)),
-                        0,
-                        0,
-                        Position::Socket {
-                            seq: m.next_seq + u64::from(*count),
-                        },
-                        *count,
-                        &payload,
-                        step as u64,
-                    )
-                    .expect("no limits in this test");
+                let rec = NewRecord {
+                    dest: EngineSet::from_bits(u64::from(*dest)),
+                    source: 0,
+                    target: 0,
+                    position: Position::Socket {
+                        seq: m.next_seq + u64::from(*count),
+                    },
+                    count: *count,
+                    time_ms: step as u64,
+                };
+                let first = j.append(rec, &payload).expect("no limits in this test");
                 prop_assert_eq!(first, m.next_seq, "step {}", step);
                 m.pending.push(Rec {
                     first,

@@ -52,7 +52,7 @@ pub mod queue;
 pub mod record;
 pub mod storage;
 
-pub use queue::{Full, Journal, Limits, ReadPos, Recovery};
+pub use queue::{Full, Journal, Limits, NewRecord, ReadPos, Recovery};
 pub use record::{Header, Position};
 pub use storage::{DirStorage, MemStorage, Storage};
 

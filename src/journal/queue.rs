@@ -36,6 +36,19 @@ impl Default for Limits {
     }
 }
 
+/// What a new record says besides its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRecord {
+    pub dest: EngineSet,
+    pub source: u16,
+    pub target: u16,
+    /// The source's position after the record's last event.
+    pub position: Position,
+    pub count: u32,
+    /// The caller's clock, ms since the Unix epoch (kept for backlog age).
+    pub time_ms: u64,
+}
+
 /// Why `append` refused: pause the sources until acks free room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Full {
@@ -288,19 +301,17 @@ impl<S: Storage> Journal<S> {
         self.storage
     }
 
-    /// Buffers one record of `count` events (`now_ms`: the caller's clock, kept
-    /// for backlog age). Nothing is durable, and nothing may be reported
+    /// Buffers one record. Nothing is durable, and nothing may be reported
     /// accepted, until [`Journal::sync`] returns.
-    pub fn append(
-        &mut self,
-        dest: EngineSet,
-        source: u16,
-        target: u16,
-        position: Position,
-        count: u32,
-        payload: &[u8],
-        now_ms: u64,
-    ) -> Result<u64, Full> {
+    pub fn append(&mut self, r: NewRecord, payload: &[u8]) -> Result<u64, Full> {
+        let NewRecord {
+            dest,
+            source,
+            target,
+            position,
+            count,
+            time_ms,
+        } = r;
         let len = (record::HEADER_LEN + payload.len()) as u64;
         if self.bytes() + len > self.limits.bytes_max {
             return Err(Full::Bytes);
@@ -319,7 +330,7 @@ impl<S: Storage> Journal<S> {
             source,
             target,
             position,
-            time_ms: now_ms,
+            time_ms,
         };
         let start = self.pending.len();
         record::encode(&h, payload, &mut self.pending);
