@@ -80,6 +80,7 @@ pub struct Cli {
 #[argh(subcommand)]
 pub enum Command {
     Check(Check),
+    Queue(Queue),
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -90,6 +91,17 @@ pub struct Check {
     /// the Cluster Manager XML: file://PATH or a plain path
     #[argh(option)]
     pub cluster_manager: String,
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+/// Show what the journal holds, without changing it: segments, records, bytes,
+/// per-engine backlog and oldest unacknowledged age, per-source resume
+/// position, and any damage found.
+#[argh(subcommand, name = "queue")]
+pub struct Queue {
+    /// the state dir (default /var/lib/edgecm)
+    #[argh(option, default = "PathBuf::from(\"/var/lib/edgecm\")")]
+    pub state_dir: PathBuf,
 }
 
 /// Long option names, for [`normalize`].

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     edgecm::logger::init(cli.loglevel);
     match &cli.command {
         Some(Command::Check(c)) => check(&c.cluster_manager),
+        Some(Command::Queue(q)) => queue(&q.state_dir),
         None => daemon(&cli),
     }
 }
@@ -48,6 +49,23 @@ fn check(url: &str) -> ExitCode {
             }
             eprint!("{e}");
             eprintln!("{} error(s); the config is not valid", e.errors.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn queue(state_dir: &std::path::Path) -> ExitCode {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    match edgecm::journal::inspect::report(state_dir, now_ms) {
+        Ok(r) => {
+            print!("{r}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgecm queue: {e}");
             ExitCode::from(1)
         }
     }

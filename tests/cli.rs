@@ -221,3 +221,67 @@ fn the_example_gateway_config_checks_clean_without_warnings() {
     );
     assert!(stdout.contains("cloud redundancy=2"), "{stdout}");
 }
+
+#[test]
+fn queue_reports_backlog_age_positions_and_damage_without_repairing() {
+    use edgecm::journal::{DirStorage, Journal, Limits, NewRecord, Position};
+    use edgecm::route::EngineSet;
+    let state = support::scratch("queue-cmd");
+    let dir = state.join("journal");
+    let mut j = Journal::open(DirStorage::open(&dir).unwrap(), Limits::default()).unwrap();
+    j.restore_engine(0).unwrap();
+    j.restore_engine(1).unwrap();
+    for k in 0..4u64 {
+        let rec = NewRecord {
+            dest: EngineSet::from_bits(0b11),
+            source: 1,
+            target: 0,
+            position: Position::File {
+                dev: 7,
+                ino: 42,
+                offset: 100 * (k + 1),
+            },
+            count: 10,
+            time_ms: 1_000 + k,
+        };
+        j.append(rec, b"payload").unwrap();
+    }
+    j.sync().unwrap();
+    j.ack(0, 20, 20);
+    j.sync().unwrap();
+    drop(j);
+    // Tear the tail: half a record appended after the last one.
+    let seg = dir.join(format!("{:020}.seg", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let len = bytes.len();
+    bytes.extend_from_within(..40);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let out = edgecm(&["queue", "-state-dir", state.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "segments 1, records 4, events 40",
+        "next sequence 40",
+        "0: cursor 20, backlog 20 events, oldest",
+        "1: cursor 0, backlog 40 events, oldest",
+        "1: file dev 7 inode 42 offset 400",
+        "torn tail of 40 bytes in the last segment",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len() as usize,
+        len + 40,
+        "queue must not repair"
+    );
+
+    let out = edgecm(&["queue", "-state-dir", "/nonexistent/state"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no journal here"));
+}

@@ -48,6 +48,7 @@
 
 pub mod block;
 pub mod crc;
+pub mod inspect;
 pub mod queue;
 pub mod record;
 pub mod storage;

@@ -123,8 +123,19 @@ fn segment_name(first_seq: u64) -> String {
 }
 
 impl<S: Storage> Journal<S> {
-    /// Opens the journal in `storage`, recovering what is there.
-    pub fn open(mut storage: S, limits: Limits) -> io::Result<Journal<S>> {
+    /// Opens the journal in `storage`, recovering what is there: a torn tail
+    /// of the last segment is cut off, fully acknowledged segments are freed.
+    pub fn open(storage: S, limits: Limits) -> io::Result<Journal<S>> {
+        Journal::open_mode(storage, limits, true)
+    }
+
+    /// Opens without changing anything on flash (for `edgecm queue`): damage
+    /// is reported, not repaired. Do not append to a journal opened this way.
+    pub fn inspect(storage: S) -> io::Result<Journal<S>> {
+        Journal::open_mode(storage, Limits::default(), false)
+    }
+
+    fn open_mode(mut storage: S, limits: Limits, repair: bool) -> io::Result<Journal<S>> {
         let mut rec = Recovery::default();
         let (cursors, cursor_gen, fallback) = load_cursors(&mut storage)?;
         rec.cursor_fallback = fallback;
@@ -177,7 +188,7 @@ impl<S: Storage> Journal<S> {
                     rec.corrupt.push((name.clone(), d.offset, d.len));
                 }
             }
-            if i == last && summary.valid_end < file_len {
+            if repair && i == last && summary.valid_end < file_len {
                 storage.truncate(name, summary.valid_end)?;
             }
             seg.end_seq = next;
@@ -209,8 +220,22 @@ impl<S: Storage> Journal<S> {
             pending_positions: BTreeMap::new(),
             recovery: rec,
         };
-        j.reclaim()?;
+        if repair {
+            j.reclaim()?;
+        }
         Ok(j)
+    }
+
+    /// Segment names and valid lengths, oldest first.
+    pub fn segments(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.segments.iter().map(|s| (s.name.as_str(), s.len))
+    }
+
+    /// The append time of the oldest record `e` has not acknowledged.
+    pub fn oldest_unacked_ms(&mut self, e: EngineId) -> io::Result<Option<u64>> {
+        let mut pos = self.reader(e);
+        let mut buf = Vec::new();
+        Ok(self.read_next(e, &mut pos, &mut buf)?.map(|h| h.time_ms))
     }
 
     /// Starts tracking an engine slot: it receives events appended from now on.

@@ -1,0 +1,97 @@
+//! `edgecm queue`: what is on flash, read without changing anything.
+
+use std::fmt::Write;
+use std::io;
+use std::path::Path;
+
+use super::{DirStorage, Journal, Position};
+
+/// The journal folder inside a state dir.
+pub fn journal_dir(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("journal")
+}
+
+/// The report `edgecm queue -state-dir DIR` prints. `now_ms`: the caller's clock.
+pub fn report(state_dir: &Path, now_ms: u64) -> io::Result<String> {
+    let dir = journal_dir(state_dir);
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no journal here (is -state-dir right?)", dir.display()),
+        ));
+    }
+    let mut j = Journal::inspect(DirStorage::open(&dir)?)?;
+    let mut s = String::new();
+    let w = &mut s;
+    let r = j.recovery.clone();
+    let _ = writeln!(w, "journal {}", dir.display());
+    let _ = writeln!(
+        w,
+        "  segments {}, records {}, events {}, bytes {}",
+        r.segments,
+        r.records,
+        r.events,
+        j.bytes()
+    );
+    for (name, len) in j.segments() {
+        let _ = writeln!(w, "    {name} {len} bytes");
+    }
+    let _ = writeln!(w, "  next sequence {}", j.next_seq());
+    let _ = writeln!(w, "engines (slot: cursor, backlog, oldest unacknowledged):");
+    let engines: Vec<(u8, u64)> = j.engines().collect();
+    if engines.is_empty() {
+        let _ = writeln!(w, "  none yet");
+    }
+    for (e, cursor) in engines {
+        let age = match j.oldest_unacked_ms(e)? {
+            Some(t) => format!("{:.1} s old", now_ms.saturating_sub(t) as f64 / 1000.0),
+            None => "none".to_string(),
+        };
+        let _ = writeln!(
+            w,
+            "  {e}: cursor {cursor}, backlog {} events, oldest {age}",
+            j.backlog(e)
+        );
+    }
+    let _ = writeln!(w, "sources (raw-source index: resume position):");
+    if j.positions().is_empty() {
+        let _ = writeln!(w, "  none yet");
+    }
+    for (src, pos) in j.positions() {
+        let p = match pos {
+            Position::None => "none".to_string(),
+            Position::File { dev, ino, offset } => {
+                format!("file dev {dev} inode {ino} offset {offset}")
+            }
+            Position::Socket { seq } => format!("socket sequence {seq}"),
+        };
+        let _ = writeln!(w, "  {src}: {p}");
+    }
+    let mut damage = Vec::new();
+    if r.torn_bytes > 0 {
+        damage.push(format!(
+            "torn tail of {} bytes in the last segment (cut at the next start)",
+            r.torn_bytes
+        ));
+    }
+    for (seg, off, len) in &r.corrupt {
+        damage.push(format!(
+            "{len} corrupt bytes in {seg} at offset {off} (skipped)"
+        ));
+    }
+    if r.lost_events > 0 {
+        damage.push(format!("{} events lost to corruption", r.lost_events));
+    }
+    if r.cursor_fallback {
+        damage.push("a cursor file is damaged; the other one is used".to_string());
+    }
+    if damage.is_empty() {
+        let _ = writeln!(w, "damage: none");
+    } else {
+        let _ = writeln!(w, "damage:");
+        for d in damage {
+            let _ = writeln!(w, "  {d}");
+        }
+    }
+    Ok(s)
+}
