@@ -1,0 +1,75 @@
+//! Contract 4: at a cap, `append` reports backpressure; it never drops and
+//! never grows past the cap, and acks make room again.
+
+use edgecm::journal::{Full, Journal, Limits, MemStorage, NewRecord, Position};
+use edgecm::route::EngineSet;
+
+fn rec(dest: u64, count: u32) -> NewRecord {
+    NewRecord {
+        dest: EngineSet::from_bits(dest),
+        source: 0,
+        target: 0,
+        position: Position::None,
+        count,
+        time_ms: 0,
+    }
+}
+
+#[test]
+fn an_engine_at_its_buffersize_pauses_appends_destined_to_it_until_it_acks() {
+    let limits = Limits {
+        engine_events_max: 100,
+        ..Limits::default()
+    };
+    let mut j = Journal::open(MemStorage::new(1), limits).unwrap();
+    j.restore_engine(0).unwrap();
+    j.restore_engine(1).unwrap();
+    for _ in 0..10 {
+        j.append(rec(0b01, 10), b"x").unwrap();
+    }
+    assert_eq!(j.backlog(0), 100);
+    assert_eq!(j.append(rec(0b01, 1), b"x"), Err(Full::Engine(0)));
+    assert_eq!(
+        j.append(rec(0b11, 1), b"x"),
+        Err(Full::Engine(0)),
+        "any destination set that includes it"
+    );
+    j.append(rec(0b10, 50), b"x")
+        .expect("another engine is not held back");
+    let synced = j.sync().unwrap();
+    assert_eq!(synced, 150);
+    j.ack(0, 30, 30);
+    assert_eq!(j.backlog(0), 70);
+    j.append(rec(0b01, 30), b"x").expect("acks make room");
+    assert_eq!(j.append(rec(0b01, 1), b"x"), Err(Full::Engine(0)));
+}
+
+#[test]
+fn the_journal_never_grows_past_its_byte_cap_and_frees_room_when_segments_are_acked() {
+    let limits = Limits {
+        segment_max: 1000,
+        bytes_max: 5000,
+        engine_events_max: u64::MAX,
+    };
+    let mut j = Journal::open(MemStorage::new(2), limits).unwrap();
+    j.restore_engine(0).unwrap();
+    let payload = [7u8; 128]; // 200-byte records: 5 per segment
+    let mut appended = 0;
+    loop {
+        match j.append(rec(1, 1), &payload) {
+            Ok(_) => appended += 1,
+            Err(Full::Bytes) => break,
+            Err(other) => panic!("{other:?}"),
+        }
+        assert!(j.bytes() <= 5000);
+        j.sync().unwrap();
+    }
+    assert_eq!(appended, 25);
+    assert!(j.bytes() <= 5000);
+    // Everything delivered: whole segments go, except the current one.
+    let upto = j.synced_seq();
+    j.ack(0, upto, upto);
+    j.sync().unwrap();
+    assert_eq!(j.segment_count(), 1);
+    j.append(rec(1, 1), &payload).expect("room again");
+}
