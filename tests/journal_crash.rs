@@ -6,9 +6,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgecm::journal::{block, DirStorage, Journal, Limits, NewRecord, Position};
@@ -70,55 +70,79 @@ fn child_process_entry_point() {
     }
 }
 
-/// Every event in the journal for engine 0, from its cursor: numbers, in order.
-fn recorded(dir: &Path) -> (u64, Vec<u64>, u64) {
+/// Starts the writer child on `dir`; returns it and its stdout lines.
+fn spawn_writer(dir: &Path) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_entry_point",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// A record read back: first sequence, end sequence, the numbers its events carry.
+type ReadRecord = (u64, u64, Vec<u64>);
+
+/// Recovers `dir` (`what` names the case in panics) and reads every record for
+/// engine 0 from its cursor, with the numbers its events carry. Returns the
+/// cursor, the records, and the journal's next sequence.
+fn read_back(dir: &Path, what: &str) -> (u64, Vec<ReadRecord>, u64) {
     let mut j = Journal::open(DirStorage::open(dir).unwrap(), limits())
-        .expect("recovery never fails on a crash");
+        .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
     j.restore_engine(0).unwrap();
     let cursor = j.cursor(0).unwrap();
     let mut pos = j.reader(0);
     let mut buf = Vec::new();
     let mut out = Vec::new();
     while let Some(h) = j.read_next(0, &mut pos, &mut buf).unwrap() {
-        let mut n = h.first_seq;
-        for ev in block::events(&buf) {
-            let ev = ev.expect("a valid record holds valid events");
-            let text = ev.fields().next().unwrap().unwrap();
-            assert_eq!(
-                std::str::from_utf8(text).unwrap(),
-                n.to_string(),
-                "event number = its sequence"
-            );
-            out.push(n);
-            n += 1;
-        }
-        assert_eq!(n, h.end_seq());
+        let numbers: Vec<u64> = block::events(&buf)
+            .map(|ev| {
+                let ev = ev.unwrap_or_else(|_| {
+                    panic!("{what}: a record returned as valid holds a malformed payload")
+                });
+                std::str::from_utf8(ev.fields().next().unwrap().unwrap())
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .collect();
+        out.push((h.first_seq, h.end_seq(), numbers));
     }
     (cursor, out, j.next_seq())
+}
+
+/// Every event in the journal for engine 0, from its cursor: numbers, in order.
+fn recorded(dir: &Path) -> (u64, Vec<u64>, u64) {
+    let (cursor, records, next) = read_back(dir, "after SIGKILL");
+    let mut out = Vec::new();
+    for (first, end, numbers) in records {
+        assert_eq!(
+            numbers,
+            (first..end).collect::<Vec<_>>(),
+            "event number = its sequence"
+        );
+        out.extend(numbers);
+    }
+    (cursor, out, next)
 }
 
 #[test]
 fn sigkill_at_random_moments_loses_no_synced_event_and_repeats_none() {
     let dir = support::scratch("journal-crash");
-    let exe = std::env::current_exe().unwrap();
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut trials = 0;
     let mut kills_mid_run = 0;
     for trial in 0..50u64 {
         assert!(Instant::now() < deadline, "50 trials did not fit in 240 s");
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "child_process_entry_point",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut child, lines) = spawn_writer(&dir);
         let wanted = 1 + splitmix64(trial) % 30;
         let mut last_synced = None;
         for line in lines.take(wanted as usize) {
@@ -171,62 +195,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Recovers `dir` and reads everything for engine 0: each record's events must
-/// be exactly its sequence numbers, records strictly increasing. Returns the
-/// number of records read.
+/// Each record's events must be exactly its sequence numbers, records strictly
+/// increasing. Returns the number of records read.
 fn recover_and_check(dir: &Path, what: &str) -> usize {
-    let mut j = Journal::open(DirStorage::open(dir).unwrap(), limits())
-        .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
-    j.restore_engine(0).unwrap();
-    let mut pos = j.reader(0);
-    let mut buf = Vec::new();
+    let (_, records, _) = read_back(dir, what);
     let mut last_end = 0;
-    let mut records = 0;
-    while let Some(h) = j.read_next(0, &mut pos, &mut buf).unwrap() {
-        assert!(
-            h.first_seq >= last_end,
-            "{what}: records overlap or go back"
-        );
-        let numbers: Vec<u64> = block::events(&buf)
-            .map(|ev| {
-                let ev = ev.unwrap_or_else(|_| {
-                    panic!("{what}: a record returned as valid holds a malformed payload")
-                });
-                std::str::from_utf8(ev.fields().next().unwrap().unwrap())
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-            })
-            .collect();
+    for (first, end, numbers) in &records {
+        assert!(*first >= last_end, "{what}: records overlap or go back");
         assert_eq!(
             numbers,
-            (h.first_seq..h.end_seq()).collect::<Vec<_>>(),
+            &(*first..*end).collect::<Vec<_>>(),
             "{what}: a damaged record was returned as valid"
         );
-        last_end = h.end_seq();
-        records += 1;
+        last_end = *end;
     }
-    records
+    records.len()
 }
 
 #[test]
 fn power_cut_copies_truncated_or_corrupted_recover_without_panic_or_bad_records() {
     let live = support::scratch("journal-powercut-live");
     let copy = support::scratch("journal-powercut-copy");
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(&exe)
-        .args([
-            "--exact",
-            "child_process_entry_point",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &live)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_writer(&live);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut checked = 0;
     let mut records_seen = 0;
