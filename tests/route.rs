@@ -77,12 +77,13 @@ fn hash_gives_the_committed_answers_on_every_platform() {
     assert_eq!(hash::ring_point("esp1", 1023), 0xbef6_a99f);
 }
 
-#[test]
-fn plain_hash_spreads_100k_keys_within_5_percent_over_3_and_10_engines() {
-    let ks = keys(100_000, 7);
+/// Routes 100k keys over 3 and 10 engines with `policy`; every engine gets
+/// within 5 % of its fair share, each key exactly one engine.
+fn assert_spread_within_5_percent(policy: Policy, seed: u64) {
+    let ks = keys(100_000, seed);
     for n in [3usize, 10] {
         let m = Membership::new(&engines(n), &[]).unwrap();
-        let mut r = Router::new(hash_policy(false), 1);
+        let mut r = Router::new(policy.clone(), 1);
         let mut counts = vec![0usize; n];
         for set in route_all(&mut r, &m, &ks) {
             assert_eq!(set.len(), 1);
@@ -93,7 +94,7 @@ fn plain_hash_spreads_100k_keys_within_5_percent_over_3_and_10_engines() {
             let off = (*c as f64 - fair).abs() / fair;
             assert!(
                 off <= 0.05,
-                "n={n} engine {i}: {c} keys, {:.1}% off fair",
+                "{policy:?} n={n} engine {i}: {c} keys, {:.1}% off fair ({counts:?})",
                 off * 100.0
             );
         }
@@ -101,20 +102,13 @@ fn plain_hash_spreads_100k_keys_within_5_percent_over_3_and_10_engines() {
 }
 
 #[test]
+fn plain_hash_spreads_100k_keys_within_5_percent_over_3_and_10_engines() {
+    assert_spread_within_5_percent(hash_policy(false), 7);
+}
+
+#[test]
 fn durable_hash_spreads_100k_keys_within_5_percent() {
-    let ks = keys(100_000, 11);
-    for n in [3usize, 10] {
-        let m = Membership::new(&engines(n), &[]).unwrap();
-        let mut r = Router::new(hash_policy(true), 1);
-        let mut counts = vec![0usize; n];
-        for set in route_all(&mut r, &m, &ks) {
-            counts[set.iter().next().unwrap() as usize] += 1;
-        }
-        let fair = ks.len() as f64 / n as f64;
-        for c in &counts {
-            assert!((*c as f64 - fair).abs() / fair <= 0.05, "n={n}: {counts:?}");
-        }
-    }
+    assert_spread_within_5_percent(hash_policy(true), 11);
 }
 
 #[test]

@@ -163,24 +163,28 @@ impl<S: Storage> Journal<S> {
                 len: 0,
             };
             let mut next = expected.unwrap_or(*first).max(*first);
-            let summary = scan_file(&mut storage, name, file_len, |_, h| {
-                if h.first_seq < next {
-                    return false; // out of order: not ours to trust (e.g. a record image inside a payload)
-                }
-                rec.lost_events += h.first_seq - next;
-                next = h.end_seq();
-                rec.records += 1;
-                rec.events += u64::from(h.count);
-                positions.insert(h.source, h.position);
-                for e in h.dest.iter() {
-                    if let Some(&c) = cursors.get(&e) {
-                        if h.end_seq() > c {
-                            *backlog.entry(e).or_default() += h.end_seq() - c.max(h.first_seq);
+            let summary = record::scan_stream(
+                |o, b| storage.read_at(name, o, b),
+                file_len,
+                |_, _, h| {
+                    if h.first_seq < next {
+                        return false; // out of order: not ours to trust (e.g. a record image inside a payload)
+                    }
+                    rec.lost_events += h.first_seq - next;
+                    next = h.end_seq();
+                    rec.records += 1;
+                    rec.events += u64::from(h.count);
+                    positions.insert(h.source, h.position);
+                    for e in h.dest.iter() {
+                        if let Some(&c) = cursors.get(&e) {
+                            if h.end_seq() > c {
+                                *backlog.entry(e).or_default() += h.end_seq() - c.max(h.first_seq);
+                            }
                         }
                     }
-                }
-                true
-            })?;
+                    true
+                },
+            )?;
             for d in &summary.damage {
                 if d.tail && i == last {
                     rec.torn_bytes += d.len;
@@ -689,70 +693,4 @@ fn parse_cursors(b: &[u8]) -> Option<(u64, BTreeMap<EngineId, u64>)> {
         );
     }
     Some((gen, m))
-}
-
-/// What a streaming scan of one segment found.
-struct FileScan {
-    damage: Vec<record::Damage>,
-    valid_end: u64,
-}
-
-/// Scans a segment through a window of 2 × RECORD_MAX bytes (bounded RAM),
-/// calling `on(offset, header)` for each valid record; `on` returns false to
-/// treat a record as damage (out of sequence).
-fn scan_file<S: Storage>(
-    storage: &mut S,
-    name: &str,
-    file_len: u64,
-    mut on: impl FnMut(u64, &Header) -> bool,
-) -> io::Result<FileScan> {
-    let mut buf = vec![0u8; 2 * RECORD_MAX];
-    let mut base = 0u64; // file offset of buf[0]
-    let mut filled = storage.read_at(name, 0, &mut buf)?;
-    let mut p = 0usize;
-    let mut out = FileScan {
-        damage: Vec::new(),
-        valid_end: 0,
-    };
-    let mut bad_from: Option<u64> = None;
-    loop {
-        let at_eof = base + filled as u64 >= file_len;
-        if p >= filled && at_eof {
-            break;
-        }
-        if !at_eof && filled - p < RECORD_MAX {
-            buf.copy_within(p..filled, 0);
-            base += p as u64;
-            filled -= p;
-            p = 0;
-            filled += storage.read_at(name, base + filled as u64, &mut buf[filled..])?;
-            continue;
-        }
-        let off = base + p as u64;
-        match record::parse(&buf[p..filled]) {
-            Parsed::Record { header, len } if on(off, &header) => {
-                if let Some(from) = bad_from.take() {
-                    out.damage.push(record::Damage {
-                        offset: from,
-                        len: off - from,
-                        tail: false,
-                    });
-                }
-                p += len;
-                out.valid_end = off + len as u64;
-            }
-            _ => {
-                bad_from.get_or_insert(off);
-                p += 1;
-            }
-        }
-    }
-    if let Some(from) = bad_from {
-        out.damage.push(record::Damage {
-            offset: from,
-            len: file_len - from,
-            tail: true,
-        });
-    }
-    Ok(out)
 }

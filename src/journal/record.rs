@@ -1,6 +1,8 @@
 //! Encoding and scanning records (format in `journal/mod.rs`). Pure: bytes in,
 //! records and damage out; the recovery shell reads the files.
 
+use std::io;
+
 use super::crc;
 use super::RECORD_MAX;
 use crate::route::EngineSet;
@@ -181,40 +183,102 @@ pub struct Scan {
     pub valid_end: u64,
 }
 
-/// Scans a whole segment image. After an invalid byte it looks for the next
-/// valid record (resync), so a corrupt record in the middle costs only itself.
-pub fn scan(b: &[u8]) -> Scan {
-    let mut s = Scan::default();
-    let mut o = 0usize;
-    let mut bad_from: Option<usize> = None;
-    while o < b.len() {
-        match parse(&b[o..]) {
-            Parsed::Record { header, len } => {
+/// What [`scan_stream`] found besides the records it handed out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScanEnd {
+    pub damage: Vec<Damage>,
+    /// Where valid data ends: the length to truncate a torn segment to.
+    pub valid_end: u64,
+}
+
+/// Scans a segment of `len` bytes read through `read_at(offset, buf)`, with a
+/// window of at most 2 × RECORD_MAX bytes (bounded RAM, whatever the segment
+/// size). Calls `on(offset, length, header)` for each valid record; `on`
+/// returns false to count a record as damage (e.g. out of sequence). After an
+/// invalid byte it looks for the next valid record (resync), so a corrupt
+/// record in the middle costs only itself. A file that ends early (shrank
+/// while being read) is scanned up to where it ends.
+pub fn scan_stream(
+    mut read_at: impl FnMut(u64, &mut [u8]) -> io::Result<usize>,
+    len: u64,
+    mut on: impl FnMut(u64, usize, &Header) -> bool,
+) -> io::Result<ScanEnd> {
+    let mut buf = vec![0u8; (2 * RECORD_MAX).min(len as usize)];
+    let mut base = 0u64; // file offset of buf[0]
+    let mut filled = read_at(0, &mut buf)?;
+    let mut end = if filled < buf.len() {
+        filled as u64
+    } else {
+        len
+    };
+    let mut p = 0usize;
+    let mut out = ScanEnd::default();
+    let mut bad_from: Option<u64> = None;
+    loop {
+        let at_eof = base + filled as u64 >= end;
+        if p >= filled && at_eof {
+            break;
+        }
+        if !at_eof && filled - p < RECORD_MAX {
+            buf.copy_within(p..filled, 0);
+            base += p as u64;
+            filled -= p;
+            p = 0;
+            let n = read_at(base + filled as u64, &mut buf[filled..])?;
+            if n == 0 {
+                end = base + filled as u64;
+            }
+            filled += n;
+            continue;
+        }
+        let off = base + p as u64;
+        match parse(&buf[p..filled]) {
+            Parsed::Record { header, len } if on(off, len, &header) => {
                 if let Some(from) = bad_from.take() {
-                    s.damage.push(Damage {
-                        offset: from as u64,
-                        len: (o - from) as u64,
+                    out.damage.push(Damage {
+                        offset: from,
+                        len: off - from,
                         tail: false,
                     });
                 }
-                s.records.push((o as u64, len, header));
-                o += len;
-                s.valid_end = o as u64;
+                p += len;
+                out.valid_end = off + len as u64;
             }
-            Parsed::Incomplete | Parsed::Invalid => {
-                bad_from.get_or_insert(o);
-                o += 1;
+            _ => {
+                bad_from.get_or_insert(off);
+                p += 1;
             }
         }
     }
     if let Some(from) = bad_from {
-        s.damage.push(Damage {
-            offset: from as u64,
-            len: (b.len() - from) as u64,
+        out.damage.push(Damage {
+            offset: from,
+            len: end - from,
             tail: true,
         });
     }
-    s
+    Ok(out)
+}
+
+/// Scans a whole segment image in memory (the same scanner recovery uses).
+pub fn scan(b: &[u8]) -> Scan {
+    let mut records = Vec::new();
+    let read_at = |off: u64, buf: &mut [u8]| -> io::Result<usize> {
+        let start = (off as usize).min(b.len());
+        let n = buf.len().min(b.len() - start);
+        buf[..n].copy_from_slice(&b[start..start + n]);
+        Ok(n)
+    };
+    let end = scan_stream(read_at, b.len() as u64, |off, len, h| {
+        records.push((off, len, *h));
+        true
+    })
+    .expect("reading a slice cannot fail");
+    Scan {
+        records,
+        damage: end.damage,
+        valid_end: end.valid_end,
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +384,39 @@ mod tests {
                 prop_assert_eq!(&img[o..o + len], &clean[o..o + len]);
             }
         }
+    }
+
+    #[test]
+    fn segments_larger_than_the_scan_window_scan_the_same_across_refills() {
+        // Six 200 KiB records: 1.2 MB, several refills of the 512 KiB window.
+        let mut img = Vec::new();
+        let mut spans = Vec::new();
+        for i in 0..6u64 {
+            let start = img.len();
+            encode(&header(i, 1), &vec![i as u8; 200 * 1024], &mut img);
+            spans.push((start as u64, img.len() - start));
+        }
+        let clean = scan(&img);
+        assert_eq!(
+            clean.records.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+            spans
+        );
+        assert!(clean.damage.is_empty());
+        let (o, len) = spans[3];
+        img[o as usize + 1000] ^= 1;
+        let s = scan(&img);
+        assert_eq!(s.records.len(), 5);
+        assert_eq!(
+            s.damage,
+            vec![Damage {
+                offset: o,
+                len: len as u64,
+                tail: false
+            }]
+        );
+        let torn = scan(&img[..img.len() - 10]);
+        assert_eq!(torn.valid_end, spans[4].0 + spans[4].1 as u64);
+        assert!(torn.damage.last().unwrap().tail);
     }
 
     #[test]
