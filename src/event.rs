@@ -1,4 +1,6 @@
 //! The ESP event model (esp-protocol.md §5): opcodes and flags.
+//! Field values stay text, laid out by the target window's schema; the
+//! decoders that produce them live in [`crate::source`].
 //!
 //! Letters are accepted in either case on input; words are accepted where ESP
 //! writes them (`insert`, `upsert`, ...). Output uses ESP's lower-case letters.
@@ -39,6 +41,25 @@ impl Opcode {
             .expect("every opcode has a word")
     }
 
+    /// Parses an opcode as events carry it: ESP's letter in either case
+    /// (`i`, `I`, ...) or the word (`insert`, ...).
+    pub fn parse(s: &[u8]) -> Option<Opcode> {
+        match s {
+            [c] => match c.to_ascii_lowercase() {
+                b'i' => Some(Opcode::Insert),
+                b'u' => Some(Opcode::Update),
+                b'p' => Some(Opcode::Upsert),
+                b'd' => Some(Opcode::Delete),
+                b's' => Some(Opcode::SafeDelete),
+                _ => None,
+            },
+            _ => Self::WORDS
+                .iter()
+                .find(|(w, _)| w.as_bytes().eq_ignore_ascii_case(s))
+                .map(|(_, o)| *o),
+        }
+    }
+
     /// ESP's one-letter code (`i`, `u`, `p`, `d`, `s`).
     pub fn letter(self) -> char {
         match self {
@@ -54,5 +75,74 @@ impl Opcode {
 impl fmt::Display for Opcode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.word())
+    }
+}
+
+/// An event's flags (esp-protocol.md §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Flags {
+    #[default]
+    Normal,
+    PartialUpdate,
+    Retention,
+}
+
+impl Flags {
+    pub const WORDS: &'static [(&'static str, Flags)] = &[
+        ("normal", Flags::Normal),
+        ("partialupdate", Flags::PartialUpdate),
+        ("retention", Flags::Retention),
+    ];
+
+    /// Parses ESP's letter in either case (`n`, `p`, `r`) or the word.
+    pub fn parse(s: &[u8]) -> Option<Flags> {
+        match s {
+            [c] => match c.to_ascii_lowercase() {
+                b'n' => Some(Flags::Normal),
+                b'p' => Some(Flags::PartialUpdate),
+                b'r' => Some(Flags::Retention),
+                _ => None,
+            },
+            _ => Self::WORDS
+                .iter()
+                .find(|(w, _)| w.as_bytes().eq_ignore_ascii_case(s))
+                .map(|(_, f)| *f),
+        }
+    }
+
+    pub fn letter(self) -> char {
+        match self {
+            Flags::Normal => 'n',
+            Flags::PartialUpdate => 'p',
+            Flags::Retention => 'r',
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_in_either_case_and_words() {
+        for (text, op) in [
+            ("i", Opcode::Insert),
+            ("I", Opcode::Insert),
+            ("U", Opcode::Update),
+            ("p", Opcode::Upsert),
+            ("D", Opcode::Delete),
+            ("s", Opcode::SafeDelete),
+            ("upsert", Opcode::Upsert),
+            ("SafeDelete", Opcode::SafeDelete),
+        ] {
+            assert_eq!(Opcode::parse(text.as_bytes()), Some(op), "{text}");
+        }
+        for bad in ["", "x", "ins", "inserts"] {
+            assert_eq!(Opcode::parse(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(Flags::parse(b"N"), Some(Flags::Normal));
+        assert_eq!(Flags::parse(b"partialupdate"), Some(Flags::PartialUpdate));
+        assert_eq!(Flags::parse(b"r"), Some(Flags::Retention));
+        assert_eq!(Flags::parse(b"q"), None);
     }
 }

@@ -10,3 +10,4 @@ pub mod journal;
 pub mod limits;
 pub mod logger;
 pub mod route;
+pub mod source;

@@ -152,6 +152,8 @@ pub struct Window {
     pub col: u32,
     /// `None` when the window declares no schema (derived windows may inherit one).
     pub schema: Option<Result<Schema, Diagnostic>>,
+    /// `autogen-key="true"`: the engine generates the key field.
+    pub autogen_key: bool,
     /// Names of fs/other connectors on this window whose `type` is a publisher.
     pub publisher_connectors: Vec<String>,
 }
@@ -272,6 +274,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ProjectFile, Diagnostic> {
                     line: pos.row,
                     col: pos.col,
                     schema: window_schema(w, &at),
+                    autogen_key: w
+                        .attribute("autogen-key")
+                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
                     publisher_connectors: publisher_connectors(w),
                 });
             }
