@@ -30,10 +30,11 @@ fn decode_file(path: &Path, dec: Decoder) -> Outcome {
     for _ in 0..1_000_000 {
         loop {
             match reader.next(eof) {
-                Step::Event { event, .. } => out.events.push((
-                    event.opcode.letter(),
-                    event.flags.letter(),
-                    event
+                Step::Event { .. } => out.events.push((
+                    reader.event().opcode.letter(),
+                    reader.event().flags.letter(),
+                    reader
+                        .event()
                         .fields()
                         .map(|f| f.map(|v| String::from_utf8(v.to_vec()).unwrap()))
                         .collect(),

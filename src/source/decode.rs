@@ -240,6 +240,8 @@ pub struct Decoder {
     header_left: u32,
     /// Scratch for names and attribute values while parsing XML and JSON.
     pub(super) scratch: Vec<u8>,
+    /// The last event's opcode and flags (its fields are in `fields`).
+    head: (Opcode, Flags),
 }
 
 impl Decoder {
@@ -251,12 +253,18 @@ impl Decoder {
             fields: Fields::default(),
             header_left,
             scratch: Vec::new(),
+            head: (Opcode::Insert, Flags::Normal),
         }
     }
 
     /// No header to skip: the stream resumes mid-file.
     pub fn skip_no_header(&mut self) {
         self.header_left = 0;
+    }
+
+    /// A new stream from its first line: the header is skipped again.
+    pub fn restart_header(&mut self) {
+        self.header_left = self.opts.header;
     }
 
     /// Finds the next frame in `buf`; `eof` means no more bytes follow, so a
@@ -305,11 +313,17 @@ impl Decoder {
                     .map_err(|e| format!("field '{}' ({ty}): {e}", self.layout.names[i]))?,
             }
         }
-        Ok(EventView {
-            opcode,
-            flags,
+        self.head = (opcode, flags);
+        Ok(self.event())
+    }
+
+    /// The last event decoded.
+    pub fn event(&self) -> EventView<'_> {
+        EventView {
+            opcode: self.head.0,
+            flags: self.head.1,
             fields: &self.fields,
-        })
+        }
     }
 }
 

@@ -14,3 +14,73 @@ pub mod xml;
 
 pub use decode::{Decoder, EventView, Layout, Options};
 pub use reader::{Reader, Step, Where};
+pub mod file;
+pub mod watch;
+
+pub use file::{FileId, FileSource};
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// What a source yields.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// An event and the position right after it.
+    Event(EventView<'a>, crate::journal::Position),
+    /// Nothing to read now; the next call waits for input. Said once per
+    /// pause, so the caller can hand a partial block on.
+    Idle,
+    /// The input ended (a file read once) or `maxevents` was reached: the
+    /// adapter state "finished" of orchestration.
+    Finished,
+}
+
+/// A source that cannot go on: it names the source, where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError(pub String);
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// Counters a source keeps, for logs and the admin API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    /// Input that was not an event (skipped with `ignorecsvparseerrors`).
+    pub errors: u64,
+    pub bytes: u64,
+}
+
+/// `rate`: events spread evenly, one every `1/rate` s. Falling behind (a
+/// pause in the input) does not earn a burst afterwards.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: Duration,
+    next: Instant,
+}
+
+impl Pacer {
+    pub fn new(per_second: f64) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / per_second.max(1e-6)),
+            next: Instant::now(),
+        }
+    }
+
+    /// Waits until the next event may go.
+    pub async fn ready(&self) {
+        if Instant::now() < self.next {
+            async_io::Timer::at(self.next).await;
+        }
+    }
+
+    /// An event went.
+    pub fn sent(&mut self) {
+        self.next = self.next.max(Instant::now()) + self.interval;
+    }
+}

@@ -25,9 +25,10 @@ impl fmt::Display for Where {
 }
 
 #[derive(Debug)]
-pub enum Step<'a> {
-    /// An event; `end` is the stream offset right after it.
-    Event { event: EventView<'a>, end: u64 },
+pub enum Step {
+    /// An event, read with [`Reader::event`]; `end` is the stream offset
+    /// right after it.
+    Event { end: u64 },
     /// Input that is not an event of the window; `end` is where reading goes on.
     Error {
         at: Where,
@@ -86,6 +87,11 @@ impl Reader {
     /// Drops buffered bytes (a connection was lost mid-event) and starts a
     /// new stream at `offset`.
     pub fn restart(&mut self, offset: u64) {
+        if offset == 0 {
+            self.dec.restart_header();
+        } else {
+            self.dec.skip_no_header();
+        }
         self.start = 0;
         self.end = 0;
         self.offset = offset;
@@ -126,6 +132,11 @@ impl Reader {
         self.fill_with(|b| r.read(b))
     }
 
+    /// The event the last [`Step::Event`] announced.
+    pub fn event(&self) -> EventView<'_> {
+        self.dec.event()
+    }
+
     /// Whether the buffer is full without a complete event.
     fn full(&self) -> bool {
         self.end - self.start >= EVENT_MAX
@@ -148,7 +159,7 @@ impl Reader {
 
     /// The next event or error in what is buffered. `eof`: no more input
     /// follows, so a last line without newline counts.
-    pub fn next(&mut self, eof: bool) -> Step<'_> {
+    pub fn next(&mut self, eof: bool) -> Step {
         loop {
             let avail = &self.buf[self.start..self.end];
             if self.resync {
@@ -205,10 +216,7 @@ impl Reader {
                     self.advance(consumed);
                     let end_offset = self.offset;
                     return match self.dec.decode(&self.buf[s..e]) {
-                        Ok(event) => Step::Event {
-                            event,
-                            end: end_offset,
-                        },
+                        Ok(_) => Step::Event { end: end_offset },
                         Err(message) => Step::Error {
                             at,
                             message,
@@ -243,17 +251,20 @@ mod tests {
             let eof = fed == input.len();
             loop {
                 match r.next(eof) {
-                    Step::Event { event, end } => out.push(format!(
-                        "{}:{}@{end}",
-                        event
-                            .field(0)
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default(),
-                        event
-                            .field(1)
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default()
-                    )),
+                    Step::Event { end } => {
+                        let event = r.event();
+                        out.push(format!(
+                            "{}:{}@{end}",
+                            event
+                                .field(0)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default(),
+                            event
+                                .field(1)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default()
+                        ))
+                    }
                     Step::Error { at, message, end } => {
                         out.push(format!("{at}: {message} ->{end}"))
                     }
