@@ -9,6 +9,7 @@ pub mod csv;
 pub mod decode;
 pub mod json;
 pub mod reader;
+pub mod socket;
 pub mod value;
 pub mod xml;
 
@@ -18,6 +19,7 @@ pub mod file;
 pub mod watch;
 
 pub use file::{FileId, FileSource};
+pub use socket::{ConnectSource, ListenSource};
 
 use std::fmt;
 use std::time::{Duration, Instant};
