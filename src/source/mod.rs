@@ -86,3 +86,63 @@ impl Pacer {
         self.next = self.next.max(Instant::now()) + self.interval;
     }
 }
+
+/// The fuzz harness (fuzz/ and a property test run it): decodes arbitrary
+/// bytes as `fstype` with a schema of every field type, fed in pieces whose
+/// sizes come from the input, and checks what must hold whatever the bytes:
+/// no panic, offsets that only move forward and stay inside the input, the
+/// same events whatever the pieces, bounded buffers. Returns the events.
+pub fn fuzz_stream(fstype: crate::config::fs::FsType, data: &[u8]) -> usize {
+    use crate::config::project::Schema;
+    let schema = Schema::parse_compact(
+        "id*:int64,i:int32,d:double,m:money,s:string,t:date,st:stamp,b:blob,a:array(dbl),ai:array(i32)",
+    )
+    .expect("fixed schema");
+    let run = |chunk: usize| {
+        let mut opts = Options::new(fstype);
+        if data.first().is_some_and(|b| b & 1 == 1) {
+            opts.dates = Some(value::DateFormat::parse("%Y-%m-%d %H:%M:%S").expect("fixed format"));
+        }
+        let mut r = Reader::new(Decoder::new(Layout::new(&schema, false, false), opts));
+        let mut fed = 0;
+        let mut seen = Vec::new();
+        let mut last = 0;
+        loop {
+            let eof = fed == data.len();
+            loop {
+                let (end, ok) = match r.next(eof) {
+                    Step::Event { end } => {
+                        let e = r.event();
+                        assert_eq!(e.len(), schema.fields.len());
+                        (end, true)
+                    }
+                    Step::Error { end, .. } => (end, false),
+                    Step::NeedMore => break,
+                };
+                assert!(
+                    end > last && end <= fed as u64,
+                    "offset {end} after {last}, fed {fed}"
+                );
+                last = end;
+                seen.push((end, ok));
+            }
+            if eof {
+                return seen;
+            }
+            let n = r
+                .fill_with(|b| {
+                    let n = chunk.min(b.len()).min(data.len() - fed);
+                    b[..n].copy_from_slice(&data[fed..fed + n]);
+                    Ok(n)
+                })
+                .expect("in-memory read");
+            assert!(n > 0 || r.buffered() >= crate::limits::EVENT_MAX);
+            fed += n;
+        }
+    };
+    let whole = run(usize::MAX);
+    let piece = 1 + usize::from(data.get(1).copied().unwrap_or(0) % 13);
+    let pieces = run(piece);
+    assert_eq!(whole, pieces, "events depend on how the input was split");
+    whole.iter().filter(|(_, ok)| *ok).count()
+}
