@@ -3,7 +3,7 @@
 //! delimiter inside and `""` for a quote; an empty field is null. A quoted
 //! field cannot span lines: the line is the event.
 
-use super::decode::{names, put, shown, Fields, Frame, Layout, Options};
+use super::decode::{names, parse_flags, parse_opcode, put, Fields, Frame, Layout, Options};
 use crate::event::{Flags, Opcode};
 
 /// One line, without its `\n` or `\r\n`.
@@ -123,20 +123,10 @@ pub fn decode(
         }
         if opts.opcode_column && col == 0 {
             let v = column_text(&c, &fields.text).trim_ascii();
-            opcode = Opcode::parse(v).ok_or_else(|| {
-                format!(
-                    "opcode {} is not one of i, u, p, d, s (or insert, update, upsert, delete, safedelete)",
-                    shown(v)
-                )
-            })?;
+            opcode = parse_opcode(v)?;
         } else if opts.fixed_flags.is_none() && col == usize::from(opts.opcode_column) {
             let v = column_text(&c, &fields.text).trim_ascii();
-            flags = Flags::parse(v).ok_or_else(|| {
-                format!(
-                    "flags {} are not one of n, p, r (normal, partialupdate, retention)",
-                    shown(v)
-                )
-            })?;
+            flags = parse_flags(v)?;
         } else {
             if Some(field) == layout.absent {
                 field += 1;

@@ -352,6 +352,75 @@ pub(super) fn names(layout: &Layout) -> String {
     s
 }
 
+/// A position in one frame, for the XML and JSON parsers (each adds its
+/// own methods).
+pub(super) struct Cursor<'a> {
+    pub b: &'a [u8],
+    pub i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn ws(&mut self) {
+        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    pub fn rest(&self) -> &'a [u8] {
+        &self.b[self.i..]
+    }
+
+    /// The bytes up to (not including) the first for which `stop` holds.
+    pub fn until(&mut self, stop: impl Fn(u8) -> bool) -> &'a [u8] {
+        let s = self.i;
+        while self.i < self.b.len() && !stop(self.b[self.i]) {
+            self.i += 1;
+        }
+        &self.b[s..self.i]
+    }
+}
+
+/// What a named value in an XML or JSON event is: a field, or the reserved
+/// `opcode`, or `flags` (unless the schema has a field of that name).
+pub(super) enum Target {
+    Field(usize),
+    Opcode,
+    Flags,
+}
+
+/// Resolves a name; `Err` says it is not a field, listing the schema's.
+pub(super) fn target(layout: &Layout, name: &[u8], hint: usize) -> Result<Target, String> {
+    if name == b"opcode" {
+        return Ok(Target::Opcode);
+    }
+    match layout.index_of(name, hint) {
+        Some(i) => Ok(Target::Field(i)),
+        None if name == b"flags" => Ok(Target::Flags),
+        None => Err(format!(
+            "is not a field of the window (fields: {})",
+            names(layout)
+        )),
+    }
+}
+
+pub(super) fn parse_opcode(v: &[u8]) -> Result<Opcode, String> {
+    Opcode::parse(v.trim_ascii()).ok_or_else(|| {
+        format!(
+            "opcode {} is not one of i, u, p, d, s (or insert, update, upsert, delete, safedelete)",
+            shown(v)
+        )
+    })
+}
+
+pub(super) fn parse_flags(v: &[u8]) -> Result<Flags, String> {
+    Flags::parse(v.trim_ascii()).ok_or_else(|| {
+        format!(
+            "flags {} are not one of n, p, r (normal, partialupdate, retention)",
+            shown(v)
+        )
+    })
+}
+
 /// Shows a bit of input in a message.
 pub(super) fn shown(v: &[u8]) -> String {
     let cut = v.len().min(40);

@@ -5,7 +5,9 @@
 //! booleans are kept as their text; `null` is null; an array of numbers
 //! becomes ESP's `[a;b]`.
 
-use super::decode::{names, shown, Fields, Frame, Layout};
+use super::decode::{
+    parse_flags, parse_opcode, shown, target, Cursor, Fields, Frame, Layout, Target,
+};
 use crate::event::{Flags, Opcode};
 
 pub fn frame(buf: &[u8], eof: bool) -> Frame {
@@ -73,18 +75,7 @@ pub fn frame(buf: &[u8], eof: bool) -> Frame {
     }
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
 impl<'a> Cursor<'a> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
@@ -160,23 +151,8 @@ impl<'a> Cursor<'a> {
 
     /// A bare literal: number, `true`, `false`, `null`.
     fn literal(&mut self) -> &'a [u8] {
-        let s = self.i;
-        while self.i < self.b.len()
-            && !matches!(
-                self.b[self.i],
-                b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'
-            )
-        {
-            self.i += 1;
-        }
-        &self.b[s..self.i]
+        self.until(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))
     }
-}
-
-enum Target {
-    Field(usize),
-    Opcode,
-    Flags,
 }
 
 pub fn decode(
@@ -217,20 +193,8 @@ fn object(
         if top && scratch == b"event" && c.peek() == Some(b'{') {
             object(c, layout, fields, scratch, head, false)?;
         } else {
-            let target = match scratch.as_slice() {
-                b"opcode" => Target::Opcode,
-                name => match layout.index_of(name, hint) {
-                    Some(i) => Target::Field(i),
-                    None if name == b"flags" => Target::Flags,
-                    None => {
-                        return Err(format!(
-                            "\"{}\" is not a field of the window (fields: {})",
-                            String::from_utf8_lossy(name),
-                            names(layout)
-                        ))
-                    }
-                },
-            };
+            let target = target(layout, scratch, hint)
+                .map_err(|e| format!("\"{}\" {e}", String::from_utf8_lossy(scratch)))?;
             if let Target::Field(i) = target {
                 if fields.is_set(i) {
                     return Err(format!("field '{}' given twice", layout.names[i]));
@@ -267,27 +231,11 @@ fn value(
             }
             _ => scratch.extend_from_slice(c.literal()),
         }
-        let v = scratch.trim_ascii();
-        return match target {
-            Target::Opcode => {
-                head.0 = Opcode::parse(v).ok_or_else(|| {
-                    format!(
-                        "opcode {} is not one of i, u, p, d, s (or insert, update, upsert, delete, safedelete)",
-                        shown(v)
-                    )
-                })?;
-                Ok(())
-            }
-            _ => {
-                head.1 = Flags::parse(v).ok_or_else(|| {
-                    format!(
-                        "flags {} are not one of n, p, r (normal, partialupdate, retention)",
-                        shown(v)
-                    )
-                })?;
-                Ok(())
-            }
-        };
+        match target {
+            Target::Opcode => head.0 = parse_opcode(scratch)?,
+            _ => head.1 = parse_flags(scratch)?,
+        }
+        return Ok(());
     };
     let start = fields.text.len();
     match c.peek() {

@@ -6,7 +6,9 @@
 //! Values are element text with XML's five entities, character references
 //! and CDATA; an empty element is null.
 
-use super::decode::{shown, Fields, Frame, Layout};
+use super::decode::{
+    parse_flags, parse_opcode, shown, target, Cursor, Fields, Frame, Layout, Target,
+};
 use crate::event::{Flags, Opcode};
 use memchr::memmem;
 
@@ -129,34 +131,9 @@ pub fn frame(buf: &[u8], eof: bool) -> Frame {
     more("unterminated <event>")
 }
 
-/// A cursor over one `<event>` frame.
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
 impl<'a> Cursor<'a> {
-    fn skip_ws(&mut self) {
-        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
-    fn rest(&self) -> &'a [u8] {
-        &self.b[self.i..]
-    }
-
     fn name(&mut self) -> &'a [u8] {
-        let s = self.i;
-        while self.i < self.b.len()
-            && !matches!(
-                self.b[self.i],
-                b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/' | b'='
-            )
-        {
-            self.i += 1;
-        }
-        &self.b[s..self.i]
+        self.until(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/' | b'='))
     }
 
     /// Reads `name="value"` pairs up to `>` or `/>`; returns whether the
@@ -166,7 +143,7 @@ impl<'a> Cursor<'a> {
         mut on: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), String>,
     ) -> Result<bool, String> {
         loop {
-            self.skip_ws();
+            self.ws();
             match self.rest() {
                 [b'/', b'>', ..] => {
                     self.i += 2;
@@ -180,12 +157,12 @@ impl<'a> Cursor<'a> {
                 _ => {}
             }
             let name = self.name();
-            self.skip_ws();
+            self.ws();
             if name.is_empty() || self.rest().first() != Some(&b'=') {
                 return Err(format!("malformed attribute near {}", shown(self.rest())));
             }
             self.i += 1;
-            self.skip_ws();
+            self.ws();
             let q = *self.rest().first().ok_or("unterminated tag")?;
             if q != b'"' && q != b'\'' {
                 return Err(format!("attribute {} is not quoted", shown(name)));
@@ -265,7 +242,7 @@ pub fn decode(
     }
     let mut hint = 0;
     loop {
-        c.skip_ws();
+        c.ws();
         let rest = c.rest();
         if rest.starts_with(b"</event") {
             return Ok((opcode, flags));
@@ -289,20 +266,8 @@ pub fn decode(
             Ok(())
         })?;
         let field_name = named.unwrap_or(tag);
-        let target = match field_name {
-            b"opcode" => Target::Opcode,
-            _ => match layout.index_of(field_name, hint) {
-                Some(i) => Target::Field(i),
-                None if field_name == b"flags" => Target::Flags,
-                None => {
-                    return Err(format!(
-                        "<{}> is not a field of the window (fields: {})",
-                        String::from_utf8_lossy(field_name),
-                        super::decode::names(layout)
-                    ))
-                }
-            },
-        };
+        let target = target(layout, field_name, hint)
+            .map_err(|e| format!("<{}> {e}", String::from_utf8_lossy(field_name)))?;
         let start;
         let out: &mut Vec<u8> = match target {
             Target::Field(i) => {
@@ -332,12 +297,6 @@ pub fn decode(
     }
 }
 
-enum Target {
-    Field(usize),
-    Opcode,
-    Flags,
-}
-
 /// Reads an element's text up to `</tag>`, unescaped into `out`.
 fn content(c: &mut Cursor, tag: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     loop {
@@ -363,7 +322,7 @@ fn content(c: &mut Cursor, tag: &[u8], out: &mut Vec<u8>) -> Result<(), String> 
                 ));
             }
             c.i += 2 + tag.len();
-            c.skip_ws();
+            c.ws();
             if c.rest().first() != Some(&b'>') {
                 return Err(format!("malformed </{}>", String::from_utf8_lossy(tag)));
             }
@@ -376,24 +335,6 @@ fn content(c: &mut Cursor, tag: &[u8], out: &mut Vec<u8>) -> Result<(), String> 
             ));
         }
     }
-}
-
-fn parse_opcode(v: &[u8]) -> Result<Opcode, String> {
-    Opcode::parse(v.trim_ascii()).ok_or_else(|| {
-        format!(
-            "opcode {} is not one of i, u, p, d, s (or insert, update, upsert, delete, safedelete)",
-            shown(v)
-        )
-    })
-}
-
-fn parse_flags(v: &[u8]) -> Result<Flags, String> {
-    Flags::parse(v.trim_ascii()).ok_or_else(|| {
-        format!(
-            "flags {} are not one of n, p, r (normal, partialupdate, retention)",
-            shown(v)
-        )
-    })
 }
 
 #[cfg(test)]
