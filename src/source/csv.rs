@@ -6,9 +6,12 @@
 use super::decode::{names, parse_flags, parse_opcode, put, Fields, Frame, Layout, Options};
 use crate::event::{Flags, Opcode};
 
-/// One line, without its `\n` or `\r\n`.
-pub fn frame(buf: &[u8], eof: bool) -> Frame {
-    let (line_end, consumed) = match memchr::memchr(b'\n', buf) {
+/// One line, without its `\n` or `\r\n`. `buf[..from]` is known to hold no
+/// newline (a partial line seen before), so a line trickling in byte by byte
+/// is searched once, not once per byte.
+pub fn frame(buf: &[u8], eof: bool, from: usize) -> Frame {
+    let found = memchr::memchr(b'\n', &buf[from.min(buf.len())..]).map(|i| i + from);
+    let (line_end, consumed) = match found {
         Some(i) => (i, i + 1),
         None if eof && !buf.is_empty() => (buf.len(), buf.len()),
         None => return Frame::NeedMore,
@@ -257,23 +260,23 @@ mod tests {
     fn frames_lines() {
         use super::super::decode::Frame;
         assert_eq!(
-            super::frame(b"a,b\r\nc", false),
+            super::frame(b"a,b\r\nc", false, 0),
             Frame::Event {
                 start: 0,
                 end: 3,
                 consumed: 5
             }
         );
-        assert_eq!(super::frame(b"c", false), Frame::NeedMore);
+        assert_eq!(super::frame(b"c", false, 0), Frame::NeedMore);
         assert_eq!(
-            super::frame(b"c", true),
+            super::frame(b"c", true, 0),
             Frame::Event {
                 start: 0,
                 end: 1,
                 consumed: 1
             }
         );
-        assert_eq!(super::frame(b" \r\nx", false), Frame::Skip(3));
-        assert_eq!(super::frame(b"", true), Frame::NeedMore);
+        assert_eq!(super::frame(b" \r\nx", false, 0), Frame::Skip(3));
+        assert_eq!(super::frame(b"", true, 0), Frame::NeedMore);
     }
 }

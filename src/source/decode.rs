@@ -268,11 +268,14 @@ impl Decoder {
     }
 
     /// Finds the next frame in `buf`; `eof` means no more bytes follow, so a
-    /// last line without newline is a frame.
-    pub fn frame(&mut self, buf: &[u8], eof: bool) -> Frame {
+    /// last line without newline is a frame. `scanned`: the length of `buf`
+    /// when it last gave `NeedMore` (0 if unknown). CSV resumes its search
+    /// there; XML and JSON scan again from the start, so an event trickling in
+    /// costs them up to `EVENT_MAX` bytes scanned per read.
+    pub fn frame(&mut self, buf: &[u8], eof: bool, scanned: usize) -> Frame {
         match self.opts.fstype {
             FsType::Csv => {
-                let f = csv::frame(buf, eof);
+                let f = csv::frame(buf, eof, scanned);
                 if let Frame::Event { consumed, .. } = f {
                     if self.header_left > 0 {
                         self.header_left -= 1;
@@ -435,7 +438,7 @@ pub(crate) fn decode_all(d: &mut Decoder, input: &str) -> Vec<Result<TextEvent, 
     let mut at = 0;
     let mut out = Vec::new();
     loop {
-        match d.frame(&b[at..], true) {
+        match d.frame(&b[at..], true, 0) {
             Frame::NeedMore => return out,
             Frame::Skip(n) => at += n,
             Frame::Bad { consumed, reason } => {

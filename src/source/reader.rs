@@ -49,6 +49,8 @@ pub struct Reader {
     line: Option<u64>,
     /// After an over-long event: drop input up to the next newline.
     resync: bool,
+    /// Buffered bytes the framer already found incomplete.
+    scanned: usize,
 }
 
 impl Reader {
@@ -71,6 +73,7 @@ impl Reader {
             offset,
             line: (offset == 0).then_some(1),
             resync: false,
+            scanned: 0,
         }
     }
 
@@ -97,6 +100,7 @@ impl Reader {
         self.offset = offset;
         self.line = (offset == 0).then_some(1);
         self.resync = false;
+        self.scanned = 0;
     }
 
     /// Reads once from `read` into free space. `Ok(0)` is the end of input
@@ -148,6 +152,7 @@ impl Reader {
         }
         self.start += n;
         self.offset += n as u64;
+        self.scanned = 0;
     }
 
     fn here(&self) -> Where {
@@ -175,8 +180,9 @@ impl Reader {
                     }
                 }
             }
-            match self.dec.frame(avail, eof) {
+            match self.dec.frame(avail, eof, self.scanned) {
                 Frame::NeedMore => {
+                    self.scanned = avail.len();
                     if self.full() {
                         let at = self.here();
                         self.advance(self.end - self.start);

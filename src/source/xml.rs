@@ -409,29 +409,29 @@ mod tests {
     #[test]
     fn framing_garbage_and_partial_input() {
         let mut d = decoder();
-        assert_eq!(d.frame(b"<even", false), Frame::NeedMore);
-        assert_eq!(d.frame(b"<event><ID>1</ID>", false), Frame::NeedMore);
+        assert_eq!(d.frame(b"<even", false, 0), Frame::NeedMore);
+        assert_eq!(d.frame(b"<event><ID>1</ID>", false, 0), Frame::NeedMore);
         assert_eq!(
-            d.frame(b"<event><ID>1</ID>", true),
+            d.frame(b"<event><ID>1</ID>", true, 0),
             Frame::Bad {
                 consumed: 17,
                 reason: "unterminated <event>"
             }
         );
         assert_eq!(
-            d.frame(b"junk<events>", false),
+            d.frame(b"junk<events>", false, 0),
             Frame::Bad {
                 consumed: 4,
                 reason: "text outside <event> elements"
             }
         );
         assert_eq!(
-            d.frame(b"<event><ID>1</ID><event>", false),
+            d.frame(b"<event><ID>1</ID><event>", false, 0),
             Frame::Bad {
                 consumed: 17,
                 reason: "an <event> inside an <event> (missing </event>?)"
             }
         );
-        assert_eq!(d.frame(b"<events>", false), Frame::Skip(8));
+        assert_eq!(d.frame(b"<events>", false, 0), Frame::Skip(8));
     }
 }
