@@ -150,7 +150,7 @@ impl Fields {
     ) {
         let v = &self.text[start..];
         let v = if value::trims(layout.types[i]) {
-            value::trim(v)
+            v.trim_ascii()
         } else {
             v
         };
@@ -333,14 +333,9 @@ impl Decoder {
 /// Stores a value as its type keeps it: numbers and times trimmed; an empty
 /// value is null.
 pub(super) fn put(fields: &mut Fields, layout: &Layout, i: usize, v: &[u8]) {
-    let v = if value::trims(layout.types[i]) {
-        value::trim(v)
-    } else {
-        v
-    };
-    if !v.is_empty() {
-        fields.set(i, v);
-    }
+    let start = fields.text.len();
+    fields.text.extend_from_slice(v);
+    fields.close_value(layout, i, start, true);
 }
 
 /// `"a", "b" and "c"`-style list of the schema's names, for messages.

@@ -216,10 +216,6 @@ pub fn trims(ty: FieldType) -> bool {
     !matches!(ty, FieldType::String | FieldType::Rstring | FieldType::Blob)
 }
 
-pub fn trim(v: &[u8]) -> &[u8] {
-    v.trim_ascii()
-}
-
 /// Checks one non-null value. `Err` says what was expected; the caller adds
 /// where.
 pub fn check(ty: FieldType, v: &[u8], dates: Option<&DateFormat>) -> Result<(), String> {
