@@ -81,6 +81,47 @@ pub struct Cli {
 pub enum Command {
     Check(Check),
     Queue(Queue),
+    Engine(EngineCmd),
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+/// A STAND-IN for an ESP engine, for trials, demos and tests: NOT an ESP
+/// engine. It serves the REST endpoints edgecm uses (server, projects, inject),
+/// checks injected events against the window schema, and records them to
+/// DIR/{project}.{contquery}.{window}.csv. It runs no windows.
+#[argh(subcommand, name = "engine")]
+pub struct EngineCmd {
+    /// port to serve on: PORT binds 127.0.0.1 (0 picks a free one, printed on stdout), or ADDR:PORT
+    #[argh(option, from_str_fn(parse_listen))]
+    pub http: SocketAddr,
+
+    /// folder where accepted events are recorded (default: not recorded)
+    #[argh(option)]
+    pub record: Option<PathBuf>,
+
+    /// base paths served: v1 (/eventStreamProcessing/v1), sasesp (/SASESP) or both (default both)
+    #[argh(option, default = "String::from(\"both\")")]
+    pub base: String,
+
+    /// wait this many ms before each answer (default 0)
+    #[argh(option, default = "0")]
+    pub delay_ms: u64,
+
+    /// answer every Nth inject with 503 (default 0: never)
+    #[argh(option, default = "0")]
+    pub fail_every: u64,
+
+    /// answer injects into the window with this name with 400
+    #[argh(option)]
+    pub reject_window: Option<String>,
+
+    /// how date and stamp values must look; epoch numbers are accepted too (default "%Y-%m-%d %H:%M:%S")
+    #[argh(option, default = "String::from(\"%Y-%m-%d %H:%M:%S\")")]
+    pub dateformat: String,
+
+    /// the pub/sub port reported by GET server (default 0)
+    #[argh(option, default = "0")]
+    pub pubsub: u16,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -120,6 +161,12 @@ const LONG_OPTIONS: &[&str] = &[
     "state-dir",
     "loglevel",
     "help",
+    "record",
+    "base",
+    "delay-ms",
+    "fail-every",
+    "reject-window",
+    "dateformat",
 ];
 
 /// Rewrites `-name` to `--name` for our long option names.
@@ -168,6 +215,18 @@ pub fn parse_http(s: &str) -> Result<SocketAddr, String> {
         Ok(a) if a.port() != 0 => Ok(a),
         _ => Err(format!("{s:?} is not accepted; accepted: PORT or ADDR:PORT (e.g. 12347, 0.0.0.0:12347, [::1]:12347)")),
     }
+}
+
+/// `PORT` (0 allowed) binds 127.0.0.1; `ADDR:PORT` binds ADDR.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.trim().parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "{s:?} is not accepted; accepted: PORT or ADDR:PORT (e.g. 0, 18080, 127.0.0.1:18080)"
+        )
+    })
 }
 
 /// A count with an optional k, m or g suffix (powers of 1024): `1m` = 1,048,576.

@@ -5,9 +5,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod event;
 pub mod journal;
 pub mod limits;
 pub mod logger;
+pub mod net;
 pub mod route;
 pub mod source;

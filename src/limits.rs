@@ -24,3 +24,6 @@ pub const EVENT_MAX: usize = 192 * 1024;
 
 /// Bytes a source reads at a time.
 pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Largest request body `edgecm engine` accepts (a block of events as XML).
+pub const STANDIN_BODY_MAX: usize = 16 * 1024 * 1024;

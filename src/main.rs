@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check(c)) => check(&c.cluster_manager),
         Some(Command::Queue(q)) => queue(&q.state_dir),
+        Some(Command::Engine(e)) => engine(e),
         None => daemon(&cli),
     }
 }
@@ -66,6 +67,37 @@ fn queue(state_dir: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("edgecm queue: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn engine(e: &cli::EngineCmd) -> ExitCode {
+    use edgecm::engine::standin::{self, Bases, Settings};
+    let bases = match Bases::parse(&e.base) {
+        Ok(b) => b,
+        Err(m) => {
+            eprintln!("edgecm engine: -base {m}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(m) = edgecm::source::value::DateFormat::parse(&e.dateformat) {
+        eprintln!("edgecm engine: -dateformat: {m}");
+        return ExitCode::from(2);
+    }
+    let settings = Settings {
+        record: e.record.clone(),
+        bases,
+        delay: std::time::Duration::from_millis(e.delay_ms),
+        fail_every: e.fail_every,
+        reject_window: e.reject_window.clone(),
+        dateformat: e.dateformat.clone(),
+        pubsub: e.pubsub,
+    };
+    match standin::serve(e.http, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("edgecm engine: {err}");
             ExitCode::from(1)
         }
     }

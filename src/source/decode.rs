@@ -76,6 +76,9 @@ pub struct Options {
     /// `publishwithupsert`: inserts become upserts.
     pub upsert: bool,
     pub dates: Option<DateFormat>,
+    /// Dates and stamps may also be epoch numbers when `dates` is set (the
+    /// engine stand-in; a source's `dateformat` is strict).
+    pub epoch_dates: bool,
 }
 
 impl Options {
@@ -96,6 +99,7 @@ impl Options {
             header: fs.header,
             upsert: fs.publishwithupsert,
             dates,
+            epoch_dates: false,
         })
     }
 
@@ -109,6 +113,7 @@ impl Options {
             header: 0,
             upsert: false,
             dates: None,
+            epoch_dates: false,
         }
     }
 }
@@ -313,6 +318,10 @@ impl Decoder {
                 }
                 None => {}
                 Some(v) => value::check(ty, v, self.opts.dates.as_ref())
+                    .or_else(|e| match self.opts.epoch_dates {
+                        true => value::check(ty, v, None).map_err(|_| e),
+                        false => Err(e),
+                    })
                     .map_err(|e| format!("field '{}' ({ty}): {e}", self.layout.names[i]))?,
             }
         }

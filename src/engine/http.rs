@@ -1,0 +1,511 @@
+//! A small HTTP/1.1 client on async-io: one keep-alive connection, one
+//! request at a time, a deadline on each request.
+//!
+//! Responses are parsed with httparse (status line and headers) and its
+//! chunk-size parser; bodies may be `Content-Length`, chunked, or delimited by
+//! the connection closing. Only the first [`BODY_KEEP`] bytes of a body are
+//! kept (an engine's answer is a short XML document); a longer body ends the
+//! read there and the connection is closed, so a 10 MB or endless answer
+//! costs neither memory nor time. A response that is not HTTP is an error,
+//! never a panic. Any error closes the connection; the next request opens a
+//! new one, resolving the host again (see `crate::net`).
+
+use async_io::{Async, Timer};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Most bytes of status line and headers accepted.
+pub const HEAD_MAX: usize = 16 * 1024;
+/// Most bytes of a response body kept.
+pub const BODY_KEEP: usize = 64 * 1024;
+/// Most headers in a response.
+const HEADERS_MAX: usize = 48;
+const READ_STEP: usize = 8 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// The body's first [`BODY_KEEP`] bytes.
+    pub body: Vec<u8>,
+    /// The body was longer than what is kept.
+    pub truncated: bool,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+#[derive(Debug)]
+pub enum HttpError {
+    /// The host name did not resolve.
+    Resolve(io::Error),
+    /// No address of the host accepted a connection.
+    Connect(io::Error),
+    /// The request did not complete within its deadline.
+    Timeout(Duration),
+    /// Reading or writing failed, or the peer closed mid-response.
+    Io(io::Error),
+    /// The answer is not HTTP/1.x.
+    Malformed(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Resolve(e) => write!(f, "cannot resolve: {e}"),
+            HttpError::Connect(e) => write!(f, "cannot connect: {e}"),
+            HttpError::Timeout(t) => write!(f, "no complete answer within {} ms", t.as_millis()),
+            HttpError::Io(e) => write!(f, "connection failed: {e}"),
+            HttpError::Malformed(m) => write!(f, "not an HTTP answer: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+struct Conn {
+    stream: Async<TcpStream>,
+    buf: Vec<u8>,
+    start: usize,
+    /// Requests this connection served (0: fresh).
+    served: u64,
+}
+
+impl Conn {
+    fn avail(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Reads more; `Ok(0)` is the peer closing.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_STEP, 0);
+        let r = self.stream.read(&mut self.buf[len..]).await;
+        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r
+    }
+
+    async fn fill_or_eof(&mut self, what: &str) -> Result<(), HttpError> {
+        match self.fill().await {
+            Ok(0) => Err(HttpError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the engine closed the connection {what}"),
+            ))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(HttpError::Io(e)),
+        }
+    }
+
+    /// Consumes `n` body bytes, keeping what fits in `out`.
+    async fn body_bytes(&mut self, mut n: u64, out: &mut Body) -> Result<(), HttpError> {
+        while n > 0 {
+            if self.avail().is_empty() {
+                self.fill_or_eof("mid-body").await?;
+            }
+            let take = (self.avail().len() as u64).min(n) as usize;
+            out.keep(&self.buf[self.start..self.start + take]);
+            self.start += take;
+            n -= take as u64;
+            if out.truncated {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a line ending in CRLF and returns its length (without CRLF).
+    async fn line(&mut self) -> Result<usize, HttpError> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', self.avail()) {
+                self.start += i + 1;
+                return Ok(i);
+            }
+            if self.avail().len() > HEAD_MAX {
+                return Err(HttpError::Malformed("a chunk line too long".into()));
+            }
+            self.fill_or_eof("mid-body").await?;
+        }
+    }
+}
+
+struct Body {
+    data: Vec<u8>,
+    truncated: bool,
+}
+
+impl Body {
+    fn keep(&mut self, b: &[u8]) {
+        let room = BODY_KEEP - self.data.len();
+        if b.len() > room {
+            self.truncated = true;
+        }
+        self.data.extend_from_slice(&b[..b.len().min(room)]);
+    }
+}
+
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// One engine's HTTP connection.
+pub struct Client {
+    host: String,
+    port: u16,
+    authority: String,
+    conn: Option<Conn>,
+    head: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(host: &str, port: u16) -> Client {
+        Client {
+            host: host.to_string(),
+            port,
+            authority: crate::net::authority(host, port),
+            conn: None,
+            head: Vec::new(),
+        }
+    }
+
+    /// `host:port` as used in messages.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// Drops the connection (the next request opens a new one).
+    pub fn close(&mut self) {
+        self.conn = None;
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Sends one request and reads its answer, all within `timeout`.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
+        let r = future::or(
+            self.exchange(method, path, content_type, body, timeout),
+            async {
+                Timer::after(timeout).await;
+                Err(HttpError::Timeout(timeout))
+            },
+        )
+        .await;
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    async fn connect(&mut self, timeout: Duration) -> Result<(), HttpError> {
+        let addrs = crate::net::resolve(&self.host, self.port, timeout)
+            .await
+            .map_err(HttpError::Resolve)?;
+        let mut last = None;
+        for a in addrs {
+            match connect_one(a).await {
+                Ok(stream) => {
+                    self.conn = Some(Conn {
+                        stream,
+                        buf: Vec::with_capacity(READ_STEP),
+                        start: 0,
+                        served: 0,
+                    });
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(HttpError::Connect(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "no address")
+        })))
+    }
+
+    async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
+        self.head.clear();
+        use std::io::Write;
+        let _ = write!(
+            self.head,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgecm/{}\r\nAccept: application/xml\r\n",
+            self.authority,
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(ct) = content_type {
+            let _ = write!(self.head, "Content-Type: {ct}\r\n");
+        }
+        if !body.is_empty() || method == "PUT" || method == "POST" {
+            let _ = write!(self.head, "Content-Length: {}\r\n", body.len());
+        }
+        self.head.extend_from_slice(b"\r\n");
+        // A kept-alive connection the engine closed while idle fails at once
+        // with nothing read: that, and only that, is retried on a new one.
+        for attempt in 0..2 {
+            if self.conn.is_none() {
+                self.connect(timeout).await?;
+            }
+            let conn = self.conn.as_mut().expect("connected above");
+            let reused = conn.served > 0;
+            match send(conn, &self.head, body).await {
+                Ok(()) => {}
+                Err(_) if reused && attempt == 0 => {
+                    self.conn = None;
+                    continue;
+                }
+                Err(e) => return Err(HttpError::Io(e)),
+            }
+            match read_response(conn, method == "HEAD").await {
+                Ok((resp, keep)) => {
+                    conn.served += 1;
+                    if !keep {
+                        self.conn = None;
+                    }
+                    return Ok(resp);
+                }
+                Err(Stale(_)) if reused && attempt == 0 => {
+                    self.conn = None;
+                }
+                Err(Failed(e)) | Err(Stale(e)) => return Err(e),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+}
+
+use ReadError::{Failed, Stale};
+
+enum ReadError {
+    /// The connection ended before any byte of an answer.
+    Stale(HttpError),
+    Failed(HttpError),
+}
+
+async fn connect_one(a: SocketAddr) -> io::Result<Async<TcpStream>> {
+    let s = Async::<TcpStream>::connect(a).await?;
+    s.get_ref().set_nodelay(true)?;
+    Ok(s)
+}
+
+async fn send(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()> {
+    conn.buf.clear();
+    conn.start = 0;
+    conn.stream.write_all(head).await?;
+    if !body.is_empty() {
+        conn.stream.write_all(body).await?;
+    }
+    conn.stream.flush().await
+}
+
+async fn read_response(conn: &mut Conn, head_only: bool) -> Result<(Response, bool), ReadError> {
+    // Status line and headers; 1xx answers are skipped.
+    let (status, framing, mut keep) = loop {
+        let parsed = {
+            let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+            let mut r = httparse::Response::new(&mut headers);
+            match r.parse(conn.avail()) {
+                Ok(httparse::Status::Complete(n)) => Some(head_of(&r, n, head_only)),
+                Ok(httparse::Status::Partial) => None,
+                Err(e) => {
+                    return Err(Failed(HttpError::Malformed(format!(
+                        "{e} in {:?}",
+                        shown(conn.avail())
+                    ))))
+                }
+            }
+        };
+        match parsed {
+            Some(Ok((n, status, framing, keep))) => {
+                conn.start += n;
+                if (100..200).contains(&status) {
+                    continue;
+                }
+                break (status, framing, keep);
+            }
+            Some(Err(m)) => return Err(Failed(HttpError::Malformed(m))),
+            None => {
+                if conn.avail().len() > HEAD_MAX {
+                    return Err(Failed(HttpError::Malformed(format!(
+                        "headers longer than {HEAD_MAX} bytes"
+                    ))));
+                }
+                let nothing_yet = conn.avail().is_empty();
+                match conn.fill().await {
+                    Ok(0) if nothing_yet => {
+                        return Err(Stale(HttpError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the engine closed the connection without answering",
+                        ))))
+                    }
+                    Ok(0) => {
+                        return Err(Failed(HttpError::Malformed(format!(
+                            "the answer ends inside its headers: {:?}",
+                            shown(conn.avail())
+                        ))))
+                    }
+                    Ok(_) => {}
+                    Err(e) if nothing_yet => return Err(Stale(HttpError::Io(e))),
+                    Err(e) => return Err(Failed(HttpError::Io(e))),
+                }
+            }
+        }
+    };
+    let mut body = Body {
+        data: Vec::new(),
+        truncated: false,
+    };
+    match framing {
+        Framing::None => {}
+        Framing::Length(n) => conn.body_bytes(n, &mut body).await.map_err(Failed)?,
+        Framing::Chunked => chunked(conn, &mut body).await.map_err(Failed)?,
+        Framing::UntilClose => {
+            keep = false;
+            loop {
+                let a = conn.avail().len();
+                body.keep(&conn.buf[conn.start..]);
+                conn.start += a;
+                if body.truncated {
+                    break;
+                }
+                match conn.fill().await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(Failed(HttpError::Io(e))),
+                }
+            }
+        }
+    }
+    if body.truncated {
+        keep = false;
+    }
+    Ok((
+        Response {
+            status,
+            body: body.data,
+            truncated: body.truncated,
+        },
+        keep,
+    ))
+}
+
+type Head = (usize, u16, Framing, bool);
+
+fn head_of(r: &httparse::Response, n: usize, head_only: bool) -> Result<Head, String> {
+    let status = r.code.ok_or("no status code")?;
+    let mut keep = r.version == Some(1);
+    let mut length = None;
+    let mut chunked = false;
+    for h in r.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| format!("Content-Length {:?} is not a number", shown(h.value)))?;
+            if length.is_some_and(|l| l != v) {
+                return Err("two different Content-Length headers".into());
+            }
+            length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .split(|&b| b == b',')
+                .next_back()
+                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            if !chunked {
+                return Err(format!("transfer-encoding {:?}", shown(h.value)));
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for t in h.value.split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    keep = false;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    keep = true;
+                }
+            }
+        }
+    }
+    let framing = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::None
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(l) = length {
+        Framing::Length(l)
+    } else {
+        Framing::UntilClose
+    };
+    Ok((n, status, framing, keep))
+}
+
+async fn chunked(conn: &mut Conn, body: &mut Body) -> Result<(), HttpError> {
+    loop {
+        let size = loop {
+            match httparse::parse_chunk_size(conn.avail()) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    conn.start += used;
+                    break size;
+                }
+                Ok(httparse::Status::Partial) => {
+                    if conn.avail().len() > HEAD_MAX {
+                        return Err(HttpError::Malformed("a chunk size line too long".into()));
+                    }
+                    conn.fill_or_eof("mid-body").await?;
+                }
+                Err(_) => {
+                    return Err(HttpError::Malformed(format!(
+                        "bad chunk size {:?}",
+                        shown(conn.avail())
+                    )))
+                }
+            }
+        };
+        if size == 0 {
+            // Trailers, up to the empty line.
+            while conn.line().await? > 1 {}
+            return Ok(());
+        }
+        conn.body_bytes(size, body).await?;
+        if body.truncated {
+            return Ok(());
+        }
+        if conn.line().await? > 1 {
+            return Err(HttpError::Malformed("a chunk longer than its size".into()));
+        }
+    }
+}
+
+/// The first bytes of `b`, for a message.
+fn shown(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(80)]).into_owned()
+}

@@ -1,0 +1,556 @@
+//! One engine's sender: a task on the core's executor that reads the
+//! engine's blocks from the journal at its cursor, publishes them one at a
+//! time, and acknowledges them (contract 2). The state machine it walks is
+//! in the module docs of `engine`.
+//!
+//! The journal is shared with the rest of the core through `Rc<RefCell<..>>`
+//! and borrowed only between awaits. A sender waits on [`Shared::synced`],
+//! which the group commit notifies after each sync, and on its tick timer;
+//! it never polls.
+
+use super::deadletter::{DeadLetters, Letter};
+use super::encode::{events_xml, Window};
+use super::http::{Client, HttpError, Response};
+use super::{classify, Backoff, Health, Outcome, State, BASES};
+use crate::journal::{Journal, ReadPos, Storage};
+use crate::route::EngineId;
+use async_io::Timer;
+use event_listener::Event;
+use futures_lite::future;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// `-ticktime`, `-retries`, `-timeout` and the backoff bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub ticktime: Duration,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Settings {
+    pub fn new(ticktime_ms: u64, retries: u32, timeout_ms: u64) -> Settings {
+        Settings {
+            ticktime: Duration::from_millis(ticktime_ms.max(1)),
+            retries,
+            timeout: Duration::from_millis(timeout_ms.max(1)),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+
+    /// A heartbeat must answer within the tick (and the time-out).
+    fn heartbeat_deadline(&self) -> Duration {
+        self.timeout.min(self.ticktime)
+    }
+
+    /// Loading a project may take an engine a while.
+    fn deploy_deadline(&self) -> Duration {
+        self.timeout.max(Duration::from_secs(10))
+    }
+}
+
+/// A project to load on the engine.
+#[derive(Debug)]
+pub struct Deploy {
+    pub name: String,
+    /// The `<project>` element.
+    pub xml: String,
+}
+
+/// What the rest of the manager sees of an engine.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: State,
+    pub base: Option<&'static str>,
+    pub acked_events: u64,
+    pub acked_blocks: u64,
+    pub rejected_events: u64,
+    pub rejected_blocks: u64,
+    /// Publish attempts that will be retried.
+    pub failed_requests: u64,
+    pub deploys: u64,
+    pub request_bytes: u64,
+    pub last_error: Option<String>,
+}
+
+impl Default for Status {
+    fn default() -> Status {
+        Status {
+            state: State::Connecting,
+            base: None,
+            acked_events: 0,
+            acked_blocks: 0,
+            rejected_events: 0,
+            rejected_blocks: 0,
+            failed_requests: 0,
+            deploys: 0,
+            request_bytes: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// What the senders share with the core.
+pub struct Shared<S: Storage> {
+    pub journal: RefCell<Journal<S>>,
+    /// Notified after every journal sync (new blocks are readable).
+    pub synced: Event,
+    pub dead_letters: RefCell<DeadLetters>,
+    /// Target windows by destination index (the journal's `target`).
+    pub windows: Vec<Window>,
+}
+
+/// Stops a sender between two steps (engine removed, shutdown).
+#[derive(Debug, Default)]
+pub struct Stop {
+    flag: Cell<bool>,
+    event: Event,
+}
+
+impl Stop {
+    pub fn stop(&self) {
+        self.flag.set(true);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.flag.get()
+    }
+
+    /// Waits for `f` unless stopped first (`None`).
+    async fn or<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        let l = self.event.listen();
+        if self.flag.get() {
+            return None;
+        }
+        future::or(async { Some(f.await) }, async {
+            l.await;
+            None
+        })
+        .await
+    }
+}
+
+struct Block {
+    first_seq: u64,
+    count: u32,
+    target: usize,
+    body: Vec<u8>,
+}
+
+pub struct Sender {
+    pub id: EngineId,
+    pub name: String,
+    client: Client,
+    health: Health,
+    settings: Settings,
+    projects: Vec<Rc<Deploy>>,
+    pub status: Rc<RefCell<Status>>,
+    pub stop: Rc<Stop>,
+    backoff: Backoff,
+    last_answer: Instant,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Sender {
+    pub fn new(
+        id: EngineId,
+        name: &str,
+        host: &str,
+        ha_port: u16,
+        projects: Vec<Rc<Deploy>>,
+        settings: Settings,
+    ) -> Sender {
+        Sender {
+            id,
+            name: name.to_string(),
+            client: Client::new(host, ha_port),
+            health: Health::new(settings.retries),
+            settings,
+            projects,
+            status: Rc::new(RefCell::new(Status::default())),
+            stop: Rc::new(Stop::default()),
+            backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
+            last_answer: Instant::now(),
+        }
+    }
+
+    fn sync_status(&self) {
+        let mut s = self.status.borrow_mut();
+        s.state = self.health.state();
+        s.base = self.health.base;
+        s.last_error.clone_from(&self.health.last_error);
+    }
+
+    fn fail(&mut self, why: String) {
+        let before = self.health.state();
+        if self.health.failed(why.clone()) {
+            log::error!(
+                "engine '{}' ({}): failed after {} failures in a row; last: {why}",
+                self.name,
+                self.client.authority(),
+                self.health.misses()
+            );
+        } else if before != State::Failed {
+            log::warn!(
+                "engine '{}' ({}): {why}",
+                self.name,
+                self.client.authority()
+            );
+        } else {
+            log::debug!("engine '{}': still failed: {why}", self.name);
+        }
+        self.sync_status();
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.stop.or(Timer::after(d)).await;
+    }
+
+    async fn get(&mut self, path: &str, deadline: Duration) -> Result<Response, HttpError> {
+        self.client.request("GET", path, None, &[], deadline).await
+    }
+
+    /// Tries each base path; the first whose `server` answers 2xx wins.
+    async fn probe(&mut self) -> Result<&'static str, String> {
+        let deadline = self.settings.heartbeat_deadline();
+        // A known base is tried first (a failed engine coming back).
+        let mut order = BASES;
+        if self.health.base == Some(BASES[1]) {
+            order.swap(0, 1);
+        }
+        let mut answers = Vec::new();
+        for base in order {
+            match self.get(&format!("{base}/server"), deadline).await {
+                Ok(r) if r.is_success() => return Ok(base),
+                Ok(r) => answers.push(format!("{base}/server: {}", super::answer_text(&r))),
+                Err(e) => {
+                    // Nothing listens or nothing answers: the other base cannot do better.
+                    return Err(format!("GET {base}/server: {e}"));
+                }
+            }
+        }
+        Err(format!(
+            "answers neither ESP base path ({})",
+            answers.join("; ")
+        ))
+    }
+
+    async fn deploy(&mut self) -> Result<(), String> {
+        let base = self.health.base.expect("deploy follows a probe");
+        for p in self.projects.clone() {
+            let path = format!(
+                "{base}/projects/{}?overwrite=true&start=true",
+                super::encode::path_segment(&p.name)
+            );
+            let r = self
+                .client
+                .request(
+                    "PUT",
+                    &path,
+                    Some("application/xml"),
+                    p.xml.as_bytes(),
+                    self.settings.deploy_deadline(),
+                )
+                .await;
+            self.status.borrow_mut().request_bytes += p.xml.len() as u64;
+            match classify(&r) {
+                Outcome::Done => {
+                    self.status.borrow_mut().deploys += 1;
+                    log::info!(
+                        "engine '{}': project '{}' deployed ({} bytes)",
+                        self.name,
+                        p.name,
+                        p.xml.len()
+                    );
+                }
+                Outcome::Rejected { message, .. } | Outcome::Lost(message) => {
+                    return Err(format!("deploying project '{}' refused: {message}", p.name))
+                }
+                Outcome::Retry(why) => {
+                    return Err(format!("deploying project '{}': {why}", p.name))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next block for this engine, or `None` when caught up (then the
+    /// cursor is moved past records meant for other engines).
+    fn next_block<S: Storage>(
+        &self,
+        shared: &Shared<S>,
+        pos: &mut ReadPos,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<Block>, String> {
+        let mut j = shared.journal.borrow_mut();
+        loop {
+            let header = j
+                .read_next(self.id, pos, payload)
+                .map_err(|e| format!("reading the journal: {e}"))?;
+            let Some(h) = header else {
+                if j.cursor(self.id).is_some_and(|c| pos.seq > c) {
+                    j.ack(self.id, pos.seq, 0);
+                }
+                return Ok(None);
+            };
+            let target = usize::from(h.target);
+            let Some(w) = shared.windows.get(target) else {
+                log::error!(
+                    "engine '{}': journal record at seq {} names destination {target}, which this config does not have; skipped",
+                    self.name, h.first_seq
+                );
+                j.ack(self.id, h.end_seq(), u64::from(h.count));
+                continue;
+            };
+            let mut body = Vec::with_capacity(payload.len() * 2);
+            let start = crate::journal::record::HEADER_LEN;
+            match events_xml(&payload[start..], w, &mut body) {
+                Ok(_) => {
+                    return Ok(Some(Block {
+                        first_seq: h.first_seq,
+                        count: h.count,
+                        target,
+                        body,
+                    }))
+                }
+                Err(_) => {
+                    log::error!(
+                        "engine '{}': journal record at seq {} has a damaged payload; skipped",
+                        self.name,
+                        h.first_seq
+                    );
+                    j.ack(self.id, h.end_seq(), u64::from(h.count));
+                }
+            }
+        }
+    }
+
+    /// Runs until stopped.
+    pub async fn run<S: Storage>(mut self, shared: Rc<Shared<S>>) {
+        let mut pos = shared.journal.borrow().reader(self.id);
+        let mut payload = Vec::new();
+        let mut block: Option<Block> = None;
+        let mut seen_synced = 0;
+        log::info!(
+            "engine '{}' ({}): connecting",
+            self.name,
+            self.client.authority()
+        );
+        while !self.stop.is_stopped() {
+            self.sync_status();
+            match self.health.state() {
+                State::Connecting | State::Failed => {
+                    let failed = self.health.state() == State::Failed;
+                    match self.probe().await {
+                        Ok(base) => {
+                            if failed {
+                                log::info!("engine '{}': answers again; redeploying", self.name);
+                            }
+                            self.health.probed(base);
+                            self.last_answer = Instant::now();
+                            log::info!("engine '{}': REST API at {base}", self.name);
+                        }
+                        Err(why) => {
+                            self.fail(why);
+                            let d = if failed {
+                                self.settings.ticktime
+                            } else {
+                                self.backoff.next_delay()
+                            };
+                            self.sleep(d).await;
+                        }
+                    }
+                }
+                State::Deploying => match self.deploy().await {
+                    Ok(()) => {
+                        self.health.deployed();
+                        self.backoff.reset();
+                        self.last_answer = Instant::now();
+                        log::info!("engine '{}': ready", self.name);
+                    }
+                    Err(why) => {
+                        self.fail(why);
+                        let d = self.backoff.next_delay();
+                        self.sleep(d).await;
+                    }
+                },
+                State::Ready | State::Failing => {
+                    if block.is_none() {
+                        seen_synced = shared.journal.borrow().synced_seq();
+                        match self.next_block(&shared, &mut pos, &mut payload) {
+                            Ok(b) => block = b,
+                            Err(why) => {
+                                log::error!("engine '{}': {why}", self.name);
+                                self.sleep(self.settings.ticktime).await;
+                                continue;
+                            }
+                        }
+                    }
+                    match &block {
+                        Some(b) => {
+                            if self.publish(&shared, b).await {
+                                block = None;
+                            }
+                        }
+                        None => self.idle(&shared, seen_synced).await,
+                    }
+                }
+            }
+        }
+        self.sync_status();
+        log::info!("engine '{}': sender stopped", self.name);
+    }
+
+    /// Sends one block; true when it is done with (acknowledged or dead-lettered).
+    async fn publish<S: Storage>(&mut self, shared: &Shared<S>, b: &Block) -> bool {
+        let w = &shared.windows[b.target];
+        let base = self.health.base.expect("ready after a probe");
+        let path = format!("{base}{}", w.inject_path);
+        let r = self
+            .client
+            .request(
+                "PUT",
+                &path,
+                Some("application/xml"),
+                &b.body,
+                self.settings.timeout,
+            )
+            .await;
+        self.status.borrow_mut().request_bytes += b.body.len() as u64;
+        match classify(&r) {
+            Outcome::Done => {
+                self.answered();
+                shared.journal.borrow_mut().ack(
+                    self.id,
+                    b.first_seq + u64::from(b.count),
+                    u64::from(b.count),
+                );
+                let mut s = self.status.borrow_mut();
+                s.acked_events += u64::from(b.count);
+                s.acked_blocks += 1;
+                true
+            }
+            Outcome::Rejected { status, message } => {
+                self.answered();
+                let letter = Letter {
+                    time_ms: now_ms(),
+                    engine: &self.name,
+                    window: &w.label,
+                    first_seq: b.first_seq,
+                    count: b.count,
+                    status,
+                    message: &message,
+                    body: &b.body,
+                };
+                let written = shared.dead_letters.borrow_mut().write(&letter);
+                if let Err(e) = written {
+                    // Never acknowledge a refused block that is not on flash.
+                    log::error!(
+                        "engine '{}': refused block at seq {} ({message}) cannot be written to {}: {e}; keeping it",
+                        self.name,
+                        b.first_seq,
+                        shared.dead_letters.borrow().path().display()
+                    );
+                    let d = self.backoff.next_delay();
+                    self.sleep(d).await;
+                    return false;
+                }
+                log::warn!(
+                    "engine '{}': refused {} events for {} (seq {}..{}): {message}; written to {}",
+                    self.name,
+                    b.count,
+                    w.label,
+                    b.first_seq,
+                    b.first_seq + u64::from(b.count),
+                    shared.dead_letters.borrow().path().display()
+                );
+                shared.journal.borrow_mut().ack(
+                    self.id,
+                    b.first_seq + u64::from(b.count),
+                    u64::from(b.count),
+                );
+                let mut s = self.status.borrow_mut();
+                s.rejected_events += u64::from(b.count);
+                s.rejected_blocks += 1;
+                true
+            }
+            Outcome::Lost(why) => {
+                log::warn!(
+                    "engine '{}': does not know {} ({why}); it lost its projects, redeploying",
+                    self.name,
+                    w.label
+                );
+                self.answered();
+                self.health.lost();
+                false
+            }
+            Outcome::Retry(why) => {
+                self.status.borrow_mut().failed_requests += 1;
+                self.fail(format!("publishing to {}: {why}", w.label));
+                let d = self.backoff.next_delay();
+                self.sleep(d).await;
+                false
+            }
+        }
+    }
+
+    fn answered(&mut self) {
+        self.health.answered();
+        self.backoff.reset();
+        self.last_answer = Instant::now();
+    }
+
+    /// Caught up: wait for new blocks; heartbeat when a tick passes without
+    /// any answer from the engine.
+    async fn idle<S: Storage>(&mut self, shared: &Shared<S>, seen_synced: u64) {
+        let due = self.last_answer + self.settings.ticktime;
+        let listener = shared.synced.listen();
+        // A sync may have landed since the journal was read: look again.
+        if shared.journal.borrow().synced_seq() > seen_synced {
+            return;
+        }
+        if Instant::now() < due {
+            let woke = self
+                .stop
+                .or(future::or(
+                    async {
+                        listener.await;
+                        true
+                    },
+                    async {
+                        Timer::at(due).await;
+                        false
+                    },
+                ))
+                .await;
+            if woke != Some(false) {
+                return;
+            }
+        }
+        let base = self.health.base.expect("ready after a probe");
+        let r = self
+            .get(
+                &format!("{base}/server"),
+                self.settings.heartbeat_deadline(),
+            )
+            .await;
+        match r {
+            Ok(r) if r.is_success() => self.answered(),
+            Ok(r) => self.fail(format!("heartbeat: {}", super::answer_text(&r))),
+            Err(e) => self.fail(format!("heartbeat: {e}")),
+        }
+        // The next heartbeat is a tick after this one.
+        self.last_answer = Instant::now();
+    }
+}

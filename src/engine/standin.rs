@@ -1,0 +1,516 @@
+//! `edgecm engine`: a stand-in for an ESP engine's REST API, for trials,
+//! demos and tests. It is NOT an ESP engine: it runs no windows, it only
+//! accepts projects, checks injected events against their source window's
+//! schema, and records them.
+//!
+//! Served under `/eventStreamProcessing/v1` and/or `/SASESP` (`-base`):
+//! - `GET server`: `<server engine="edgecm-standin" version=".." pubsub=".."/>`;
+//! - `GET projects`: the loaded projects;
+//! - `PUT projects/{name}`: loads (or replaces) a project; a malformed one
+//!   gets 400 with an ESP-style error document;
+//! - `DELETE projects/{name}`;
+//! - `PUT windows/{p}/{cq}/{w}/state?value=injected`: an `<events>` body,
+//!   decoded with the source decoder against the window's schema; 404 for an
+//!   unknown project or window, 400 for a bad event (the whole block is
+//!   refused). Accepted events are appended, in arrival order, to
+//!   `DIR/{p}.{cq}.{w}.csv` as `opcode,flags,f1,...` lines, in the CSV
+//!   dialect the sources read, before the answer is sent.
+//!
+//! Like an ESP server, it forgets its projects when restarted. Recordings
+//! survive a SIGKILL: each block is one `write` to a file opened for append,
+//! and a line cut short by a kill is removed when the file is next opened
+//! (its block was never acknowledged, so the manager sends it again).
+//!
+//! Fault switches: `-delay-ms` before each answer, `-fail-every N` (every Nth
+//! inject gets 503), `-reject-window NAME` (injects into it get 400).
+
+use crate::config::project::{self, Project};
+use crate::engine::encode::escape;
+use crate::source::{Decoder, Layout, Options, Reader, Step};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which base paths are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bases {
+    V1,
+    Sasesp,
+    Both,
+}
+
+impl Bases {
+    pub fn parse(s: &str) -> Result<Bases, String> {
+        match s {
+            "v1" => Ok(Bases::V1),
+            "sasesp" => Ok(Bases::Sasesp),
+            "both" => Ok(Bases::Both),
+            _ => Err(format!("{s:?} is not accepted; accepted: v1, sasesp, both")),
+        }
+    }
+
+    fn prefixes(self) -> &'static [&'static str] {
+        match self {
+            Bases::V1 => &["/eventStreamProcessing/v1/"],
+            Bases::Sasesp => &["/SASESP/"],
+            Bases::Both => &["/eventStreamProcessing/v1/", "/SASESP/"],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub record: Option<PathBuf>,
+    pub bases: Bases,
+    pub delay: Duration,
+    pub fail_every: u64,
+    pub reject_window: Option<String>,
+    /// How `date` and `stamp` values must look (epoch numbers are accepted too).
+    pub dateformat: String,
+    /// Reported as the `pubsub` attribute of `GET server`.
+    pub pubsub: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            record: None,
+            bases: Bases::Both,
+            delay: Duration::ZERO,
+            fail_every: 0,
+            reject_window: None,
+            dateformat: "%Y-%m-%d %H:%M:%S".into(),
+            pubsub: 0,
+        }
+    }
+}
+
+struct WindowInfo {
+    source: bool,
+    decoder: Option<Decoder>,
+    schema_error: Option<String>,
+}
+
+struct Loaded {
+    xml: String,
+    windows: BTreeMap<(String, String), WindowInfo>,
+}
+
+/// The stand-in's state; [`StandIn::handle`] answers one request.
+pub struct StandIn {
+    settings: Settings,
+    projects: BTreeMap<String, Loaded>,
+    files: BTreeMap<String, File>,
+    injects: u64,
+    /// Events recorded since start.
+    pub events: u64,
+}
+
+/// An answer: status and XML body.
+pub type Answer = (u16, String);
+
+fn error(code: u16, message: &str, details: &[String]) -> Answer {
+    let mut body = format!(
+        "<response code=\"{code}\"><message>{}</message>",
+        escape(message)
+    );
+    if !details.is_empty() {
+        body.push_str("<details>");
+        for d in details {
+            body.push_str(&format!("<detail>{}</detail>", escape(d)));
+        }
+        body.push_str("</details>");
+    }
+    body.push_str("</response>");
+    (code, body)
+}
+
+fn ok(message: &str) -> Answer {
+    (
+        200,
+        format!(
+            "<response code=\"0\"><message>{}</message></response>",
+            escape(message)
+        ),
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl StandIn {
+    pub fn new(settings: Settings) -> StandIn {
+        StandIn {
+            settings,
+            projects: BTreeMap::new(),
+            files: BTreeMap::new(),
+            injects: 0,
+            events: 0,
+        }
+    }
+
+    /// Answers one request. `url` is the path with its query.
+    pub fn handle(&mut self, method: &str, url: &str, body: &[u8]) -> Answer {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let Some(rest) = self.settings.bases.prefixes().iter().find_map(|p| {
+            path.strip_prefix(p)
+                .or_else(|| (path == &p[..p.len() - 1]).then_some(""))
+        }) else {
+            return error(
+                404,
+                &format!("no such resource: {path}"),
+                &[format!(
+                    "this stand-in serves {}",
+                    self.settings.bases.prefixes().join(" and ")
+                )],
+            );
+        };
+        let parts: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let value = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("value="))
+            .unwrap_or("");
+        match (method, parts.as_slice()) {
+            ("GET" | "HEAD", ["server"]) => (
+                200,
+                format!(
+                    "<server engine=\"edgecm-standin\" version=\"edgecm-standin {}\" pubsub=\"{}\" standin=\"true\"/>",
+                    env!("CARGO_PKG_VERSION"),
+                    self.settings.pubsub
+                ),
+            ),
+            (_, ["server"]) => error(405, &format!("{method} is not allowed on server; allowed: GET"), &[]),
+            ("GET", ["projects"]) => {
+                let mut b = String::from("<projects>");
+                for (name, p) in &self.projects {
+                    b.push_str(&format!("<project name=\"{}\" bytes=\"{}\"/>", escape(name), p.xml.len()));
+                }
+                b.push_str("</projects>");
+                (200, b)
+            }
+            ("PUT" | "POST", ["projects", name]) => self.load(name, body),
+            ("DELETE", ["projects", name]) => match self.projects.remove(*name) {
+                Some(_) => ok(&format!("project '{name}' deleted")),
+                None => error(404, &format!("project '{name}' does not exist"), &[]),
+            },
+            ("GET", ["projects", name]) => match self.projects.get(*name) {
+                Some(p) => (200, p.xml.clone()),
+                None => error(404, &format!("project '{name}' does not exist"), &[]),
+            },
+            (_, ["projects", ..]) => error(405, &format!("{method} is not allowed on projects; allowed: GET, PUT, DELETE"), &[]),
+            ("PUT" | "POST", ["windows", p, cq, w, "state"]) if value == "injected" => {
+                self.inject(p, cq, w, body)
+            }
+            ("PUT" | "POST", ["windows", _, _, _, "state"]) => error(
+                400,
+                &format!("window state {value:?} is not supported by the stand-in; accepted: injected"),
+                &[],
+            ),
+            (_, ["windows", ..]) => error(405, &format!("{method} is not allowed here; allowed: PUT .../state?value=injected"), &[]),
+            _ => error(404, &format!("no such resource: {path}"), &[]),
+        }
+    }
+
+    fn load(&mut self, name: &str, body: &[u8]) -> Answer {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return error(400, "the project is not UTF-8 text", &[]);
+        };
+        let file = match project::parse(Path::new("request body"), text) {
+            Ok(f) => f,
+            Err(d) => {
+                return error(
+                    400,
+                    &format!("project '{name}' is not a valid project"),
+                    &[d.to_string()],
+                )
+            }
+        };
+        let p: &Project = match file.project(name) {
+            Some(p) => p,
+            None if file.projects.len() == 1 => &file.projects[0],
+            None => {
+                return error(
+                    400,
+                    &format!("the document holds no project named '{name}'"),
+                    &[format!(
+                        "projects in it: {}",
+                        file.projects
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )],
+                )
+            }
+        };
+        let date = match crate::source::value::DateFormat::parse(&self.settings.dateformat) {
+            Ok(d) => d,
+            Err(e) => return error(500, &format!("the stand-in's -dateformat: {e}"), &[]),
+        };
+        let mut windows = BTreeMap::new();
+        for cq in &p.contqueries {
+            for w in &cq.windows {
+                let (decoder, schema_error) = match &w.schema {
+                    Some(Ok(schema)) => {
+                        let layout = Layout::new(schema, w.autogen_key, false);
+                        let mut opts = Options::new(crate::config::FsType::Xml);
+                        opts.dates = Some(date.clone());
+                        opts.epoch_dates = true;
+                        (Some(Decoder::new(layout, opts)), None)
+                    }
+                    Some(Err(d)) => (None, Some(d.message.clone())),
+                    None => (None, Some("the window declares no schema".to_string())),
+                };
+                windows.insert(
+                    (cq.name.clone(), w.name.clone()),
+                    WindowInfo {
+                        source: w.is_source(),
+                        decoder,
+                        schema_error,
+                    },
+                );
+            }
+        }
+        let count = windows.len();
+        self.projects.insert(
+            name.to_string(),
+            Loaded {
+                xml: p.xml.clone(),
+                windows,
+            },
+        );
+        log::info!("stand-in: project '{name}' loaded ({count} windows)");
+        ok(&format!("project '{name}' loaded and started"))
+    }
+
+    fn inject(&mut self, p: &str, cq: &str, w: &str, body: &[u8]) -> Answer {
+        self.injects += 1;
+        let Some(project) = self.projects.get_mut(p) else {
+            return error(404, &format!("project '{p}' does not exist"), &[]);
+        };
+        let Some(win) = project.windows.get_mut(&(cq.to_string(), w.to_string())) else {
+            return error(404, &format!("window '{p}/{cq}/{w}' does not exist"), &[]);
+        };
+        if self.settings.fail_every > 0 && self.injects.is_multiple_of(self.settings.fail_every) {
+            return error(
+                503,
+                &format!(
+                    "failing inject number {} on purpose (-fail-every {})",
+                    self.injects, self.settings.fail_every
+                ),
+                &[],
+            );
+        }
+        if self.settings.reject_window.as_deref() == Some(w) {
+            return error(
+                400,
+                &format!("window '{p}/{cq}/{w}' refuses events (-reject-window)"),
+                &[],
+            );
+        }
+        if !win.source {
+            return error(400, &format!("window '{p}/{cq}/{w}' is not a source window; events can only be injected into source windows"), &[]);
+        }
+        let Some(decoder) = win.decoder.take() else {
+            return error(
+                400,
+                &format!("window '{p}/{cq}/{w}' has no usable schema"),
+                &[win.schema_error.clone().unwrap_or_default()],
+            );
+        };
+        // Decode the whole block before recording any of it: a block is all or nothing.
+        let mut lines = Vec::with_capacity(body.len() / 2);
+        let mut n = 0u64;
+        let mut reader = Reader::new(decoder);
+        let mut src = body;
+        let mut failure = None;
+        loop {
+            match reader.next(src.is_empty()) {
+                Step::Event { .. } => {
+                    n += 1;
+                    csv_line(&reader.event(), &mut lines);
+                }
+                Step::Error { at, message, .. } => {
+                    failure = Some(format!("event {} ({at}): {message}", n + 1));
+                    break;
+                }
+                Step::NeedMore if src.is_empty() => break,
+                Step::NeedMore => {
+                    if let Err(e) = reader.fill(&mut src) {
+                        failure = Some(format!("reading the body: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        win.decoder = Some(reader.dec);
+        if let Some(f) = failure {
+            return error(400, &format!("events for '{p}/{cq}/{w}' refused"), &[f]);
+        }
+        if let Some(dir) = &self.settings.record {
+            let key = format!("{p}.{cq}.{w}");
+            if let Err(e) = record(&mut self.files, dir, &key, &lines) {
+                return error(500, &format!("cannot record events: {e}"), &[]);
+            }
+        }
+        self.events += n;
+        ok(&format!("{n} events injected"))
+    }
+}
+
+/// Appends `opcode,flags,f1,...\n`: null is empty, text is quoted when it
+/// holds a comma, quote, CR or LF, or is empty (so it is not read as null).
+pub fn csv_line(e: &crate::source::EventView, out: &mut Vec<u8>) {
+    out.push(e.opcode.letter() as u8);
+    out.push(b',');
+    out.push(e.flags.letter() as u8);
+    for f in e.fields() {
+        out.push(b',');
+        let Some(v) = f else { continue };
+        if v.is_empty() || v.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+            out.push(b'"');
+            for &b in v {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(v);
+        }
+    }
+    out.push(b'\n');
+}
+
+fn record(
+    files: &mut BTreeMap<String, File>,
+    dir: &Path,
+    key: &str,
+    lines: &[u8],
+) -> io::Result<()> {
+    if !files.contains_key(key) {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{key}.csv"));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        cut_partial_line(&mut f)?;
+        files.insert(key.to_string(), f);
+    }
+    files.get_mut(key).expect("inserted above").write_all(lines)
+}
+
+/// Drops a last line without its newline (a write cut short by a kill).
+fn cut_partial_line(f: &mut File) -> io::Result<()> {
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut keep = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let from = keep.saturating_sub(buf.len() as u64);
+        let n = (keep - from) as usize;
+        f.seek(SeekFrom::Start(from))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            keep = from + i as u64 + 1;
+            break;
+        }
+        if from == 0 {
+            keep = 0;
+            break;
+        }
+        keep = from;
+    }
+    if keep < len {
+        log::warn!(
+            "stand-in: dropping {} bytes of a line cut short",
+            len - keep
+        );
+        f.set_len(keep)?;
+    }
+    Ok(())
+}
+
+/// Serves on `addr` until killed. Prints the bound address on stdout first.
+pub fn serve(addr: std::net::SocketAddr, settings: Settings) -> io::Result<()> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| io::Error::other(format!("cannot listen on {addr}: {e}")))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "edgecm engine: a stand-in for an ESP engine (not an ESP engine), listening on http://{bound}")?;
+        out.flush()?;
+    }
+    let delay = settings.delay;
+    let mut s = StandIn::new(settings);
+    let xml = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/xml"[..])
+        .expect("valid header");
+    for mut req in server.incoming_requests() {
+        let mut body = Vec::new();
+        if let Err(e) = req
+            .as_reader()
+            .take(crate::limits::STANDIN_BODY_MAX as u64 + 1)
+            .read_to_end(&mut body)
+        {
+            log::warn!("stand-in: reading a request body: {e}");
+            continue;
+        }
+        let (status, text) = if body.len() > crate::limits::STANDIN_BODY_MAX {
+            error(
+                413,
+                &format!(
+                    "request body over {} bytes",
+                    crate::limits::STANDIN_BODY_MAX
+                ),
+                &[],
+            )
+        } else {
+            s.handle(req.method().as_str(), req.url(), &body)
+        };
+        if status >= 400 {
+            log::info!("stand-in: {} {} -> {status}", req.method(), req.url());
+        }
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let resp = tiny_http::Response::from_string(text)
+            .with_status_code(status)
+            .with_header(xml.clone());
+        if let Err(e) = req.respond(resp) {
+            log::debug!("stand-in: answering: {e}");
+        }
+    }
+    Ok(())
+}
