@@ -94,6 +94,49 @@ impl Default for Status {
     }
 }
 
+/// An engine's [`Status`], and an event notified at every change (progress
+/// displays and tests wait on it instead of polling).
+#[derive(Debug, Default)]
+pub struct Watched {
+    status: RefCell<Status>,
+    changed: Event,
+}
+
+impl Watched {
+    pub fn get(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.borrow_mut());
+        self.changed.notify(usize::MAX);
+    }
+
+    /// Waits until `pred` holds, or `deadline` passes (false).
+    pub async fn wait_for(&self, pred: impl Fn(&Status) -> bool, deadline: Instant) -> bool {
+        loop {
+            let l = self.changed.listen();
+            if pred(&self.status.borrow()) {
+                return true;
+            }
+            let woke = future::or(
+                async {
+                    l.await;
+                    true
+                },
+                async {
+                    Timer::at(deadline).await;
+                    false
+                },
+            )
+            .await;
+            if !woke {
+                return pred(&self.status.borrow());
+            }
+        }
+    }
+}
+
 /// What the senders share with the core.
 pub struct Shared<S: Storage> {
     pub journal: RefCell<Journal<S>>,
@@ -149,7 +192,7 @@ pub struct Sender {
     health: Health,
     settings: Settings,
     projects: Vec<Rc<Deploy>>,
-    pub status: Rc<RefCell<Status>>,
+    pub status: Rc<Watched>,
     pub stop: Rc<Stop>,
     backoff: Backoff,
     last_answer: Instant,
@@ -178,7 +221,7 @@ impl Sender {
             health: Health::new(settings.retries),
             settings,
             projects,
-            status: Rc::new(RefCell::new(Status::default())),
+            status: Rc::new(Watched::default()),
             stop: Rc::new(Stop::default()),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             last_answer: Instant::now(),
@@ -186,10 +229,11 @@ impl Sender {
     }
 
     fn sync_status(&self) {
-        let mut s = self.status.borrow_mut();
-        s.state = self.health.state();
-        s.base = self.health.base;
-        s.last_error.clone_from(&self.health.last_error);
+        self.status.update(|s| {
+            s.state = self.health.state();
+            s.base = self.health.base;
+            s.last_error.clone_from(&self.health.last_error);
+        });
     }
 
     fn fail(&mut self, why: String) {
@@ -263,10 +307,11 @@ impl Sender {
                     self.settings.deploy_deadline(),
                 )
                 .await;
-            self.status.borrow_mut().request_bytes += p.xml.len() as u64;
+            self.status
+                .update(|s| s.request_bytes += p.xml.len() as u64);
             match classify(&r) {
                 Outcome::Done => {
-                    self.status.borrow_mut().deploys += 1;
+                    self.status.update(|s| s.deploys += 1);
                     log::info!(
                         "engine '{}': project '{}' deployed ({} bytes)",
                         self.name,
@@ -314,8 +359,7 @@ impl Sender {
                 continue;
             };
             let mut body = Vec::with_capacity(payload.len() * 2);
-            let start = crate::journal::record::HEADER_LEN;
-            match events_xml(&payload[start..], w, &mut body) {
+            match events_xml(payload, w, &mut body) {
                 Ok(_) => {
                     return Ok(Some(Block {
                         first_seq: h.first_seq,
@@ -427,7 +471,8 @@ impl Sender {
                 self.settings.timeout,
             )
             .await;
-        self.status.borrow_mut().request_bytes += b.body.len() as u64;
+        self.status
+            .update(|s| s.request_bytes += b.body.len() as u64);
         match classify(&r) {
             Outcome::Done => {
                 self.answered();
@@ -436,9 +481,10 @@ impl Sender {
                     b.first_seq + u64::from(b.count),
                     u64::from(b.count),
                 );
-                let mut s = self.status.borrow_mut();
-                s.acked_events += u64::from(b.count);
-                s.acked_blocks += 1;
+                self.status.update(|s| {
+                    s.acked_events += u64::from(b.count);
+                    s.acked_blocks += 1;
+                });
                 true
             }
             Outcome::Rejected { status, message } => {
@@ -480,9 +526,10 @@ impl Sender {
                     b.first_seq + u64::from(b.count),
                     u64::from(b.count),
                 );
-                let mut s = self.status.borrow_mut();
-                s.rejected_events += u64::from(b.count);
-                s.rejected_blocks += 1;
+                self.status.update(|s| {
+                    s.rejected_events += u64::from(b.count);
+                    s.rejected_blocks += 1;
+                });
                 true
             }
             Outcome::Lost(why) => {
@@ -496,7 +543,7 @@ impl Sender {
                 false
             }
             Outcome::Retry(why) => {
-                self.status.borrow_mut().failed_requests += 1;
+                self.status.update(|s| s.failed_requests += 1);
                 self.fail(format!("publishing to {}: {why}", w.label));
                 let d = self.backoff.next_delay();
                 self.sleep(d).await;

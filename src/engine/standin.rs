@@ -461,18 +461,21 @@ fn cut_partial_line(f: &mut File) -> io::Result<()> {
 
 /// Serves on `addr` until killed. Prints the bound address on stdout first.
 pub fn serve(addr: std::net::SocketAddr, settings: Settings) -> io::Result<()> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| io::Error::other(format!("cannot listen on {addr}: {e}")))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr()?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "edgecm engine: a stand-in for an ESP engine (not an ESP engine), listening on http://{bound}")?;
         out.flush()?;
     }
+    serve_on(listener, settings)
+}
+
+/// Serves on a bound listener until the process ends (the bench runs it on a thread).
+pub fn serve_on(listener: std::net::TcpListener, settings: Settings) -> io::Result<()> {
+    let server = tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| io::Error::other(format!("cannot serve: {e}")))?;
     let delay = settings.delay;
     let mut s = StandIn::new(settings);
     let xml = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/xml"[..])

@@ -29,3 +29,59 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
+
+/// An `edgecm engine` stand-in child process; killed when dropped.
+pub struct StandIn {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub args: Vec<String>,
+}
+
+impl StandIn {
+    /// Starts `edgecm engine -http PORT ARGS...` (port 0: a free one) and
+    /// waits for the line that says where it listens.
+    pub fn start(port: u16, args: &[&str]) -> StandIn {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgecm"))
+            .args(["-loglevel", "warn", "engine", "-http"])
+            .arg(port.to_string())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start edgecm engine");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the stand-in's first line");
+        let port = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the stand-in did not say where it listens: {line:?}"));
+        StandIn {
+            child,
+            port,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// SIGKILL, then wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills it and starts it again on the same port with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = StandIn::start(self.port, &args);
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
