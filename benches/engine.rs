@@ -155,6 +155,7 @@ fn run_case(
     let shared = Rc::new(Shared {
         journal: j.into(),
         synced: Default::default(),
+        acked: Default::default(),
         dead_letters: DeadLetters::new(&dir).into(),
         windows: vec![window.clone()],
     });

@@ -82,6 +82,26 @@ pub enum Command {
     Check(Check),
     Queue(Queue),
     Engine(EngineCmd),
+    Demo(Demo),
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+/// Run the whole product on this machine: three stand-in engines and a spare
+/// on free 127.0.0.1 ports, a broker-surveillance example routed to them, a
+/// progress line while it runs, and a table of what each engine received.
+#[argh(subcommand, name = "demo")]
+pub struct Demo {
+    /// trades to generate (default 20000)
+    #[argh(option, default = "20_000")]
+    pub trades: u64,
+
+    /// folder for the demo's files (default: a new one under the temp dir, removed at the end)
+    #[argh(option)]
+    pub dir: Option<PathBuf>,
+
+    /// keep the demo's files (config, data, journal, recordings) afterwards
+    #[argh(switch)]
+    pub keep: bool,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -167,6 +187,9 @@ const LONG_OPTIONS: &[&str] = &[
     "fail-every",
     "reject-window",
     "dateformat",
+    "trades",
+    "dir",
+    "keep",
 ];
 
 /// Rewrites `-name` to `--name` for our long option names.

@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod journal;
@@ -13,3 +15,4 @@ pub mod logger;
 pub mod net;
 pub mod route;
 pub mod source;
+pub mod systemd;

@@ -31,6 +31,13 @@ fn main() -> ExitCode {
         Some(Command::Check(c)) => check(&c.cluster_manager),
         Some(Command::Queue(q)) => queue(&q.state_dir),
         Some(Command::Engine(e)) => engine(e),
+        Some(Command::Demo(d)) => match edgecm::demo::run(d.trades, d.dir.clone(), d.keep) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edgecm demo: {e}");
+                ExitCode::from(1)
+            }
+        },
         None => daemon(&cli),
     }
 }
@@ -109,25 +116,96 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         eprintln!("Run 'edgecm --help' for usage.");
         return ExitCode::from(2);
     };
-    if cli.http.is_none() {
-        eprintln!("edgecm: -http PORT is required to run the manager");
-        return ExitCode::from(2);
-    }
-    match Config::load(url) {
-        Ok(c) => {
-            for w in &c.warnings {
-                log::warn!("{w}");
-            }
-            eprintln!(
-                "edgecm: config {} is valid, but the manager itself (sources, journal, engines) is not implemented yet; \
-                 use 'edgecm check' to validate configs",
-                c.file.display()
-            );
-            ExitCode::from(1)
-        }
+    let config = match Config::load(url) {
+        Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
-            ExitCode::from(1)
+            return ExitCode::from(1);
+        }
+    };
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    let outputs = [
+        (
+            &cli.output_projects,
+            edgecm::engine::models::projects_xml as fn(&Config) -> String,
+        ),
+        (&cli.output_routers, edgecm::engine::models::routers_xml),
+    ];
+    for (path, make) in outputs {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(path, make(&config)) {
+                eprintln!("edgecm: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+            log::info!("wrote {}", path.display());
         }
     }
+    let mut options = edgecm::daemon::Options::new(cli.state_dir.clone());
+    options.ticktime_ms = cli.ticktime;
+    options.retries = cli.retries;
+    options.timeout_ms = cli.timeout;
+    options.buffersize = cli.buffersize;
+    let core = match edgecm::daemon::Core::new(config, options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("edgecm: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let signals = match async_signal::Signals::new([
+        async_signal::Signal::Term,
+        async_signal::Signal::Int,
+        async_signal::Signal::Hup,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edgecm: cannot handle signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ex = async_executor::LocalExecutor::new();
+    if let Some(every) = edgecm::systemd::watchdog_interval() {
+        ex.spawn(async move {
+            loop {
+                edgecm::systemd::notify("WATCHDOG=1");
+                async_io::Timer::after(every).await;
+            }
+        })
+        .detach();
+    }
+    let until = async {
+        use futures_lite::StreamExt;
+        let mut signals = signals;
+        while let Some(sig) = signals.next().await {
+            match sig {
+                Ok(async_signal::Signal::Hup) => {
+                    log::info!("SIGHUP: logs go to stderr; nothing to reopen");
+                }
+                Ok(s) => {
+                    log::info!("{s:?}: stopping sources, draining for the grace period");
+                    edgecm::systemd::notify("STOPPING=1");
+                    return;
+                }
+                Err(e) => log::warn!("signal: {e}"),
+            }
+        }
+    };
+    log::info!(
+        "edgecm {} running '{}': {} sources, {} engines, state in {}",
+        env!("CARGO_PKG_VERSION"),
+        core.config.manager,
+        core.config.raw_sources.len(),
+        core.config
+            .clusters
+            .iter()
+            .map(|c| c.engines.len())
+            .sum::<usize>(),
+        cli.state_dir.display()
+    );
+    edgecm::systemd::notify("READY=1\nSTATUS=running");
+    async_io::block_on(ex.run(core.run(&ex, until)));
+    log::info!("stopped");
+    ExitCode::SUCCESS
 }

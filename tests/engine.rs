@@ -138,6 +138,7 @@ fn shared(j: Journal<MemStorage>, dir: &Path) -> Rc<Shared<MemStorage>> {
     Rc::new(Shared {
         journal: j.into(),
         synced: Default::default(),
+        acked: Default::default(),
         dead_letters: DeadLetters::new(dir).into(),
         windows: vec![window()],
     })

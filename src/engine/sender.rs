@@ -142,6 +142,8 @@ pub struct Shared<S: Storage> {
     pub journal: RefCell<Journal<S>>,
     /// Notified after every journal sync (new blocks are readable).
     pub synced: Event,
+    /// Notified after every acknowledgement (cursors to persist).
+    pub acked: Event,
     pub dead_letters: RefCell<DeadLetters>,
     /// Target windows by destination index (the journal's `target`).
     pub windows: Vec<Window>,
@@ -165,7 +167,7 @@ impl Stop {
     }
 
     /// Waits for `f` unless stopped first (`None`).
-    async fn or<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+    pub async fn or<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
         let l = self.event.listen();
         if self.flag.get() {
             return None;
@@ -346,6 +348,7 @@ impl Sender {
             let Some(h) = header else {
                 if j.cursor(self.id).is_some_and(|c| pos.seq > c) {
                     j.ack(self.id, pos.seq, 0);
+                    shared.acked.notify(usize::MAX);
                 }
                 return Ok(None);
             };
@@ -481,6 +484,7 @@ impl Sender {
                     b.first_seq + u64::from(b.count),
                     u64::from(b.count),
                 );
+                shared.acked.notify(usize::MAX);
                 self.status.update(|s| {
                     s.acked_events += u64::from(b.count);
                     s.acked_blocks += 1;
@@ -526,6 +530,7 @@ impl Sender {
                     b.first_seq + u64::from(b.count),
                     u64::from(b.count),
                 );
+                shared.acked.notify(usize::MAX);
                 self.status.update(|s| {
                     s.rejected_events += u64::from(b.count);
                     s.rejected_blocks += 1;

@@ -101,7 +101,13 @@ impl<'a> Iterator for Fields<'a> {
         self.rest = rest;
         Some(Some(text))
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
 }
+
+impl ExactSizeIterator for Fields<'_> {}
 
 fn get_varint(b: &[u8]) -> Option<(u32, usize)> {
     let mut v: u32 = 0;

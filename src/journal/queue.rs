@@ -314,6 +314,11 @@ impl<S: Storage> Journal<S> {
         self.segments.iter().map(|s| s.len).sum::<u64>() + self.pending.len() as u64
     }
 
+    /// Bytes appended and not yet written (what the next `sync` writes).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }

@@ -1,0 +1,883 @@
+//! The manager: the only place that wires the stages together
+//! (ARCHITECTURE §1, §6).
+//!
+//! ```text
+//! source task (one per raw-source) ─ decode ─ block of `blocksize` events
+//!     └─ route (per map) ─ journal append ──▶ committer task: group sync
+//!                                                   │ notifies
+//! sender task (one per engine) ◀────────────────────┘ reads, publishes, acks
+//! ```
+//! Everything runs on one `LocalExecutor` on the main thread. The only
+//! `await`s that hold data are a source waiting for journal room
+//! (backpressure: the block stays in RAM, the source reads nothing more, so
+//! a file stays where it is and a socket's TCP window closes) and senders
+//! waiting for engines.
+//!
+//! Positions and torn syncs: a block split by routing into several records
+//! carries the source position reached after the block only on its last
+//! record; the others carry the position before the block. A power cut that
+//! keeps only the first records of a block therefore resumes before the
+//! block, and its events are read again (duplicates, never loss).
+
+use crate::config::fs::FsName;
+use crate::config::{AdapterState, Config};
+use crate::engine::deadletter::DeadLetters;
+use crate::engine::encode::Window;
+use crate::engine::sender::{Deploy, Sender, Settings, Shared, Stop, Watched};
+use crate::journal::block::{events, BlockWriter};
+use crate::journal::{DirStorage, Full, Journal, Limits, NewRecord, Position};
+use crate::limits::EVENT_MAX;
+use crate::route::{EngineId, EngineSet, Keyed, Membership, Router, Routes};
+use crate::source::{ConnectSource, FileSource, Layout, ListenSource, Next, SourceError, Stats};
+use async_executor::LocalExecutor;
+use async_io::Timer;
+use event_listener::Event;
+use futures_lite::future;
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How the manager runs, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub state_dir: PathBuf,
+    pub ticktime_ms: u64,
+    pub retries: u32,
+    pub timeout_ms: u64,
+    /// `-buffersize`: unacknowledged events per engine before sources pause.
+    pub buffersize: u64,
+    /// Journal byte cap.
+    pub journal_max: u64,
+    /// Group commit: sync at most this long after the first unsynced append...
+    pub commit_every: Duration,
+    /// ...or as soon as this many bytes wait.
+    pub commit_bytes: usize,
+    /// On SIGTERM: how long senders may go on draining.
+    pub grace: Duration,
+    /// Stop by itself once every source finished and every engine caught up
+    /// (`edgecm demo`; a real manager runs until signalled).
+    pub exit_when_drained: bool,
+}
+
+impl Options {
+    pub fn new(state_dir: PathBuf) -> Options {
+        Options {
+            state_dir,
+            ticktime_ms: 1000,
+            retries: 2,
+            timeout_ms: 3000,
+            buffersize: crate::cli::DEFAULT_BUFFERSIZE,
+            journal_max: 1 << 30,
+            commit_every: Duration::from_millis(50),
+            commit_bytes: 1 << 20,
+            grace: Duration::from_secs(5),
+            exit_when_drained: false,
+        }
+    }
+}
+
+/// Where a source stands, for logs, the admin API and the demo's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    Waiting,
+    Running,
+    /// Paused by backpressure.
+    Paused,
+    Finished,
+    Failed,
+    Stopped,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Waiting => "waiting",
+            SourceState::Running => "running",
+            SourceState::Paused => "paused",
+            SourceState::Finished => "finished",
+            SourceState::Failed => "failed",
+            SourceState::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SourceStatus {
+    pub name: String,
+    pub state: Cell<SourceState>,
+    pub started: Cell<bool>,
+    pub stats: Cell<Stats>,
+    /// Events appended to the journal.
+    pub accepted: Cell<u64>,
+}
+
+/// One engine slot and its sender.
+pub struct EngineHandle {
+    pub id: EngineId,
+    pub cluster: usize,
+    pub name: String,
+    pub status: Rc<Watched>,
+    pub stop: Rc<Stop>,
+}
+
+/// A map fed by a source: its router, cluster and destination index.
+struct Feed {
+    router: Router,
+    cluster: usize,
+    dest: u16,
+    routes: Routes,
+}
+
+/// Global engine ids of cluster `c` start at `offsets[c]`.
+fn engine_offsets(config: &Config) -> Vec<u8> {
+    let mut next = 0usize;
+    config
+        .clusters
+        .iter()
+        .map(|c| {
+            let o = next;
+            next += c.engines.len() + 4;
+            o.min(63) as u8
+        })
+        .collect()
+}
+
+pub struct Core {
+    pub config: Config,
+    pub options: Options,
+    pub shared: Rc<Shared<DirStorage>>,
+    pub memberships: Vec<RefCell<Membership>>,
+    offsets: Vec<u8>,
+    pub sources: Vec<Rc<SourceStatus>>,
+    pub engines: RefCell<Vec<EngineHandle>>,
+    /// Notified on every append (wakes the committer).
+    appended: Event,
+    /// Notified after every sync (wakes sources waiting for room).
+    room: Event,
+    /// Notified whenever a source starts or finishes (orchestration).
+    orchestration: Event,
+    pub stop_sources: Rc<Stop>,
+    pub started: Instant,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Core {
+    /// Opens the journal in the state dir and sets up engines and sources.
+    pub fn new(config: Config, options: Options) -> Result<Rc<Core>, String> {
+        let storage = DirStorage::open(&options.state_dir)
+            .map_err(|e| format!("cannot use state dir {}: {e}", options.state_dir.display()))?;
+        let limits = Limits {
+            bytes_max: options.journal_max,
+            engine_events_max: options.buffersize,
+            ..Limits::default()
+        };
+        let mut journal = Journal::open(storage, limits).map_err(|e| {
+            format!(
+                "cannot open the journal in {}: {e}",
+                options.state_dir.display()
+            )
+        })?;
+        let r = &journal.recovery;
+        if r.records > 0 || r.torn_bytes > 0 || !r.corrupt.is_empty() {
+            log::info!(
+                "journal: recovered {} records ({} events) in {} segments{}{}",
+                r.records,
+                r.events,
+                r.segments,
+                if r.torn_bytes > 0 {
+                    format!(", cut a torn tail of {} bytes", r.torn_bytes)
+                } else {
+                    String::new()
+                },
+                if r.lost_events > 0 {
+                    format!(", {} events lost to corruption", r.lost_events)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let offsets = engine_offsets(&config);
+        let mut memberships = Vec::new();
+        for (c, cl) in config.clusters.iter().enumerate() {
+            let m = Membership::new(&cl.engines, &cl.spares)
+                .map_err(|e| format!("cluster '{}': {e}", cl.name))?;
+            for slot in m.slots() {
+                journal
+                    .restore_engine(offsets[c] + slot.id)
+                    .map_err(|e| format!("journal: {e}"))?;
+            }
+            memberships.push(RefCell::new(m));
+        }
+        let windows = config
+            .esp_maps
+            .iter()
+            .flat_map(|m| &m.maps)
+            .map(|m| Window::of(&m.destination))
+            .collect();
+        let shared = Rc::new(Shared {
+            journal: RefCell::new(journal),
+            synced: Event::new(),
+            acked: Event::new(),
+            dead_letters: RefCell::new(DeadLetters::new(&options.state_dir)),
+            windows,
+        });
+        let sources = config
+            .raw_sources
+            .iter()
+            .map(|s| {
+                Rc::new(SourceStatus {
+                    name: s.name.clone(),
+                    state: Cell::new(SourceState::Waiting),
+                    started: Cell::new(false),
+                    stats: Cell::new(Stats::default()),
+                    accepted: Cell::new(0),
+                })
+            })
+            .collect();
+        Ok(Rc::new(Core {
+            config,
+            options,
+            shared,
+            memberships,
+            offsets,
+            sources,
+            engines: RefCell::new(Vec::new()),
+            appended: Event::new(),
+            room: Event::new(),
+            orchestration: Event::new(),
+            stop_sources: Rc::new(Stop::default()),
+            started: Instant::now(),
+        }))
+    }
+
+    fn settings(&self) -> Settings {
+        Settings::new(
+            self.options.ticktime_ms,
+            self.options.retries,
+            self.options.timeout_ms,
+        )
+    }
+
+    /// The projects deployed to engines of cluster `c`.
+    fn deploys(&self, c: usize) -> Vec<Rc<Deploy>> {
+        let mut out: Vec<Rc<Deploy>> = Vec::new();
+        for m in self.config.esp_maps.iter().filter(|m| m.cluster == c) {
+            let p = &self.config.projects[m.model];
+            if !out.iter().any(|d| d.name == p.name) {
+                out.push(Rc::new(Deploy {
+                    name: p.name.clone(),
+                    xml: p.project.xml.clone(),
+                }));
+            }
+        }
+        out
+    }
+
+    /// Starts a sender for every engine slot.
+    pub fn start_engines(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        for (c, m) in self.memberships.iter().enumerate() {
+            let deploys = self.deploys(c);
+            for slot in m.borrow().slots() {
+                let id = self.offsets[c] + slot.id;
+                let e = &slot.engine;
+                let s = Sender::new(
+                    id,
+                    &slot.name,
+                    &e.host,
+                    e.ha_port,
+                    deploys.clone(),
+                    self.settings(),
+                );
+                self.engines.borrow_mut().push(EngineHandle {
+                    id,
+                    cluster: c,
+                    name: slot.name.clone(),
+                    status: s.status.clone(),
+                    stop: s.stop.clone(),
+                });
+                ex.spawn(s.run(self.shared.clone())).detach();
+            }
+        }
+    }
+
+    /// Whether source `i` may start: every group with an edge into its
+    /// group has all its entries in their state.
+    fn may_start(&self, i: usize) -> bool {
+        for m in &self.config.esp_maps {
+            let o = &m.orchestration;
+            let Some(g) = o
+                .groups
+                .iter()
+                .position(|g| g.entries.iter().any(|e| e.source == i))
+            else {
+                continue;
+            };
+            for &(from, _) in o.edges.iter().filter(|e| e.1 == g) {
+                for e in &o.groups[from].entries {
+                    let s = &self.sources[e.source];
+                    let reached = match e.state {
+                        AdapterState::Started => s.started.get(),
+                        AdapterState::Finished => s.state.get() == SourceState::Finished,
+                    };
+                    if !reached {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Starts a task for every raw-source some map reads.
+    pub fn start_sources(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        let offsets = self.offsets.clone();
+        let mut dest = 0u16;
+        let mut feeds: Vec<Vec<Feed>> = (0..self.config.raw_sources.len())
+            .map(|_| Vec::new())
+            .collect();
+        for m in &self.config.esp_maps {
+            let redundancy = self.config.clusters[m.cluster].redundancy;
+            for map in &m.maps {
+                feeds[map.source].push(Feed {
+                    router: Router::new(map.destination.policy.clone(), redundancy),
+                    cluster: m.cluster,
+                    dest,
+                    routes: Routes::default(),
+                });
+                dest += 1;
+            }
+        }
+        for (i, f) in feeds.into_iter().enumerate() {
+            if f.is_empty() {
+                log::warn!(
+                    "source '{}': no esp-map reads it; not started",
+                    self.config.raw_sources[i].name
+                );
+                continue;
+            }
+            let core = self.clone();
+            let offsets = offsets.clone();
+            ex.spawn(async move {
+                core.run_source(i, f, offsets).await;
+            })
+            .detach();
+        }
+    }
+
+    async fn run_source(self: Rc<Self>, i: usize, feeds: Vec<Feed>, offsets: Vec<u8>) {
+        let status = self.sources[i].clone();
+        let raw = &self.config.raw_sources[i];
+        // Wait for the orchestration edges into this source's group.
+        loop {
+            let l = self.orchestration.listen();
+            if self.stop_sources.is_stopped() {
+                status.state.set(SourceState::Stopped);
+                return;
+            }
+            if self.may_start(i) {
+                break;
+            }
+            future::or(l, async {
+                self.stop_sources_wait().await;
+            })
+            .await;
+        }
+        // The layout of the first map's target window (maps of one source share it).
+        let dest_index = usize::from(feeds[0].dest);
+        let dest = self
+            .config
+            .esp_maps
+            .iter()
+            .flat_map(|m| &m.maps)
+            .nth(dest_index)
+            .map(|m| &m.destination)
+            .expect("feed destinations exist");
+        let autogen = self
+            .config
+            .esp_maps
+            .iter()
+            .find_map(|m| {
+                let p = &self.config.projects[m.model].project;
+                p.contquery(&dest.target.contquery)
+                    .and_then(|c| c.windows.iter().find(|w| w.name == dest.target.window))
+                    .map(|w| w.autogen_key)
+            })
+            .unwrap_or(false);
+        let layout = Layout::new(&dest.schema, autogen, raw.fs.noautogenfield);
+        let resume = self
+            .shared
+            .journal
+            .borrow()
+            .positions()
+            .get(&(i as u16))
+            .copied()
+            .unwrap_or(Position::None);
+        let source = match open_source(&raw.name, &raw.fs, layout, resume) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("{e}");
+                status.state.set(SourceState::Failed);
+                self.orchestration.notify(usize::MAX);
+                return;
+            }
+        };
+        if resume != Position::None {
+            log::info!("source '{}': resuming after {resume:?}", raw.name);
+        }
+        status.started.set(true);
+        status.state.set(SourceState::Running);
+        self.orchestration.notify(usize::MAX);
+        log::info!("source '{}': started", raw.name);
+        let mut run = SourceRun {
+            core: self.clone(),
+            index: i as u16,
+            feeds,
+            offsets,
+            block: BlockWriter::default(),
+            before: resume,
+            last: resume,
+            spans: Vec::new(),
+            status: status.clone(),
+            blocksize: raw.fs.blocksize.max(1),
+        };
+        let end = run.pump(source).await;
+        status.state.set(end);
+        self.orchestration.notify(usize::MAX);
+        log::info!(
+            "source '{}': {} ({} events accepted)",
+            raw.name,
+            end.name(),
+            status.accepted.get()
+        );
+    }
+
+    async fn stop_sources_wait(&self) {
+        // `Stop::or` resolves to None when stopped; waiting on nothing else.
+        self.stop_sources.or(future::pending::<()>()).await;
+    }
+
+    /// Group commit: syncs appended records and cursor changes, at most
+    /// `commit_every` after the first change or at `commit_bytes` pending.
+    async fn committer(self: Rc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            let l = self.appended.listen();
+            let a = self.shared.acked.listen();
+            let (pending, cursors) = {
+                let j = self.shared.journal.borrow();
+                (j.next_seq() > j.synced_seq(), !j.cursors_synced())
+            };
+            if !pending && !cursors {
+                future::or(l, a).await;
+                continue;
+            }
+            let due = Instant::now() + self.options.commit_every;
+            loop {
+                if self.shared.journal.borrow().pending_bytes() >= self.options.commit_bytes {
+                    break;
+                }
+                let l = self.appended.listen();
+                let more = future::or(
+                    async {
+                        l.await;
+                        true
+                    },
+                    async {
+                        Timer::at(due).await;
+                        false
+                    },
+                )
+                .await;
+                if !more {
+                    break;
+                }
+            }
+            let r = self.shared.journal.borrow_mut().sync();
+            match r {
+                Ok(_) => {
+                    if failures > 0 {
+                        log::info!("journal: syncing works again");
+                    }
+                    failures = 0;
+                    self.shared.synced.notify(usize::MAX);
+                    self.room.notify(usize::MAX);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        log::error!(
+                            "journal: sync failed ({failures} in a row), events stay in RAM and sources pause: {e}"
+                        );
+                    }
+                    Timer::after(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+                }
+            }
+        }
+    }
+
+    /// Every source is done and every engine caught up.
+    pub fn drained(&self) -> bool {
+        let sources_done = self.sources.iter().all(|s| {
+            matches!(
+                s.state.get(),
+                SourceState::Finished | SourceState::Failed | SourceState::Stopped
+            )
+        });
+        let j = self.shared.journal.borrow();
+        sources_done
+            && j.next_seq() == j.synced_seq()
+            && self.engines.borrow().iter().all(|e| j.backlog(e.id) == 0)
+            && j.cursors_synced()
+    }
+
+    /// Stops sources, syncs, lets senders drain for the grace period, and
+    /// syncs the cursors.
+    pub async fn shutdown(self: &Rc<Self>) {
+        self.stop_sources.stop();
+        self.room.notify(usize::MAX);
+        // Sources flush their partial blocks on the way out (they notify
+        // `orchestration` when they end); wait for them within the grace period.
+        let deadline = Instant::now() + self.options.grace;
+        loop {
+            let l = self.orchestration.listen();
+            let busy = self
+                .sources
+                .iter()
+                .any(|s| matches!(s.state.get(), SourceState::Running | SourceState::Paused));
+            if !busy || Instant::now() >= deadline {
+                break;
+            }
+            future::or(l, unit(Timer::at(deadline))).await;
+        }
+        let _ = self.shared.journal.borrow_mut().sync();
+        self.shared.synced.notify(usize::MAX);
+        // Senders go on until caught up or the grace period ends.
+        let engines: Vec<(EngineId, Rc<Watched>)> = self
+            .engines
+            .borrow()
+            .iter()
+            .map(|e| (e.id, e.status.clone()))
+            .collect();
+        for (id, w) in &engines {
+            let shared = self.shared.clone();
+            let id = *id;
+            w.wait_for(move |_| shared.journal.borrow().backlog(id) == 0, deadline)
+                .await;
+        }
+        for e in self.engines.borrow().iter() {
+            e.stop.stop();
+        }
+        if let Err(e) = self.shared.journal.borrow_mut().sync() {
+            log::error!("journal: final sync failed: {e}");
+        }
+    }
+
+    /// Runs the manager on `ex` until `until` resolves (a signal) or, with
+    /// `exit_when_drained`, until everything is delivered.
+    pub async fn run(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        until: impl std::future::Future<Output = ()>,
+    ) {
+        ex.spawn(self.clone().committer()).detach();
+        self.start_engines(ex);
+        self.start_sources(ex);
+        let drained = async {
+            if !self.options.exit_when_drained {
+                return future::pending::<()>().await;
+            }
+            loop {
+                // Woken by syncs (acks are synced by the committer) and by source changes.
+                let a = self.shared.synced.listen();
+                let b = self.orchestration.listen();
+                if self.drained() {
+                    return;
+                }
+                future::or(
+                    future::or(a, b),
+                    unit(Timer::after(Duration::from_millis(200))),
+                )
+                .await;
+            }
+        };
+        future::or(until, drained).await;
+        self.shutdown().await;
+    }
+}
+
+/// Awaits `f` and drops its output (to race futures of different outputs).
+async fn unit<F: std::future::Future>(f: F) {
+    f.await;
+}
+
+enum AnySource {
+    File(FileSource),
+    Connect(ConnectSource),
+    Listen(ListenSource),
+}
+
+impl AnySource {
+    async fn next(&mut self) -> Result<Next<'_>, SourceError> {
+        match self {
+            AnySource::File(s) => s.next().await,
+            AnySource::Connect(s) => s.next().await,
+            AnySource::Listen(s) => s.next().await,
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            AnySource::File(s) => s.stats(),
+            AnySource::Connect(s) => s.stats(),
+            AnySource::Listen(s) => s.stats(),
+        }
+    }
+}
+
+fn open_source(
+    name: &str,
+    fs: &crate::config::FsSource,
+    layout: Layout,
+    resume: Position,
+) -> Result<AnySource, SourceError> {
+    Ok(match &fs.fsname {
+        FsName::File(_) => {
+            let mut s = FileSource::new(name, fs, layout)?;
+            s.resume_from(resume)?;
+            AnySource::File(s)
+        }
+        FsName::Connect { .. } => {
+            let mut s = ConnectSource::new(name, fs, layout)?;
+            s.resume_from(resume);
+            AnySource::Connect(s)
+        }
+        FsName::Listen { .. } => {
+            let addr = ListenSource::address(fs).expect("a listen fsname");
+            let mut s = ListenSource::bind(name, fs, layout, addr)?;
+            s.resume_from(resume);
+            AnySource::Listen(s)
+        }
+    })
+}
+
+/// One event of a block, for routing: its field spans in the block buffer.
+struct Spanned<'a> {
+    buf: &'a [u8],
+    spans: &'a [(u32, u32)],
+}
+
+impl Keyed for Spanned<'_> {
+    fn field_text(&self, index: usize) -> &[u8] {
+        match self.spans.get(index) {
+            Some(&(s, e)) if s != u32::MAX => &self.buf[s as usize..e as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// A running source's block in the making.
+struct SourceRun {
+    core: Rc<Core>,
+    index: u16,
+    feeds: Vec<Feed>,
+    offsets: Vec<u8>,
+    block: BlockWriter,
+    /// The position before the block's first event, and after its last.
+    before: Position,
+    last: Position,
+    spans: Vec<(u32, u32)>,
+    status: Rc<SourceStatus>,
+    blocksize: u32,
+}
+
+/// Room for one more event in a record, besides the header.
+const RECORD_PAYLOAD_MAX: usize = crate::journal::RECORD_MAX - crate::journal::record::HEADER_LEN;
+
+impl SourceRun {
+    /// Reads until the source ends, fails or is stopped; returns how it ended.
+    async fn pump(&mut self, mut source: AnySource) -> SourceState {
+        let stop = self.core.stop_sources.clone();
+        loop {
+            let step = stop.or(source.next()).await;
+            let Some(step) = step else {
+                self.flush().await;
+                self.status.stats.set(source.stats());
+                return SourceState::Stopped;
+            };
+            match step {
+                Ok(Next::Event(view, pos)) => {
+                    let size: usize = view
+                        .fields()
+                        .map(|f| f.map_or(1, |t| t.len() + 5))
+                        .sum::<usize>()
+                        + 8;
+                    if self.block.count > 0 && self.block.buf.len() + size > RECORD_PAYLOAD_MAX {
+                        self.flush().await;
+                    }
+                    debug_assert!(size <= EVENT_MAX + 1024 * 8);
+                    self.block.push(
+                        view.opcode.letter() as u8,
+                        view.flags.letter() as u8,
+                        view.fields(),
+                    );
+                    self.last = pos;
+                    if self.block.count >= self.blocksize {
+                        self.status.stats.set(source.stats());
+                        self.flush().await;
+                    }
+                }
+                Ok(Next::Idle) => {
+                    self.status.stats.set(source.stats());
+                    self.flush().await;
+                }
+                Ok(Next::Finished) => {
+                    self.flush().await;
+                    self.status.stats.set(source.stats());
+                    return SourceState::Finished;
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    self.flush().await;
+                    self.status.stats.set(source.stats());
+                    return SourceState::Failed;
+                }
+            }
+        }
+    }
+
+    /// Routes the block and appends it, waiting for room as long as needed
+    /// (backpressure); the block is then empty.
+    async fn flush(&mut self) {
+        if self.block.count == 0 {
+            return;
+        }
+        // Field spans of every event, for hashing.
+        self.spans.clear();
+        let base = self.block.buf.as_ptr() as usize;
+        let mut nfields = 0;
+        for e in events(&self.block.buf).flatten() {
+            nfields = e.field_count();
+            for f in e.fields() {
+                self.spans.push(match f {
+                    Some(t) => {
+                        let s = (t.as_ptr() as usize - base) as u32;
+                        (s, s + t.len() as u32)
+                    }
+                    None => (u32::MAX, 0),
+                });
+            }
+        }
+        let block: Vec<Spanned> = (0..self.block.count as usize)
+            .map(|k| Spanned {
+                buf: &self.block.buf,
+                spans: &self.spans[k * nfields..(k + 1) * nfields],
+            })
+            .collect();
+        let refs: Vec<&Spanned> = block.iter().collect();
+        for f in &mut self.feeds {
+            let m = self.core.memberships[f.cluster].borrow();
+            f.router.route(&m, &refs, &mut f.routes);
+        }
+        drop(refs);
+        drop(block);
+        // Append every group of every feed, in order; on Full, wait and go on
+        // from where it stopped.
+        let mut sub = BlockWriter::default();
+        let total: usize = self.feeds.iter().map(|f| f.routes.groups().count()).sum();
+        let mut done = 0usize;
+        let mut paused = false;
+        while done < total {
+            let (fi, gi) = {
+                let mut k = done;
+                let mut at = (0, 0);
+                for (fi, f) in self.feeds.iter().enumerate() {
+                    let n = f.routes.groups().count();
+                    if k < n {
+                        at = (fi, k);
+                        break;
+                    }
+                    k -= n;
+                }
+                at
+            };
+            let f = &self.feeds[fi];
+            let (set, idx) = f.routes.groups().nth(gi).expect("counted above");
+            let dest = EngineSet::from_bits(set.bits() << self.offsets[f.cluster]);
+            let whole = idx.len() == self.block.count as usize;
+            let payload: &[u8] = if whole {
+                &self.block.buf
+            } else {
+                sub.clear();
+                let evs: Vec<_> = events(&self.block.buf).flatten().collect();
+                for &k in idx {
+                    let e = &evs[k as usize];
+                    sub.push(e.opcode, e.flags, e.fields());
+                }
+                &sub.buf
+            };
+            let position = if done + 1 == total {
+                self.last
+            } else {
+                self.before
+            };
+            let rec = NewRecord {
+                dest,
+                source: self.index,
+                target: f.dest,
+                position,
+                count: idx.len() as u32,
+                time_ms: now_ms(),
+            };
+            let r = self.core.shared.journal.borrow_mut().append(rec, payload);
+            match r {
+                Ok(_) => {
+                    done += 1;
+                    self.core.appended.notify(usize::MAX);
+                }
+                Err(full) => {
+                    if !paused {
+                        paused = true;
+                        self.status.state.set(SourceState::Paused);
+                        log::info!(
+                            "source '{}': paused, {}",
+                            self.status.name,
+                            match full {
+                                Full::Bytes => "the journal is full".to_string(),
+                                Full::Engine(e) =>
+                                    format!("engine slot {e} has -buffersize events unacknowledged"),
+                            }
+                        );
+                    }
+                    let l = self.core.room.listen();
+                    // Re-check after listening: a sync may have made room meanwhile.
+                    let r = self.core.shared.journal.borrow_mut().append(rec, payload);
+                    if r.is_ok() {
+                        done += 1;
+                        self.core.appended.notify(usize::MAX);
+                        continue;
+                    }
+                    // Waits for room even when stopping: accepted input is never dropped.
+                    future::or(l, unit(Timer::after(Duration::from_millis(500)))).await;
+                }
+            }
+        }
+        if paused {
+            log::info!("source '{}': resumed", self.status.name);
+            if self.status.state.get() == SourceState::Paused {
+                self.status.state.set(SourceState::Running);
+            }
+        }
+        self.status
+            .accepted
+            .set(self.status.accepted.get() + u64::from(self.block.count));
+        self.block.clear();
+        self.before = self.last;
+    }
+}
