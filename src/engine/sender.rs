@@ -479,16 +479,7 @@ impl Sender {
         match classify(&r) {
             Outcome::Done => {
                 self.answered();
-                shared.journal.borrow_mut().ack(
-                    self.id,
-                    b.first_seq + u64::from(b.count),
-                    u64::from(b.count),
-                );
-                shared.acked.notify(usize::MAX);
-                self.status.update(|s| {
-                    s.acked_events += u64::from(b.count);
-                    s.acked_blocks += 1;
-                });
+                self.acknowledge(shared, b, false);
                 true
             }
             Outcome::Rejected { status, message } => {
@@ -525,16 +516,7 @@ impl Sender {
                     b.first_seq + u64::from(b.count),
                     shared.dead_letters.borrow().path().display()
                 );
-                shared.journal.borrow_mut().ack(
-                    self.id,
-                    b.first_seq + u64::from(b.count),
-                    u64::from(b.count),
-                );
-                shared.acked.notify(usize::MAX);
-                self.status.update(|s| {
-                    s.rejected_events += u64::from(b.count);
-                    s.rejected_blocks += 1;
-                });
+                self.acknowledge(shared, b, true);
                 true
             }
             Outcome::Lost(why) => {
@@ -555,6 +537,23 @@ impl Sender {
                 false
             }
         }
+    }
+
+    /// Moves the cursor past `b` (the engine took it, or it is in the dead letters).
+    fn acknowledge<S: Storage>(&self, shared: &Shared<S>, b: &Block, rejected: bool) {
+        let n = u64::from(b.count);
+        shared.journal.borrow_mut().ack(self.id, b.first_seq + n, n);
+        shared.acked.notify(usize::MAX);
+        self.status.update(|s| match rejected {
+            false => {
+                s.acked_events += n;
+                s.acked_blocks += 1;
+            }
+            true => {
+                s.rejected_events += n;
+                s.rejected_blocks += 1;
+            }
+        });
     }
 
     fn answered(&mut self) {
