@@ -532,3 +532,41 @@ fn an_answer_that_never_comes_times_out() {
     });
     assert!(matches!(r, Err(HttpError::Connect(_))), "{r:?}");
 }
+
+#[test]
+fn output_models_describe_what_is_deployed_and_routed() {
+    let cfg = support::shared().join("corpus/cm/broker-local.xml");
+    let config = edgecm::config::Config::load(cfg.to_str().unwrap()).expect("broker-local");
+    let projects = edgecm::engine::models::projects_xml(&config);
+    let doc = roxmltree::Document::parse(&projects).expect("projects XML parses");
+    assert_eq!(doc.root_element().tag_name().name(), "project");
+    let routers = edgecm::engine::models::routers_xml(&config);
+    let doc = roxmltree::Document::parse(&routers).expect("router XML parses");
+    let engines: Vec<(&str, &str)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("esp-engine"))
+        .map(|n| (n.attribute("name").unwrap(), n.attribute("port").unwrap()))
+        .collect();
+    assert_eq!(
+        engines,
+        [("esp1", "41003"), ("esp2", "41006"), ("esp3", "41009")]
+    );
+    let dests: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("publish-destination"))
+        .collect();
+    // venues and restricted: one per engine (multicast); trades: one (hash, commented).
+    assert_eq!(dests.len(), 7);
+    assert!(dests
+        .iter()
+        .all(|d| d.attribute("opcode") == Some("insert")));
+    let routes: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("esp-route"))
+        .map(|n| n.attribute("to").unwrap().to_string())
+        .collect();
+    assert_eq!(routes.len(), 3);
+    assert_eq!(routes[2], "dest4");
+    assert!(routers.contains("no documented string hash"), "{routers}");
+    assert!(routers.contains("esp4"), "the spare is mentioned");
+}
