@@ -97,7 +97,7 @@ impl Setup {
     }
 
     fn wait_until(&self, done: impl Fn() -> bool, manager: &mut Child) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while !done() {
             if let Ok(Some(s)) = manager.try_wait() {
                 panic!("the manager exited early: {s}; log:\n{}", self.log());
