@@ -19,12 +19,10 @@ use edgecm::engine::standin;
 use edgecm::journal::block::BlockWriter;
 use edgecm::journal::{Journal, Limits, MemStorage, NewRecord, Position};
 use edgecm::route::EngineSet;
-use edgecm::source::{Decoder, Layout, Options, Reader, Step};
+use edgecm::source::{decode_all, Decoder, Layout, Options, OwnedEvent as Event};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-type Event = (u8, u8, Vec<Option<Vec<u8>>>);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -53,7 +51,8 @@ fn main() {
     let csv = std::fs::read(path).expect("trades csv");
     let layout = Layout::new(&dest.schema, false, source.fs.noautogenfield);
     let opts = Options::from_fs(&source.fs).expect("fs options");
-    let trades = decode(&csv, Decoder::new(layout, opts));
+    let trades =
+        decode_all(&csv, Decoder::new(layout, opts)).unwrap_or_else(|e| panic!("trades {e}"));
     let csv_per_event = csv.len() as f64 / trades.len() as f64;
     let model = &config.projects[config.esp_maps[0].model];
     let window = Window::of(dest);
@@ -86,29 +85,6 @@ fn main() {
         );
     }
     println!("CSV line: {csv_per_event:.1} bytes per event");
-}
-
-fn decode(csv: &[u8], dec: Decoder) -> Vec<Event> {
-    let mut r = Reader::new(dec);
-    let mut src = csv;
-    let mut out = Vec::new();
-    loop {
-        match r.next(src.is_empty()) {
-            Step::Event { .. } => {
-                let e = r.event();
-                out.push((
-                    e.opcode.letter() as u8,
-                    e.flags.letter() as u8,
-                    e.fields().map(|f| f.map(<[u8]>::to_vec)).collect(),
-                ));
-            }
-            Step::Error { at, message, .. } => panic!("trades {at}: {message}"),
-            Step::NeedMore if src.is_empty() => return out,
-            Step::NeedMore => {
-                r.fill(&mut src).unwrap();
-            }
-        }
-    }
 }
 
 /// Publishes `evs` in blocks; returns seconds taken and request body bytes.

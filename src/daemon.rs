@@ -787,87 +787,74 @@ impl SourceRun {
         }
         drop(refs);
         drop(block);
-        // Append every group of every feed, in order; on Full, wait and go on
-        // from where it stopped.
+        // Append every group of every feed, in order; on Full, wait for room
+        // and retry that group.
+        let groups: Vec<(&Feed, EngineSet, &[u32])> = self
+            .feeds
+            .iter()
+            .flat_map(|f| f.routes.groups().map(move |(set, idx)| (f, set, idx)))
+            .collect();
+        // Decoded once, only when some group is a part of the block.
+        let whole = self.block.count as usize;
+        let evs: Vec<_> = if groups.iter().any(|g| g.2.len() != whole) {
+            events(&self.block.buf).flatten().collect()
+        } else {
+            Vec::new()
+        };
         let mut sub = BlockWriter::default();
-        let total: usize = self.feeds.iter().map(|f| f.routes.groups().count()).sum();
-        let mut done = 0usize;
         let mut paused = false;
-        while done < total {
-            let (fi, gi) = {
-                let mut k = done;
-                let mut at = (0, 0);
-                for (fi, f) in self.feeds.iter().enumerate() {
-                    let n = f.routes.groups().count();
-                    if k < n {
-                        at = (fi, k);
-                        break;
-                    }
-                    k -= n;
-                }
-                at
-            };
-            let f = &self.feeds[fi];
-            let (set, idx) = f.routes.groups().nth(gi).expect("counted above");
-            let dest = EngineSet::from_bits(set.bits() << self.offsets[f.cluster]);
-            let whole = idx.len() == self.block.count as usize;
-            let payload: &[u8] = if whole {
+        for (k, &(f, set, idx)) in groups.iter().enumerate() {
+            let payload: &[u8] = if idx.len() == whole {
                 &self.block.buf
             } else {
                 sub.clear();
-                let evs: Vec<_> = events(&self.block.buf).flatten().collect();
-                for &k in idx {
-                    let e = &evs[k as usize];
+                for &i in idx {
+                    let e = &evs[i as usize];
                     sub.push(e.opcode, e.flags, e.fields());
                 }
                 &sub.buf
             };
-            let position = if done + 1 == total {
-                self.last
-            } else {
-                self.before
-            };
             let rec = NewRecord {
-                dest,
+                dest: EngineSet::from_bits(set.bits() << self.offsets[f.cluster]),
                 source: self.index,
                 target: f.dest,
-                position,
+                position: if k + 1 == groups.len() {
+                    self.last
+                } else {
+                    self.before
+                },
                 count: idx.len() as u32,
                 time_ms: now_ms(),
             };
-            let r = self.core.shared.journal.borrow_mut().append(rec, payload);
-            match r {
-                Ok(_) => {
-                    done += 1;
-                    self.core.appended.notify(usize::MAX);
-                }
-                Err(full) => {
-                    if !paused {
-                        paused = true;
-                        self.status.state.set(SourceState::Paused);
-                        log::info!(
-                            "source '{}': paused, {}",
-                            self.status.name,
-                            match full {
-                                Full::Bytes => "the journal is full".to_string(),
-                                Full::Engine(e) =>
-                                    format!("engine slot {e} has -buffersize events unacknowledged"),
-                            }
-                        );
-                    }
-                    let l = self.core.room.listen();
-                    // Re-check after listening: a sync may have made room meanwhile.
-                    let r = self.core.shared.journal.borrow_mut().append(rec, payload);
-                    if r.is_ok() {
-                        done += 1;
+            loop {
+                // Listen before trying, so room made by a sync in between is not missed.
+                let room = self.core.room.listen();
+                let r = self.core.shared.journal.borrow_mut().append(rec, payload);
+                let full = match r {
+                    Ok(_) => {
                         self.core.appended.notify(usize::MAX);
-                        continue;
+                        break;
                     }
-                    // Waits for room even when stopping: accepted input is never dropped.
-                    future::or(l, unit(Timer::after(Duration::from_millis(500)))).await;
+                    Err(full) => full,
+                };
+                if !paused {
+                    paused = true;
+                    self.status.state.set(SourceState::Paused);
+                    log::info!(
+                        "source '{}': paused, {}",
+                        self.status.name,
+                        match full {
+                            Full::Bytes => "the journal is full".to_string(),
+                            Full::Engine(e) =>
+                                format!("engine slot {e} has -buffersize events unacknowledged"),
+                        }
+                    );
                 }
+                // Waits for room even when stopping: accepted input is never dropped.
+                future::or(room, unit(Timer::after(Duration::from_millis(500)))).await;
             }
         }
+        drop(groups);
         if paused {
             log::info!("source '{}': resumed", self.status.name);
             if self.status.state.get() == SourceState::Paused {

@@ -16,7 +16,7 @@ use edgecm::engine::State;
 use edgecm::journal::block::BlockWriter;
 use edgecm::journal::{Journal, Limits, MemStorage, NewRecord, Position};
 use edgecm::route::EngineSet;
-use edgecm::source::{Decoder, Layout, Options, Reader, Step};
+use edgecm::source::{decode_all, Decoder, Layout, Options, OwnedEvent as Event};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::net::TcpListener;
 use std::path::Path;
@@ -45,7 +45,6 @@ const PROJECT: &str = r#"<project name="trading" pubsub="auto" threads="1">
   </contqueries>
 </project>"#;
 
-type Event = (u8, u8, Vec<Option<Vec<u8>>>);
 /// Status, body, truncated.
 type Answer = (u16, Vec<u8>, bool);
 
@@ -164,27 +163,9 @@ fn recorded(path: &Path) -> Vec<Event> {
     let layout = Layout::new(&schema(), false, false);
     let mut opts = Options::new(FsType::Csv);
     opts.dates = Some(edgecm::source::value::DateFormat::parse("%Y-%m-%d %H:%M:%S").unwrap());
-    let mut r = Reader::new(Decoder::new(layout, opts));
     let data = std::fs::read(path).unwrap_or_default();
-    let mut src = &data[..];
-    let mut out = Vec::new();
-    loop {
-        match r.next(src.is_empty()) {
-            Step::Event { .. } => {
-                let e = r.event();
-                out.push((
-                    e.opcode.letter() as u8,
-                    e.flags.letter() as u8,
-                    e.fields().map(|f| f.map(<[u8]>::to_vec)).collect(),
-                ));
-            }
-            Step::Error { at, message, .. } => panic!("{}: {at}: {message}", path.display()),
-            Step::NeedMore if src.is_empty() => return out,
-            Step::NeedMore => {
-                r.fill(&mut src).unwrap();
-            }
-        }
-    }
+    decode_all(&data, Decoder::new(layout, opts))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn assert_same(got: &[Event], want: &[Event]) {

@@ -267,6 +267,21 @@ impl Sender {
         self.client.request("GET", path, None, &[], deadline).await
     }
 
+    /// `PUT` an XML body, counting its bytes.
+    async fn put_xml(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        deadline: Duration,
+    ) -> Result<Response, HttpError> {
+        let r = self
+            .client
+            .request("PUT", path, Some("application/xml"), body, deadline)
+            .await;
+        self.status.update(|s| s.request_bytes += body.len() as u64);
+        r
+    }
+
     /// Tries each base path; the first whose `server` answers 2xx wins.
     async fn probe(&mut self) -> Result<&'static str, String> {
         let deadline = self.settings.heartbeat_deadline();
@@ -300,17 +315,8 @@ impl Sender {
                 super::encode::path_segment(&p.name)
             );
             let r = self
-                .client
-                .request(
-                    "PUT",
-                    &path,
-                    Some("application/xml"),
-                    p.xml.as_bytes(),
-                    self.settings.deploy_deadline(),
-                )
+                .put_xml(&path, p.xml.as_bytes(), self.settings.deploy_deadline())
                 .await;
-            self.status
-                .update(|s| s.request_bytes += p.xml.len() as u64);
             match classify(&r) {
                 Outcome::Done => {
                     self.status.update(|s| s.deploys += 1);
@@ -464,18 +470,7 @@ impl Sender {
         let w = &shared.windows[b.target];
         let base = self.health.base.expect("ready after a probe");
         let path = format!("{base}{}", w.inject_path);
-        let r = self
-            .client
-            .request(
-                "PUT",
-                &path,
-                Some("application/xml"),
-                &b.body,
-                self.settings.timeout,
-            )
-            .await;
-        self.status
-            .update(|s| s.request_bytes += b.body.len() as u64);
+        let r = self.put_xml(&path, &b.body, self.settings.timeout).await;
         match classify(&r) {
             Outcome::Done => {
                 self.answered();

@@ -14,7 +14,7 @@ pub mod value;
 pub mod xml;
 
 pub use decode::{Decoder, EventView, Layout, Options};
-pub use reader::{Reader, Step, Where};
+pub use reader::{decode_all, OwnedEvent, Reader, Step, Where};
 pub mod file;
 pub mod watch;
 

@@ -235,6 +235,35 @@ impl Reader {
     }
 }
 
+/// One event with its own copies of the text: opcode letter, flags letter,
+/// fields (`None` is null).
+pub type OwnedEvent = (u8, u8, Vec<Option<Vec<u8>>>);
+
+/// Decodes a whole buffer (tests, benches): every event, or the first error
+/// as `"{where}: {message}"`.
+pub fn decode_all(data: &[u8], dec: Decoder) -> Result<Vec<OwnedEvent>, String> {
+    let mut r = Reader::new(dec);
+    let mut src = data;
+    let mut out = Vec::new();
+    loop {
+        match r.next(src.is_empty()) {
+            Step::Event { .. } => {
+                let e = r.event();
+                out.push((
+                    e.opcode.letter() as u8,
+                    e.flags.letter() as u8,
+                    e.fields().map(|f| f.map(<[u8]>::to_vec)).collect(),
+                ));
+            }
+            Step::Error { at, message, .. } => return Err(format!("{at}: {message}")),
+            Step::NeedMore if src.is_empty() => return Ok(out),
+            Step::NeedMore => {
+                r.fill(&mut src).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
