@@ -8,8 +8,8 @@ APT=(apt-get -o DPkg::Lock::Timeout=300 -qq)
 MUSL_ARMHF=${MUSL_ARMHF:-/opt/musl-armhf}   # private copy of Debian's musl-dev:armhf
 
 # 1. Debian packages (amd64 only; no dpkg multiarch, see step 3). file and time: the static
-#    check and the peak-RSS figure in cross/footprint.sh.
-pkgs=(qemu-user qemu-user-binfmt gcc-arm-linux-gnueabihf libc6-dev-armhf-cross file time)
+#    check and the peak-RSS figure in cross/footprint.sh; systemd: systemd-analyze for the unit.
+pkgs=(qemu-user qemu-user-binfmt gcc-arm-linux-gnueabihf libc6-dev-armhf-cross file time systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -20,8 +20,8 @@ pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;
 /// every accepted event on flash until an engine acknowledged it. Options take
 /// one dash or two (-http 12347 or --http 12347).
 pub struct Cli {
-    /// port for the admin REST API (and failover); PORT binds 127.0.0.1, ADDR:PORT binds ADDR
-    #[argh(option, from_str_fn(parse_http))]
+    /// port for the admin REST API; PORT binds 127.0.0.1, ADDR:PORT binds ADDR (0: any free port, logged)
+    #[argh(option, from_str_fn(parse_listen))]
     pub http: Option<SocketAddr>,
 
     /// publish/subscribe port (accepted for dfesp_cluster_manager compatibility)
@@ -63,6 +63,10 @@ pub struct Cli {
     /// queued events per engine before sources pause; k, m, g suffixes (x1024) accepted (default 1m)
     #[argh(option, default = "DEFAULT_BUFFERSIZE", from_str_fn(parse_size))]
     pub buffersize: u64,
+
+    /// on SIGTERM/SIGINT, ms engines may go on draining the queue before exit (default 5000)
+    #[argh(option, default = "5000")]
+    pub grace: u64,
 
     /// where the journal and cursors live (default /var/lib/edgecm)
     #[argh(option, default = "PathBuf::from(\"/var/lib/edgecm\")")]
@@ -178,6 +182,7 @@ const LONG_OPTIONS: &[&str] = &[
     "retries",
     "timeout",
     "buffersize",
+    "grace",
     "state-dir",
     "loglevel",
     "help",
@@ -226,17 +231,6 @@ fn parse_port(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
         _ => Err(format!("{s:?} is not a port; accepted: 1 to 65535")),
-    }
-}
-
-/// `PORT` binds 127.0.0.1; `ADDR:PORT` (or `[v6]:PORT`) binds ADDR.
-pub fn parse_http(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(port) = parse_port(s) {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    }
-    match s.parse::<SocketAddr>() {
-        Ok(a) if a.port() != 0 => Ok(a),
-        _ => Err(format!("{s:?} is not accepted; accepted: PORT or ADDR:PORT (e.g. 12347, 0.0.0.0:12347, [::1]:12347)")),
     }
 }
 

@@ -114,11 +114,15 @@ pub struct SourceStatus {
 
 /// One engine slot and its sender.
 pub struct EngineHandle {
+    /// Global id: the journal's engine (cluster offset + slot id).
     pub id: EngineId,
     pub cluster: usize,
+    /// The slot's name (a spare serving it keeps the name).
     pub name: String,
     pub status: Rc<Watched>,
     pub stop: Rc<Stop>,
+    /// The failure was handled (spare swapped in, or none left).
+    down: bool,
 }
 
 /// A map fed by a source: its router, cluster and destination index.
@@ -129,18 +133,22 @@ struct Feed {
     routes: Routes,
 }
 
-/// Global engine ids of cluster `c` start at `offsets[c]`.
-fn engine_offsets(config: &Config) -> Vec<u8> {
+/// Slots a cluster may have beyond its config's engines (added at run time).
+const SLOTS_SPARE: usize = 4;
+
+/// Global engine ids of cluster `c` are `offsets[c]..offsets[c] + capacity[c]`.
+fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
     let mut next = 0usize;
     config
         .clusters
         .iter()
         .map(|c| {
-            let o = next;
-            next += c.engines.len() + 4;
-            o.min(63) as u8
+            let o = next.min(crate::limits::ENGINES_MAX - 1);
+            next += c.engines.len() + SLOTS_SPARE;
+            let cap = next.min(crate::limits::ENGINES_MAX) - o;
+            (o as u8, cap as u8)
         })
-        .collect()
+        .unzip()
 }
 
 pub struct Core {
@@ -148,7 +156,8 @@ pub struct Core {
     pub options: Options,
     pub shared: Rc<Shared<DirStorage>>,
     pub memberships: Vec<RefCell<Membership>>,
-    offsets: Vec<u8>,
+    pub(crate) offsets: Vec<u8>,
+    capacity: Vec<u8>,
     pub sources: Vec<Rc<SourceStatus>>,
     pub engines: RefCell<Vec<EngineHandle>>,
     /// Notified on every append (wakes the committer).
@@ -157,6 +166,8 @@ pub struct Core {
     room: Event,
     /// Notified whenever a source starts or finishes (orchestration).
     orchestration: Event,
+    /// Notified at every engine status change (spare takeover).
+    engine_changed: Rc<Event>,
     pub stop_sources: Rc<Stop>,
     pub started: Instant,
 }
@@ -203,18 +214,27 @@ impl Core {
                 }
             );
         }
-        let offsets = engine_offsets(&config);
+        let (offsets, capacity) = engine_offsets(&config);
         let mut memberships = Vec::new();
+        let mut known = EngineSet::EMPTY;
         for (c, cl) in config.clusters.iter().enumerate() {
             let m = Membership::new(&cl.engines, &cl.spares)
                 .map_err(|e| format!("cluster '{}': {e}", cl.name))?;
             for slot in m.slots() {
+                known.insert(offsets[c] + slot.id);
                 journal
                     .restore_engine(offsets[c] + slot.id)
                     .map_err(|e| format!("journal: {e}"))?;
             }
             memberships.push(RefCell::new(m));
         }
+        // Engines the journal has and the config does not (added through the
+        // admin API before a restart): their backlog goes to the config's.
+        let orphans: Vec<EngineId> = journal
+            .engines()
+            .map(|(e, _)| e)
+            .filter(|&e| !known.contains(e))
+            .collect();
         let windows = config
             .esp_maps
             .iter()
@@ -241,20 +261,44 @@ impl Core {
                 })
             })
             .collect();
-        Ok(Rc::new(Core {
+        let core = Rc::new(Core {
             config,
             options,
             shared,
             memberships,
             offsets,
+            capacity,
             sources,
             engines: RefCell::new(Vec::new()),
             appended: Event::new(),
             room: Event::new(),
             orchestration: Event::new(),
+            engine_changed: Rc::new(Event::new()),
             stop_sources: Rc::new(Stop::default()),
             started: Instant::now(),
-        }))
+        });
+        for e in orphans {
+            let c = core.cluster_of(e);
+            let moved = core
+                .reroute(c, e, &core.memberships[c].borrow())
+                .map_err(|err| format!("re-routing engine slot {e}: {err}"))?;
+            core.shared.journal.borrow_mut().remove_engine(e);
+            log::warn!(
+                "journal: engine slot {e} is not in the config (added through the admin API before a restart); its {moved} queued events were re-routed to cluster '{}'",
+                core.config.clusters[c].name
+            );
+        }
+        core.shared
+            .journal
+            .borrow_mut()
+            .sync()
+            .map_err(|e| format!("journal: {e}"))?;
+        Ok(core)
+    }
+
+    /// The cluster whose id range holds global engine id `e`.
+    fn cluster_of(&self, e: EngineId) -> usize {
+        self.offsets.iter().rposition(|&o| o <= e).unwrap_or(0)
     }
 
     fn settings(&self) -> Settings {
@@ -283,28 +327,317 @@ impl Core {
     /// Starts a sender for every engine slot.
     pub fn start_engines(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
         for (c, m) in self.memberships.iter().enumerate() {
-            let deploys = self.deploys(c);
             for slot in m.borrow().slots() {
-                let id = self.offsets[c] + slot.id;
-                let e = &slot.engine;
-                let s = Sender::new(
-                    id,
-                    &slot.name,
-                    &e.host,
-                    e.ha_port,
-                    deploys.clone(),
-                    self.settings(),
-                );
-                self.engines.borrow_mut().push(EngineHandle {
-                    id,
-                    cluster: c,
-                    name: slot.name.clone(),
-                    status: s.status.clone(),
-                    stop: s.stop.clone(),
-                });
-                ex.spawn(s.run(self.shared.clone())).detach();
+                let h = self.spawn_sender(ex, c, slot.id, &slot.name, &slot.engine);
+                self.engines.borrow_mut().push(h);
             }
         }
+    }
+
+    /// Starts the sender of slot `slot` of cluster `c`, served by `engine`.
+    fn spawn_sender(
+        &self,
+        ex: &LocalExecutor<'_>,
+        c: usize,
+        slot: EngineId,
+        name: &str,
+        engine: &crate::config::Engine,
+    ) -> EngineHandle {
+        let id = self.offsets[c] + slot;
+        // Logs name the engine serving the slot (a spare by its own name).
+        let s = Sender::new(
+            id,
+            &engine.name,
+            &engine.host,
+            engine.ha_port,
+            self.deploys(c),
+            self.settings(),
+        )
+        .watched_by(self.engine_changed.clone());
+        let h = EngineHandle {
+            id,
+            cluster: c,
+            name: name.to_string(),
+            status: s.status.clone(),
+            stop: s.stop.clone(),
+            down: false,
+        };
+        ex.spawn(s.run(self.shared.clone())).detach();
+        h
+    }
+
+    /// Watches the engines: a slot whose engine failed is given the
+    /// cluster's next spare (same slot, same keys, same journal cursor);
+    /// with none left its events wait. Runs until the manager stops.
+    async fn supervise(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        loop {
+            let l = self.engine_changed.listen();
+            self.fail_over(ex);
+            l.await;
+        }
+    }
+
+    /// One pass of [`Core::supervise`].
+    fn fail_over(&self, ex: &LocalExecutor<'_>) {
+        let mut engines = self.engines.borrow_mut();
+        for h in engines.iter_mut() {
+            let state = h.status.get().state;
+            if state == crate::engine::State::Ready && h.down {
+                h.down = false;
+                let _ = self.memberships[h.cluster].borrow_mut().recover(&h.name);
+                continue;
+            }
+            if state != crate::engine::State::Failed || h.down || h.stop.is_stopped() {
+                continue;
+            }
+            h.down = true;
+            let c = h.cluster;
+            let failover = self.memberships[c].borrow_mut().fail(&h.name);
+            match failover {
+                Ok(crate::route::Failover::Spare { slot, spare }) => {
+                    let engine = self.memberships[c]
+                        .borrow()
+                        .slot(slot)
+                        .map(|s| s.engine.clone())
+                        .expect("the slot just swapped");
+                    log::warn!(
+                        "engine '{}' failed; spare '{spare}' ({}:{}) takes its place and its keys",
+                        h.name,
+                        engine.host,
+                        engine.ha_port
+                    );
+                    h.stop.stop();
+                    *h = self.spawn_sender(ex, c, slot, &h.name, &engine);
+                }
+                Ok(crate::route::Failover::NoSpare { .. }) => {
+                    log::warn!(
+                            "engine '{}' failed and cluster '{}' has no spare left; its events wait for it",
+                            h.name,
+                            self.config.clusters[c].name
+                        );
+                }
+                Err(e) => log::error!("engine '{}': {e}", h.name),
+            }
+        }
+    }
+
+    /// Adds `engine` to the cluster of esp-map `map` (admin API): its sender
+    /// deploys the projects first; only once it is ready does routing send
+    /// it events. An engine that does not get ready within the deploy time
+    /// is not added.
+    pub(crate) async fn add_engine(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        c: usize,
+        engine: crate::config::Engine,
+    ) -> Result<EngineId, (u16, String)> {
+        let cluster = &self.config.clusters[c];
+        let slot = {
+            let m = self.memberships[c].borrow();
+            if m.by_name(&engine.name).is_some() || m.spares().iter().any(|s| s.name == engine.name)
+            {
+                return Err((
+                    409,
+                    format!(
+                        "cluster '{}' already has an engine named '{}'; DELETE it first or choose another name",
+                        cluster.name, engine.name
+                    ),
+                ));
+            }
+            match m.free_id() {
+                Some(id) if id < self.capacity[c] => id,
+                _ => {
+                    return Err((
+                        409,
+                        format!(
+                            "cluster '{}' has {} engines, the most it may have (its config's {} plus {SLOTS_SPARE}); remove one first",
+                            cluster.name,
+                            m.slots().len(),
+                            cluster.engines.len()
+                        ),
+                    ))
+                }
+            }
+        };
+        let id = self.offsets[c] + slot;
+        self.shared.journal.borrow_mut().add_engine(id);
+        let h = self.spawn_sender(ex, c, slot, &engine.name, &engine);
+        let deadline = Instant::now()
+            + Duration::from_millis(self.options.timeout_ms.max(10_000))
+            + Duration::from_millis(self.options.ticktime_ms);
+        let ready = h
+            .status
+            .wait_for(|s| s.state == crate::engine::State::Ready, deadline)
+            .await;
+        if !ready {
+            h.stop.stop();
+            self.shared.journal.borrow_mut().remove_engine(id);
+            let why = h.status.get().last_error.unwrap_or_default();
+            return Err((
+                502,
+                format!(
+                    "engine '{}' ({}:{}) did not get ready, so it was not added: {why}",
+                    engine.name, engine.host, engine.ha_port
+                ),
+            ));
+        }
+        let added = self.memberships[c].borrow_mut().add(engine);
+        debug_assert_eq!(added.as_ref().ok(), Some(&slot));
+        self.engines.borrow_mut().push(h);
+        self.engine_changed.notify(usize::MAX);
+        Ok(id)
+    }
+
+    /// Removes engine `name` from cluster `c` (admin API): its sender stops
+    /// and its queued events are routed again, by each map's policy, to the
+    /// engines that remain. Returns how many events moved.
+    pub(crate) fn remove_engine(&self, c: usize, name: &str) -> Result<u64, (u16, String)> {
+        let cluster = &self.config.clusters[c];
+        let mut after = self.memberships[c].borrow().clone();
+        let slot = after.remove(name).map_err(|e| match e {
+            crate::route::MembershipError::UnknownEngine(_) => {
+                (404, format!("cluster '{}': {e}", cluster.name))
+            }
+            _ => (409, format!("cluster '{}': {e}", cluster.name)),
+        })?;
+        let id = self.offsets[c] + slot.id;
+        // Make every record destined to it readable, then size the move.
+        self.shared
+            .journal
+            .borrow_mut()
+            .sync()
+            .map_err(|e| (503, format!("the journal cannot sync: {e}")))?;
+        let need = self
+            .reroute_plan(c, id, &after, &mut |_, _| {})
+            .map_err(|e| (500, format!("reading the journal: {e}")))?;
+        let room = self.shared.journal.borrow().room_bytes();
+        if need.1 > room {
+            return Err((
+                507,
+                format!(
+                    "re-routing the {} events queued for '{name}' needs {} bytes of journal and {room} are free; nothing was changed, try again once engines caught up",
+                    need.0, need.1
+                ),
+            ));
+        }
+        if let Some(h) = self.engines.borrow().iter().find(|h| h.id == id) {
+            h.stop.stop();
+        }
+        *self.memberships[c].borrow_mut() = after;
+        let moved = {
+            let after = self.memberships[c].borrow();
+            self.reroute(c, id, &after)
+                .map_err(|e| (500, format!("re-routing: {e}")))?
+        };
+        self.engines.borrow_mut().retain(|h| h.id != id);
+        let mut j = self.shared.journal.borrow_mut();
+        j.remove_engine(id);
+        j.sync()
+            .map_err(|e| (503, format!("the journal cannot sync: {e}")))?;
+        drop(j);
+        self.shared.synced.notify(usize::MAX);
+        self.room.notify(usize::MAX);
+        log::info!(
+            "engine '{}' removed from cluster '{}'; {moved} queued events re-routed",
+            slot.name,
+            cluster.name
+        );
+        Ok(moved)
+    }
+
+    /// Appends again, routed over `m`, every event queued for engine `gone`
+    /// (global id) of cluster `c`, to the engines of `m` that did not have
+    /// it already. Syncs as it goes; `gone` keeps its cursor (and so its
+    /// records) until the caller removes it. Returns the events moved.
+    fn reroute(&self, c: usize, gone: EngineId, m: &Membership) -> std::io::Result<u64> {
+        let mut moved = 0;
+        let mut failed = None;
+        self.reroute_plan(c, gone, m, &mut |rec, payload| {
+            if failed.is_some() {
+                return;
+            }
+            let mut j = self.shared.journal.borrow_mut();
+            moved += u64::from(rec.count);
+            if j.append_rerouted(rec, payload).is_err() {
+                failed = Some(std::io::Error::other("the journal is full"));
+                return;
+            }
+            if j.pending_bytes() >= self.options.commit_bytes {
+                if let Err(e) = j.sync() {
+                    failed = Some(e);
+                }
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(moved),
+        }
+    }
+
+    /// Walks the records queued for `gone` and calls `emit` with each new
+    /// record routing gives; returns (events, bytes) of what it emitted.
+    fn reroute_plan(
+        &self,
+        c: usize,
+        gone: EngineId,
+        m: &Membership,
+        emit: &mut dyn FnMut(NewRecord, &[u8]),
+    ) -> std::io::Result<(u64, u64)> {
+        let maps: Vec<&crate::config::Map> =
+            self.config.esp_maps.iter().flat_map(|m| &m.maps).collect();
+        let redundancy = self.config.clusters[c].redundancy;
+        let mut routers: std::collections::BTreeMap<u16, Router> = Default::default();
+        let mut pos = self.shared.journal.borrow().reader(gone);
+        let mut payload = Vec::new();
+        let mut routes = Routes::default();
+        let mut sub = BlockWriter::default();
+        let (mut events_n, mut bytes) = (0u64, 0u64);
+        loop {
+            let h = self
+                .shared
+                .journal
+                .borrow_mut()
+                .read_next(gone, &mut pos, &mut payload)?;
+            let Some(h) = h else { break };
+            let Some(map) = maps.get(usize::from(h.target)) else {
+                continue;
+            };
+            let router = routers
+                .entry(h.target)
+                .or_insert_with(|| Router::new(map.destination.policy.clone(), redundancy));
+            let evs: Vec<_> = events(&payload).flatten().collect();
+            let fields: Vec<Vec<&[u8]>> = evs
+                .iter()
+                .map(|e| e.fields().map(|f| f.unwrap_or(&[])).collect())
+                .collect();
+            let refs: Vec<&Vec<&[u8]>> = fields.iter().collect();
+            router.route(m, &refs, &mut routes);
+            // Engines that had the record already keep it.
+            let had = h.dest.bits() & !(1u64 << gone);
+            for (set, idx) in routes.groups() {
+                let dest = (set.bits() << self.offsets[c]) & !had;
+                if dest == 0 {
+                    continue;
+                }
+                sub.clear();
+                for &i in idx {
+                    let e = &evs[i as usize];
+                    sub.push(e.opcode, e.flags, e.fields());
+                }
+                let rec = NewRecord {
+                    dest: EngineSet::from_bits(dest),
+                    source: crate::journal::REROUTED,
+                    target: h.target,
+                    position: Position::None,
+                    count: idx.len() as u32,
+                    time_ms: h.time_ms,
+                };
+                events_n += idx.len() as u64;
+                bytes += (crate::journal::record::HEADER_LEN + sub.buf.len()) as u64;
+                emit(rec, &sub.buf);
+            }
+        }
+        Ok((events_n, bytes))
     }
 
     /// Whether source `i` may start: every group with an edge into its
@@ -584,11 +917,18 @@ impl Core {
     pub async fn run(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
+        admin: Option<async_channel::Receiver<crate::admin::Call>>,
         until: impl std::future::Future<Output = ()>,
     ) {
         ex.spawn(self.clone().committer()).detach();
         self.start_engines(ex);
         self.start_sources(ex);
+        let background = future::or(self.supervise(ex), async {
+            match admin {
+                Some(calls) => self.serve_admin(ex, calls).await,
+                None => future::pending().await,
+            }
+        });
         let drained = async {
             if !self.options.exit_when_drained {
                 return future::pending::<()>().await;
@@ -607,7 +947,7 @@ impl Core {
                 .await;
             }
         };
-        future::or(until, drained).await;
+        future::or(until, future::or(drained, background)).await;
         self.shutdown().await;
     }
 }

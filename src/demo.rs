@@ -160,7 +160,7 @@ fn run_in(trades: u64, dir: &Path) -> Result<(), String> {
         }
     };
     future::block_on(ex.run(async {
-        core.run(&ex, async {
+        core.run(&ex, None, async {
             progress.await;
         })
         .await;

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md (in the project's design folder) for the data flow and
 //! the six contracts; each module's own docs say what it must never do.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -147,6 +147,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     options.retries = cli.retries;
     options.timeout_ms = cli.timeout;
     options.buffersize = cli.buffersize;
+    options.grace = std::time::Duration::from_millis(cli.grace);
     let core = match edgecm::daemon::Core::new(config, options) {
         Ok(c) => c,
         Err(e) => {
@@ -164,6 +165,23 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
             eprintln!("edgecm: cannot handle signals: {e}");
             return ExitCode::from(1);
         }
+    };
+    let admin = match cli.http {
+        Some(addr) => match edgecm::admin::serve(addr) {
+            Ok((bound, calls)) => {
+                log::info!(
+                    "admin API on http://{bound}{} and http://{bound}{}",
+                    edgecm::admin::BASES[0],
+                    edgecm::admin::BASES[1]
+                );
+                Some(calls)
+            }
+            Err(e) => {
+                eprintln!("edgecm: -http {addr}: cannot listen: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
     };
     let ex = async_executor::LocalExecutor::new();
     if let Some(every) = edgecm::systemd::watchdog_interval() {
@@ -205,7 +223,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         cli.state_dir.display()
     );
     edgecm::systemd::notify("READY=1\nSTATUS=running");
-    async_io::block_on(ex.run(core.run(&ex, until)));
+    async_io::block_on(ex.run(core.run(&ex, admin, until)));
     log::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -19,15 +19,28 @@ struct Setup {
 }
 
 fn setup(name: &str, trades: u64) -> Setup {
+    setup_with(name, trades, &[], None)
+}
+
+/// Stand-ins get `engine_args` too; `rate` paces the trades source (events/s)
+/// so that traffic flows for a while.
+fn setup_with(name: &str, trades: u64, engine_args: &[&str], rate: Option<u32>) -> Setup {
     let dir = support::scratch(name);
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
     let engines: Vec<StandIn> = (1..=4)
         .map(|n| {
             let rec = dir.join(format!("esp{n}"));
-            StandIn::start(0, &["-record", rec.to_str().unwrap()])
+            let mut args = vec!["-record", rec.to_str().unwrap()];
+            args.extend_from_slice(engine_args);
+            StandIn::start(0, &args)
         })
         .collect();
     let mut config = std::fs::read_to_string(demo.join("broker-demo.xml")).unwrap();
+    if let Some(rate) = rate {
+        let at = "<property name='fsname'>trades.csv</property>";
+        assert!(config.contains(at));
+        config = config.replace(at, &format!("{at}<property name='rate'>{rate}</property>"));
+    }
     for (n, e) in engines.iter().enumerate() {
         config = config
             .replace(&format!("@ESP{}@", n + 1), &e.port.to_string())
@@ -48,6 +61,10 @@ fn setup(name: &str, trades: u64) -> Setup {
 
 impl Setup {
     fn manager(&self, log: &str) -> Child {
+        self.manager_with(log, &[])
+    }
+
+    fn manager_with(&self, log: &str, extra: &[&str]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -59,6 +76,7 @@ impl Setup {
             .arg("-state-dir")
             .arg(self.dir.join("state"))
             .args(["-ticktime", "200", "-loglevel", "info"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -96,7 +114,7 @@ impl Setup {
         self.wait_until(|| self.trades_recorded() >= n, manager);
     }
 
-    fn wait_until(&self, done: impl Fn() -> bool, manager: &mut Child) {
+    fn wait_until(&self, mut done: impl FnMut() -> bool, manager: &mut Child) {
         let deadline = Instant::now() + Duration::from_secs(300);
         while !done() {
             if let Ok(Some(s)) = manager.try_wait() {
@@ -110,6 +128,48 @@ impl Setup {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The admin API port the manager logged (it was started with `-http 0`).
+    fn admin_port(&self, manager: &mut Child) -> u16 {
+        let mut port = 0;
+        self.wait_until(
+            || {
+                let log = self.log();
+                port = log
+                    .split("admin API on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|r| r.split('/').next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                port != 0
+            },
+            manager,
+        );
+        port
+    }
+
+    /// Trade lines recorded by engine `e`, by the slot their broker hashes to.
+    fn trades_by_slot(&self, e: usize) -> [usize; BROKERS_HASHED] {
+        let mut n = [0; BROKERS_HASHED];
+        for line in self.recorded(e, "trades") {
+            let broker = line.split(',').nth(3).unwrap().to_string();
+            n[edgecm::route::hash_index(&[broker.as_bytes()], BROKERS_HASHED)] += 1;
+        }
+        n
+    }
+
+    /// How many generated trades hash to each slot.
+    fn expected_by_slot(&self) -> [usize; BROKERS_HASHED] {
+        let mut csv = Vec::new();
+        edgecm::demo::trades_csv(self.trades, &mut csv).unwrap();
+        let mut n = [0; BROKERS_HASHED];
+        for line in String::from_utf8(csv).unwrap().lines() {
+            if let Some(broker) = line.split(',').nth(3) {
+                n[edgecm::route::hash_index(&[broker.as_bytes()], BROKERS_HASHED)] += 1;
+            }
+        }
+        n
     }
 
     fn log(&self) -> String {
@@ -141,6 +201,12 @@ fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
 /// Checks every trade reached the engine its broker hashes to (and only
 /// that one), at least once; returns the number of duplicate lines.
 fn check_trades(s: &Setup) -> usize {
+    check_trades_placed(s, |engine, slot| engine == slot)
+}
+
+/// [`check_trades`] with `placed(engine, slot)` saying which engine may hold
+/// a trade of a slot.
+fn check_trades_placed(s: &Setup, placed: impl Fn(usize, usize) -> bool) -> usize {
     let mut seen = vec![0u32; s.trades as usize + 1];
     for e in 0..4 {
         for line in s.recorded(e, "trades") {
@@ -148,10 +214,9 @@ fn check_trades(s: &Setup) -> usize {
             let id: usize = f[2].parse().unwrap();
             let broker = f[3];
             let want = edgecm::route::hash_index(&[broker.as_bytes()], BROKERS_HASHED);
-            assert_eq!(
-                e,
-                want,
-                "trade {id} of broker {broker} reached esp{}",
+            assert!(
+                placed(e, want),
+                "trade {id} of broker {broker} (slot {want}) reached esp{}",
                 e + 1
             );
             seen[id] += 1;
@@ -240,4 +305,265 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
         d <= trials * 3 * 64 * 16,
         "{d} duplicates for {trials} kills: more than 16 blocks per engine per kill"
     );
+}
+
+const V1: &str = "/eventStreamProcessing/v1";
+const MAP: &str = "surveillance-map";
+
+#[test]
+fn admin_api_status_metrics_engines_and_clear_errors() {
+    let s = setup("daemon-admin", 2_000);
+    let mut m = s.manager_with("manager.log", &["-http", "0"]);
+    let port = s.admin_port(&mut m);
+    s.wait_trades(2_000, &mut m);
+    let (code, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert_eq!(code, 200, "{status}");
+    for want in [
+        "\"role\": \"leader\"",
+        "\"name\": \"trades\"",
+        "\"name\": \"esp1\"",
+        "\"journal\": {\"bytes\": ",
+        "\"uptime_s\": ",
+    ] {
+        assert!(status.contains(want), "{want:?} not in status:\n{status}");
+    }
+    // Every engine reports what it acknowledged; the sum covers the trades.
+    let acked: u64 = status
+        .split("\"acked\": ")
+        .skip(1)
+        .map(|r| r.split(',').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(acked >= 2_000, "{status}");
+    let (code, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
+    assert_eq!(code, 200);
+    for want in [
+        "# TYPE edgecm_engine_acked_events_total counter",
+        "edgecm_engine_up{cluster=\"demo\",engine=\"esp2\",serving=\"esp2\"} 1",
+        "edgecm_source_accepted_events_total{source=\"trades\"} 2000",
+        "edgecm_journal_segments ",
+    ] {
+        assert!(
+            metrics.contains(want),
+            "{want:?} not in metrics:\n{metrics}"
+        );
+    }
+    let (code, engines) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");
+    assert_eq!(code, 200);
+    for e in ["esp1", "esp2", "esp3"] {
+        assert!(
+            engines.contains(&format!("name=\"{e}\"")) && engines.contains("state=\"ready\""),
+            "{engines}"
+        );
+    }
+    assert!(
+        !engines.contains("name=\"esp4\""),
+        "the spare is not routed to: {engines}"
+    );
+    let put = |engine: &str, body: &str| {
+        support::http(
+            port,
+            "PUT",
+            &format!("{V1}/routerEngines/{MAP}/{engine}"),
+            body,
+        )
+    };
+    let (code, msg) = put("esp9", "<esp-engine name='esp9' host='127.0.0.1' port='1'");
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("body:1:"), "the XML position: {msg}");
+    let (code, msg) = put(
+        "esp9",
+        "<esp-engine name='esp9' host='127.0.0.1' port='1' ha_port='x'/>",
+    );
+    assert_eq!(code, 400, "{msg}");
+    assert!(
+        msg.contains("ha_port") && msg.contains("1 to 65535"),
+        "{msg}"
+    );
+    let (code, msg) = put(
+        "esp9",
+        "<esp-engine name='esp8' host='127.0.0.1' port='1' ha_port='2'/>",
+    );
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("must agree"), "{msg}");
+    let (code, msg) = put(
+        "esp1",
+        "<esp-engine name='esp1' host='127.0.0.1' port='1' ha_port='2'/>",
+    );
+    assert_eq!(code, 409, "{msg}");
+    let (code, msg) = support::http(
+        port,
+        "DELETE",
+        &format!("{V1}/routerEngines/{MAP}/esp7"),
+        "",
+    );
+    assert_eq!(code, 404, "{msg}");
+    let (code, msg) = support::http(port, "GET", &format!("{V1}/routerEngines/nomap"), "");
+    assert_eq!(code, 404, "{msg}");
+    assert!(msg.contains(MAP), "names the maps there are: {msg}");
+    let (code, _) = support::http(port, "POST", &format!("{V1}/routerEngines/{MAP}/esp1"), "");
+    assert_eq!(code, 405);
+    let (code, _) = support::http(port, "GET", "/elsewhere", "");
+    assert_eq!(code, 404);
+    let status = sigterm_and_wait(&mut m);
+    assert!(status.success(), "exit {status}; log:\n{}", s.log());
+    assert_eq!(check_trades(&s), 0);
+}
+
+#[test]
+fn an_engine_down_for_a_while_gets_its_events_when_back() {
+    // Retries high: no failover to the spare, the events wait.
+    let mut s = setup_with(
+        "daemon-engine-down",
+        10_000,
+        &["-delay-ms", "2"],
+        Some(4_000),
+    );
+    let mut m = s.manager_with("manager.log", &["-retries", "1000000", "-http", "0"]);
+    let port = s.admin_port(&mut m);
+    s.wait_until(|| !s.recorded(1, "trades").is_empty(), &mut m);
+    s.engines[1].kill();
+    let want = s.expected_by_slot();
+    // The others get all theirs while esp2 is down.
+    s.wait_until(
+        || s.recorded(0, "trades").len() >= want[0] && s.recorded(2, "trades").len() >= want[2],
+        &mut m,
+    );
+    let (_, engines) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}/esp2"), "");
+    assert!(
+        !engines.contains("backlog=\"0\""),
+        "esp2's events wait: {engines}"
+    );
+    s.engines[1].restart();
+    s.wait_until(|| s.unique_trades() == 10_000, &mut m);
+    let status = sigterm_and_wait(&mut m);
+    assert!(status.success(), "exit {status}");
+    let d = check_trades(&s);
+    assert!(
+        d <= 64,
+        "{d} duplicates: more than the block in flight at the kill"
+    );
+    assert!(s.recorded(3, "trades").is_empty(), "no spare was used");
+}
+
+#[test]
+fn a_failed_engine_is_replaced_by_the_spare_which_gets_its_keys() {
+    let mut s = setup("daemon-spare", 5_000);
+    s.engines[1].kill();
+    let mut m = s.manager_with("manager.log", &["-retries", "2", "-timeout", "500"]);
+    s.wait_until(|| s.unique_trades() == 5_000, &mut m);
+    let status = sigterm_and_wait(&mut m);
+    assert!(status.success(), "exit {status}");
+    // Slot 1's trades all went to the spare (esp4), the others where they hash.
+    let d = check_trades_placed(&s, |e, slot| e == slot || (slot == 1 && e == 3));
+    assert_eq!(d, 0);
+    let want = s.expected_by_slot();
+    assert_eq!(s.trades_by_slot(3), [0, want[1], 0]);
+    let log = s.log();
+    assert!(
+        log.contains("engine 'esp2' failed; spare 'esp4'"),
+        "the takeover is logged:\n{log}"
+    );
+    // The spare also got the reference data of the slot it took (deployed, then routed).
+    assert!(!s.recorded(3, "venues").is_empty() || log.contains("venues"));
+}
+
+#[test]
+fn router_engines_put_and_delete_while_traffic_flows() {
+    let s = setup_with(
+        "daemon-put-delete",
+        12_000,
+        &["-delay-ms", "3"],
+        Some(3_000),
+    );
+    let rec5 = s.dir.join("esp5");
+    let esp5 = StandIn::start(0, &["-record", rec5.to_str().unwrap(), "-delay-ms", "3"]);
+    let mut m = s.manager_with("manager.log", &["-http", "0"]);
+    let port = s.admin_port(&mut m);
+    s.wait_until(|| s.trades_recorded() >= 500, &mut m);
+    let body = format!(
+        "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
+        esp5.port
+    );
+    let (code, msg) = support::http(
+        port,
+        "PUT",
+        &format!("{V1}/routerEngines/{MAP}/esp5"),
+        &body,
+    );
+    assert_eq!(code, 201, "{msg}\n{}", s.log());
+    let esp5_trades = || {
+        std::fs::read_to_string(rec5.join("surveillance.watch.trades.csv"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    s.wait_until(|| esp5_trades() > 0, &mut m);
+    let (code, msg) = support::http(
+        port,
+        "DELETE",
+        &format!("{SASESP}/routerEngines/{MAP}/esp1"),
+        "",
+    );
+    assert_eq!(code, 200, "{msg}");
+    assert!(msg.contains("re-routed"), "{msg}");
+    let (_, engines) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");
+    assert!(
+        !engines.contains("name=\"esp1\"") && engines.contains("name=\"esp5\""),
+        "{engines}"
+    );
+    // Every trade arrives somewhere, at least once.
+    let all = || {
+        let mut ids: Vec<u64> = (0..4)
+            .flat_map(|e| s.recorded(e, "trades"))
+            .chain(
+                std::fs::read_to_string(rec5.join("surveillance.watch.trades.csv"))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string),
+            )
+            .filter_map(|l| l.split(',').nth(2).and_then(|v| v.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    s.wait_until(|| all() == 12_000, &mut m);
+    let esp1_after = s.recorded(0, "trades").len();
+    let status = sigterm_and_wait(&mut m);
+    assert!(status.success(), "exit {status}");
+    assert_eq!(s.recorded(0, "trades").len(), esp1_after);
+    let log = s.log();
+    assert!(log.contains("engine 'esp1' removed"), "{log}");
+}
+
+const SASESP: &str = "/SASESP";
+
+#[test]
+fn sigterm_drains_the_queue_within_the_grace_period() {
+    let s = setup_with("daemon-drain", 6_000, &["-delay-ms", "50"], None);
+    let mut m = s.manager_with("manager.log", &["-http", "0", "-grace", "120000"]);
+    let port = s.admin_port(&mut m);
+    // Once the file is read (all accepted), stop while engines still have a backlog.
+    s.wait_until(
+        || {
+            let (_, st) = support::http(port, "GET", &format!("{V1}/status"), "");
+            st.contains("\"name\": \"trades\", \"state\": \"finished\"")
+        },
+        &mut m,
+    );
+    let before = s.trades_recorded();
+    assert!(
+        before < 6_000,
+        "the engines had caught up already: nothing to drain"
+    );
+    let status = sigterm_and_wait(&mut m);
+    assert!(status.success(), "exit {status}");
+    assert_eq!(check_trades(&s), 0);
+    assert_eq!(
+        s.unique_trades(),
+        6_000,
+        "drained: {before} were recorded at SIGTERM"
+    );
+    let log = s.log();
+    assert!(log.contains("SIGTERM") || log.contains("Term"), "{log}");
 }

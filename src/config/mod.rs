@@ -673,6 +673,38 @@ fn read_clusters(r: &mut Reader, node: Node) -> Vec<Slot<Cluster>> {
     out
 }
 
+/// An `<esp-engine name host port ha_port/>` element alone, as the admin API
+/// receives it; `origin` names it in the errors (`origin:line:col: ...`).
+pub fn parse_engine(origin: &str, text: &str) -> Result<Engine, Vec<Diagnostic>> {
+    let file = Path::new(origin);
+    let doc = xml::parse_document(file, text).map_err(|d| vec![d])?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut r = Reader {
+        file,
+        doc: &doc,
+        errors: &mut errors,
+        warnings: &mut warnings,
+    };
+    let root = doc.root_element();
+    let engine = if root.tag_name().name() == "esp-engine" {
+        read_engine(&mut r, root, &mut Vec::new())
+    } else {
+        r.error(
+            root,
+            format!(
+                "<{}> is not accepted here; accepted: <esp-engine name=\"..\" host=\"..\" port=\"..\" ha_port=\"..\"/>",
+                root.tag_name().name()
+            ),
+        );
+        None
+    };
+    match engine {
+        Some(e) if errors.is_empty() => Ok(e),
+        _ => Err(errors),
+    }
+}
+
 fn read_engine(r: &mut Reader, e: Node, names: &mut Vec<String>) -> Option<Engine> {
     r.check_attrs(e, &["name", "host", "port", "ha_port", "tls"]);
     let name = r.req_attr(e, "name");

@@ -100,9 +100,19 @@ impl Default for Status {
 pub struct Watched {
     status: RefCell<Status>,
     changed: Event,
+    /// Also notified at every change (the core watches all engines with one).
+    also: Option<Rc<Event>>,
 }
 
 impl Watched {
+    /// A status whose changes also notify `also`.
+    pub fn notifying(also: Rc<Event>) -> Watched {
+        Watched {
+            also: Some(also),
+            ..Watched::default()
+        }
+    }
+
     pub fn get(&self) -> Status {
         self.status.borrow().clone()
     }
@@ -110,6 +120,9 @@ impl Watched {
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.borrow_mut());
         self.changed.notify(usize::MAX);
+        if let Some(e) = &self.also {
+            e.notify(usize::MAX);
+        }
     }
 
     /// Waits until `pred` holds, or `deadline` passes (false).
@@ -228,6 +241,12 @@ impl Sender {
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             last_answer: Instant::now(),
         }
+    }
+
+    /// Status changes also notify `e`.
+    pub fn watched_by(mut self, e: Rc<Event>) -> Sender {
+        self.status = Rc::new(Watched::notifying(e));
+        self
     }
 
     fn sync_status(&self) {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::io;
 use std::path::Path;
 
-use super::{DirStorage, Journal, Position};
+use super::{DirStorage, Journal, Position, REROUTED};
 
 /// The journal folder inside a state dir.
 pub fn journal_dir(state_dir: &Path) -> std::path::PathBuf {
@@ -57,7 +57,7 @@ pub fn report(state_dir: &Path, now_ms: u64) -> io::Result<String> {
     if j.positions().is_empty() {
         let _ = writeln!(w, "  none yet");
     }
-    for (src, pos) in j.positions() {
+    for (src, pos) in j.positions().iter().filter(|p| *p.0 != REROUTED) {
         let p = match pos {
             Position::None => "none".to_string(),
             Position::File { dev, ino, offset } => {

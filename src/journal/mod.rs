@@ -54,7 +54,7 @@ pub mod record;
 pub mod storage;
 
 pub use queue::{Full, Journal, Limits, NewRecord, ReadPos, Recovery};
-pub use record::{Header, Position};
+pub use record::{Header, Position, REROUTED};
 pub use storage::{DirStorage, MemStorage, Storage};
 
 /// Largest segment file. 8 MiB: large enough that a 1 GiB journal is only

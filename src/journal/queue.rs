@@ -338,6 +338,26 @@ impl<S: Storage> Journal<S> {
     /// Buffers one record. Nothing is durable, and nothing may be reported
     /// accepted, until [`Journal::sync`] returns.
     pub fn append(&mut self, r: NewRecord, payload: &[u8]) -> Result<u64, Full> {
+        self.append_inner(r, payload, true)
+    }
+
+    /// [`Journal::append`] without the per-engine limit: events re-routed
+    /// from a removed engine were accepted already and must find a place.
+    pub fn append_rerouted(&mut self, r: NewRecord, payload: &[u8]) -> Result<u64, Full> {
+        self.append_inner(r, payload, false)
+    }
+
+    /// Bytes `append` may still take before [`Full::Bytes`].
+    pub fn room_bytes(&self) -> u64 {
+        self.limits.bytes_max.saturating_sub(self.bytes())
+    }
+
+    fn append_inner(
+        &mut self,
+        r: NewRecord,
+        payload: &[u8],
+        engine_limit: bool,
+    ) -> Result<u64, Full> {
         let NewRecord {
             dest,
             source,
@@ -350,7 +370,7 @@ impl<S: Storage> Journal<S> {
         if self.bytes() + len > self.limits.bytes_max {
             return Err(Full::Bytes);
         }
-        for e in dest.iter() {
+        for e in dest.iter().filter(|_| engine_limit) {
             if self.cursors.contains_key(&e)
                 && self.backlog(e) + u64::from(count) > self.limits.engine_events_max
             {

@@ -26,6 +26,10 @@ pub enum Position {
     Socket { seq: u64 },
 }
 
+/// The `source` of records holding events re-routed from a removed engine:
+/// they carry no source position ([`Position::None`]).
+pub const REROUTED: u16 = u16::MAX;
+
 /// A record's header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {

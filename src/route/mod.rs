@@ -215,15 +215,18 @@ impl Membership {
         s
     }
 
+    /// The id [`Membership::add`] gives the next engine.
+    pub fn free_id(&self) -> Option<EngineId> {
+        (0..ENGINES_MAX as u8).find(|&i| self.slot(i).is_none())
+    }
+
     /// Adds an engine as a new slot (admin API; never takes a spare).
     pub fn add(&mut self, engine: Engine) -> Result<EngineId, MembershipError> {
         if self.by_name(&engine.name).is_some() || self.spares.iter().any(|s| s.name == engine.name)
         {
             return Err(MembershipError::DuplicateEngine(engine.name));
         }
-        let id = (0..ENGINES_MAX as u8)
-            .find(|&i| self.slot(i).is_none())
-            .ok_or(MembershipError::Full)?;
+        let id = self.free_id().ok_or(MembershipError::Full)?;
         let mut ring: Vec<(u32, EngineId)> = self.ring_pairs().collect();
         ring.extend((0..VNODES).map(|v| (hash::ring_point(&engine.name, v), id)));
         self.set_ring(ring);

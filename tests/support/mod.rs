@@ -85,3 +85,32 @@ impl Drop for StandIn {
         self.kill();
     }
 }
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (`Connection: close`), with a
+/// deadline; returns the status and the body.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let t = Some(std::time::Duration::from_secs(120));
+    s.set_read_timeout(t).unwrap();
+    s.set_write_timeout(t).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read the answer");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|b| b.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

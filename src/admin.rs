@@ -1,0 +1,719 @@
+//! The admin REST API on `-http` (ARCHITECTURE §1): tiny_http serves on a
+//! thread of its own; each request, body read there (at most
+//! [`BODY_MAX`]), is handed to the core over a channel and answered with
+//! what the core replies. The core never blocks on a client.
+//!
+//! Under both `/eventStreamProcessing/v1` and `/SASESP`:
+//! - `GET status`: JSON; `GET metrics`: Prometheus text, the same numbers;
+//! - `GET routerEngines[/{esp-map}[/{engine}]]`: engines with state and backlog (XML);
+//! - `PUT routerEngines/{esp-map}/{engine}` with `<esp-engine name host port ha_port/>`;
+//! - `DELETE routerEngines/{esp-map}/{engine}`.
+
+use crate::daemon::Core;
+use crate::engine::encode::escape;
+use async_executor::LocalExecutor;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Largest request body read.
+pub const BODY_MAX: usize = 64 * 1024;
+
+/// The base paths the API answers under.
+pub const BASES: [&str; 2] = ["/eventStreamProcessing/v1", "/SASESP"];
+
+/// A request handed to the core, and where its answer goes.
+pub struct Call {
+    pub method: String,
+    pub url: String,
+    pub body: Vec<u8>,
+    pub reply: async_channel::Sender<Reply>,
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// `Allow` on a 405.
+    pub allow: Option<&'static str>,
+}
+
+impl Reply {
+    fn new(status: u16, content_type: &'static str, body: String) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body,
+            allow: None,
+        }
+    }
+
+    /// An error (or a short confirmation) as one line of text.
+    pub fn text(status: u16, message: impl Into<String>) -> Reply {
+        let mut body = message.into();
+        body.push('\n');
+        Reply::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    fn not_allowed(method: &str, path: &str, allow: &'static str) -> Reply {
+        Reply {
+            allow: Some(allow),
+            ..Reply::text(
+                405,
+                format!("{method} {path} is not accepted; accepted methods: {allow}"),
+            )
+        }
+    }
+}
+
+/// Binds `addr` and serves on a new thread; the calls come out of the
+/// returned channel. Returns the bound address (port 0 picks one).
+pub fn serve(addr: SocketAddr) -> std::io::Result<(SocketAddr, async_channel::Receiver<Call>)> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    let server = tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (tx, rx) = async_channel::bounded(8);
+    std::thread::Builder::new()
+        .name("admin-http".into())
+        .spawn(move || {
+            for mut rq in server.incoming_requests() {
+                let method = rq.method().as_str().to_string();
+                let url = rq.url().to_string();
+                let mut body = Vec::new();
+                let read = rq
+                    .as_reader()
+                    .take(BODY_MAX as u64 + 1)
+                    .read_to_end(&mut body);
+                let reply = match read {
+                    Err(e) => Reply::text(400, format!("{method} {url}: reading the body: {e}")),
+                    Ok(_) if body.len() > BODY_MAX => Reply::text(
+                        413,
+                        format!("{method} {url}: the body is over {BODY_MAX} bytes"),
+                    ),
+                    Ok(_) => {
+                        let (rtx, rrx) = async_channel::bounded(1);
+                        let call = Call {
+                            method: method.clone(),
+                            url: url.clone(),
+                            body,
+                            reply: rtx,
+                        };
+                        if tx.send_blocking(call).is_err() {
+                            break; // the manager stopped
+                        }
+                        match rrx.recv_blocking() {
+                            Ok(r) => r,
+                            Err(_) => Reply::text(503, "the manager is stopping"),
+                        }
+                    }
+                };
+                let mut resp = tiny_http::Response::from_string(reply.body)
+                    .with_status_code(reply.status)
+                    .with_header(
+                        tiny_http::Header::from_bytes(&b"Content-Type"[..], reply.content_type)
+                            .expect("a valid header"),
+                    );
+                if let Some(allow) = reply.allow {
+                    resp.add_header(
+                        tiny_http::Header::from_bytes(&b"Allow"[..], allow)
+                            .expect("a valid header"),
+                    );
+                }
+                if let Err(e) = rq.respond(resp) {
+                    log::debug!("admin API: answering {method} {url}: {e}");
+                }
+            }
+        })?;
+    Ok((bound, rx))
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Status,
+    Metrics,
+    /// `GET routerEngines[/{map}[/{engine}]]`.
+    Engines {
+        map: Option<String>,
+        engine: Option<String>,
+    },
+    Put {
+        map: String,
+        engine: String,
+    },
+    Delete {
+        map: String,
+        engine: String,
+    },
+}
+
+/// Maps a method and URL to a [`Route`], or to the 404 / 405 answer.
+pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let rest = BASES
+        .iter()
+        .find_map(|b| path.strip_prefix(b))
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .ok_or_else(|| {
+            Reply::text(
+                404,
+                format!(
+                    "{path}: not found; the admin API is under {} and {}",
+                    BASES[0], BASES[1]
+                ),
+            )
+        })?;
+    let segs: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let get_only = |r: Route| match method {
+        "GET" | "HEAD" => Ok(r),
+        _ => Err(Reply::not_allowed(method, path, "GET")),
+    };
+    match segs.as_slice() {
+        ["status"] => get_only(Route::Status),
+        ["metrics"] => get_only(Route::Metrics),
+        ["routerEngines"] => get_only(Route::Engines {
+            map: None,
+            engine: None,
+        }),
+        ["routerEngines", map] => get_only(Route::Engines {
+            map: Some(map.to_string()),
+            engine: None,
+        }),
+        ["routerEngines", map, engine] => {
+            let (map, engine) = (map.to_string(), engine.to_string());
+            match method {
+                "GET" | "HEAD" => Ok(Route::Engines {
+                    map: Some(map),
+                    engine: Some(engine),
+                }),
+                "PUT" => Ok(Route::Put { map, engine }),
+                "DELETE" => Ok(Route::Delete { map, engine }),
+                _ => Err(Reply::not_allowed(method, path, "GET, PUT, DELETE")),
+            }
+        }
+        _ => Err(Reply::text(
+            404,
+            format!(
+                "{path}: not found; accepted: status, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}"
+            ),
+        )),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A Prometheus label value.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One engine as the API shows it.
+struct EngineView {
+    cluster: String,
+    slot: String,
+    serving: crate::config::Engine,
+    status: crate::engine::sender::Status,
+    backlog: u64,
+}
+
+impl Core {
+    /// Answers calls until the channel closes (never, while running).
+    pub(crate) async fn serve_admin(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        calls: async_channel::Receiver<Call>,
+    ) {
+        while let Ok(call) = calls.recv().await {
+            let reply = self.answer(ex, &call).await;
+            if reply.status >= 400 {
+                log::info!(
+                    "admin API: {} {}: {} {}",
+                    call.method,
+                    call.url,
+                    reply.status,
+                    reply.body.trim_end()
+                );
+            }
+            let _ = call.reply.send(reply).await;
+        }
+    }
+
+    async fn answer(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: &Call) -> Reply {
+        let r = match route(&call.method, &call.url) {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
+        match r {
+            Route::Status => Reply::new(200, "application/json", self.status_json()),
+            Route::Metrics => Reply::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics_text(),
+            ),
+            Route::Engines { map, engine } => {
+                let maps: Vec<usize> = match &map {
+                    None => (0..self.config.esp_maps.len()).collect(),
+                    Some(m) => match self.map_index(m) {
+                        Ok(i) => vec![i],
+                        Err(reply) => return reply,
+                    },
+                };
+                let mut out = String::from("<router-engines>\n");
+                for i in maps {
+                    let m = &self.config.esp_maps[i];
+                    let views = self.engine_views(m.cluster);
+                    if let Some(e) = &engine {
+                        if !views.iter().any(|v| &v.slot == e) {
+                            return Reply::text(
+                                404,
+                                format!("esp-map '{}' routes to no engine named '{e}'", m.name),
+                            );
+                        }
+                    }
+                    let _ = writeln!(
+                        out,
+                        "  <esp-map name=\"{}\" cluster=\"{}\">",
+                        escape(&m.name),
+                        escape(&self.config.clusters[m.cluster].name)
+                    );
+                    for v in views
+                        .iter()
+                        .filter(|v| engine.as_ref().is_none_or(|e| &v.slot == e))
+                    {
+                        let _ = writeln!(
+                            out,
+                            "    <esp-engine name=\"{}\" serving=\"{}\" host=\"{}\" port=\"{}\" ha_port=\"{}\" state=\"{}\" backlog=\"{}\" acked=\"{}\" rejected=\"{}\"/>",
+                            escape(&v.slot),
+                            escape(&v.serving.name),
+                            escape(&v.serving.host),
+                            v.serving.port,
+                            v.serving.ha_port,
+                            v.status.state.name(),
+                            v.backlog,
+                            v.status.acked_events,
+                            v.status.rejected_events
+                        );
+                    }
+                    out.push_str("  </esp-map>\n");
+                }
+                out.push_str("</router-engines>\n");
+                Reply::new(200, "application/xml", out)
+            }
+            Route::Put { map, engine } => {
+                let i = match self.map_index(&map) {
+                    Ok(i) => i,
+                    Err(reply) => return reply,
+                };
+                let origin = format!("PUT routerEngines/{map}/{engine} body");
+                let text = match std::str::from_utf8(&call.body) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Reply::text(400, format!("{origin}: not UTF-8 text: {e}"));
+                    }
+                };
+                let e = match crate::config::parse_engine(&origin, text) {
+                    Ok(e) => e,
+                    Err(errors) => {
+                        let lines: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+                        return Reply::text(400, lines.join("\n"));
+                    }
+                };
+                if e.name != engine {
+                    return Reply::text(
+                        400,
+                        format!(
+                            "{origin}: the path names engine '{engine}' and the body '{}'; they must agree",
+                            e.name
+                        ),
+                    );
+                }
+                let c = self.config.esp_maps[i].cluster;
+                let (host, port) = (e.host.clone(), e.ha_port);
+                match self.add_engine(ex, c, e).await {
+                    Ok(_) => {
+                        log::info!(
+                            "admin API: engine '{engine}' ({host}:{port}) added to cluster '{}'",
+                            self.config.clusters[c].name
+                        );
+                        Reply::text(
+                            201,
+                            format!(
+                                "engine '{engine}' added to cluster '{}' (esp-map '{map}'); projects deployed",
+                                self.config.clusters[c].name
+                            ),
+                        )
+                    }
+                    Err((status, msg)) => Reply::text(status, msg),
+                }
+            }
+            Route::Delete { map, engine } => {
+                let i = match self.map_index(&map) {
+                    Ok(i) => i,
+                    Err(reply) => return reply,
+                };
+                let c = self.config.esp_maps[i].cluster;
+                match self.remove_engine(c, &engine) {
+                    Ok(moved) => Reply::text(
+                        200,
+                        format!(
+                            "engine '{engine}' removed from cluster '{}'; {moved} queued events re-routed",
+                            self.config.clusters[c].name
+                        ),
+                    ),
+                    Err((status, msg)) => Reply::text(status, msg),
+                }
+            }
+        }
+    }
+
+    fn map_index(&self, name: &str) -> Result<usize, Reply> {
+        self.config
+            .esp_maps
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .config
+                    .esp_maps
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect();
+                Reply::text(
+                    404,
+                    format!("no esp-map named '{name}'; accepted: {}", names.join(", ")),
+                )
+            })
+    }
+
+    fn engine_views(&self, c: usize) -> Vec<EngineView> {
+        let m = self.memberships[c].borrow();
+        let engines = self.engines.borrow();
+        let j = self.shared.journal.borrow();
+        m.slots()
+            .iter()
+            .map(|s| {
+                let id = self.offsets[c] + s.id;
+                EngineView {
+                    cluster: self.config.clusters[c].name.clone(),
+                    slot: s.name.clone(),
+                    serving: s.engine.clone(),
+                    status: engines
+                        .iter()
+                        .find(|h| h.id == id)
+                        .map(|h| h.status.get())
+                        .unwrap_or_default(),
+                    backlog: j.backlog(id),
+                }
+            })
+            .collect()
+    }
+
+    fn all_engine_views(&self) -> Vec<EngineView> {
+        (0..self.memberships.len())
+            .flat_map(|c| self.engine_views(c))
+            .collect()
+    }
+
+    /// `GET status`.
+    pub fn status_json(&self) -> String {
+        let mut o = String::from("{\n");
+        let _ = writeln!(
+            o,
+            "  \"version\": {},\n  \"manager\": {},\n  \"role\": \"leader\",\n  \"uptime_s\": {:.3},",
+            json_str(env!("CARGO_PKG_VERSION")),
+            json_str(&self.config.manager),
+            self.started.elapsed().as_secs_f64()
+        );
+        let positions = self.shared.journal.borrow().positions().clone();
+        o.push_str("  \"sources\": [");
+        for (i, s) in self.sources.iter().enumerate() {
+            let st = s.stats.get();
+            let pos = match positions.get(&(i as u16)) {
+                Some(crate::journal::Position::File { offset, .. }) => {
+                    format!("{{\"file_offset\": {offset}}}")
+                }
+                Some(crate::journal::Position::Socket { seq }) => {
+                    format!("{{\"socket_events\": {seq}}}")
+                }
+                _ => "null".to_string(),
+            };
+            let _ = write!(
+                o,
+                "{}\n    {{\"name\": {}, \"state\": \"{}\", \"events\": {}, \"accepted\": {}, \"errors\": {}, \"bytes\": {}, \"position\": {pos}}}",
+                if i > 0 { "," } else { "" },
+                json_str(&s.name),
+                s.state.get().name(),
+                st.events,
+                s.accepted.get(),
+                st.errors,
+                st.bytes
+            );
+        }
+        o.push_str("\n  ],\n  \"engines\": [");
+        for (i, v) in self.all_engine_views().iter().enumerate() {
+            let st = &v.status;
+            let _ = write!(
+                o,
+                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"last_error\": {}}}",
+                if i > 0 { "," } else { "" },
+                json_str(&v.cluster),
+                json_str(&v.slot),
+                json_str(&v.serving.name),
+                json_str(&v.serving.host),
+                v.serving.ha_port,
+                st.state.name(),
+                v.backlog,
+                st.acked_events,
+                st.rejected_events,
+                st.failed_requests,
+                st.deploys,
+                st.last_error.as_deref().map_or("null".to_string(), json_str)
+            );
+        }
+        let j = self.shared.journal.borrow();
+        let _ = write!(
+            o,
+            "\n  ],\n  \"journal\": {{\"bytes\": {}, \"segments\": {}, \"appended_events\": {}, \"synced_events\": {}}}\n}}\n",
+            j.bytes(),
+            j.segment_count(),
+            j.next_seq(),
+            j.synced_seq()
+        );
+        o
+    }
+
+    /// `GET metrics`: the numbers of `status` in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let mut o = String::new();
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(
+                o,
+                "# HELP edgecm_{name} {help}\n# TYPE edgecm_{name} {kind}"
+            );
+        };
+        family(
+            &mut o,
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the manager started.",
+        );
+        let _ = writeln!(
+            o,
+            "edgecm_uptime_seconds {:.3}",
+            self.started.elapsed().as_secs_f64()
+        );
+        type SourceFn = fn(&crate::daemon::SourceStatus) -> u64;
+        let source_metrics: [(&str, &str, SourceFn); 4] = [
+            ("source_events_total", "Events read from the source.", |s| {
+                s.stats.get().events
+            }),
+            (
+                "source_accepted_events_total",
+                "Events appended to the journal.",
+                |s| s.accepted.get(),
+            ),
+            (
+                "source_errors_total",
+                "Input skipped as not an event.",
+                |s| s.stats.get().errors,
+            ),
+            ("source_bytes_total", "Bytes read from the source.", |s| {
+                s.stats.get().bytes
+            }),
+        ];
+        for (name, help, get) in source_metrics {
+            family(&mut o, name, "counter", help);
+            for s in &self.sources {
+                let _ = writeln!(
+                    o,
+                    "edgecm_{name}{{source=\"{}\"}} {}",
+                    label(&s.name),
+                    get(s)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "source_running",
+            "gauge",
+            "1 while the source reads (not waiting, paused or ended).",
+        );
+        for s in &self.sources {
+            let _ = writeln!(
+                o,
+                "edgecm_source_running{{source=\"{}\",state=\"{}\"}} {}",
+                label(&s.name),
+                s.state.get().name(),
+                u8::from(s.state.get() == crate::daemon::SourceState::Running)
+            );
+        }
+        let views = self.all_engine_views();
+        type EngineFn = fn(&EngineView) -> u64;
+        let engine_metrics: [(&str, &str, &str, EngineFn); 5] = [
+            (
+                "engine_backlog_events",
+                "gauge",
+                "Events queued for the engine, not yet acknowledged.",
+                |v| v.backlog,
+            ),
+            (
+                "engine_acked_events_total",
+                "counter",
+                "Events the engine acknowledged.",
+                |v| v.status.acked_events,
+            ),
+            (
+                "engine_rejected_events_total",
+                "counter",
+                "Events the engine refused (written to dead-letters.xml).",
+                |v| v.status.rejected_events,
+            ),
+            (
+                "engine_failed_requests_total",
+                "counter",
+                "Publish requests that failed and will be retried.",
+                |v| v.status.failed_requests,
+            ),
+            (
+                "engine_up",
+                "gauge",
+                "1 when the engine is ready (projects deployed, answering).",
+                |v| u64::from(v.status.state == crate::engine::State::Ready),
+            ),
+        ];
+        for (name, kind, help, get) in engine_metrics {
+            family(&mut o, name, kind, help);
+            for v in &views {
+                let _ = writeln!(
+                    o,
+                    "edgecm_{name}{{cluster=\"{}\",engine=\"{}\",serving=\"{}\"}} {}",
+                    label(&v.cluster),
+                    label(&v.slot),
+                    label(&v.serving.name),
+                    get(v)
+                );
+            }
+        }
+        let j = self.shared.journal.borrow();
+        family(
+            &mut o,
+            "journal_bytes",
+            "gauge",
+            "Bytes of journal segments.",
+        );
+        let _ = writeln!(o, "edgecm_journal_bytes {}", j.bytes());
+        family(
+            &mut o,
+            "journal_segments",
+            "gauge",
+            "Journal segment files.",
+        );
+        let _ = writeln!(o, "edgecm_journal_segments {}", j.segment_count());
+        family(
+            &mut o,
+            "journal_appended_events_total",
+            "counter",
+            "Events appended to the journal (its sequence).",
+        );
+        let _ = writeln!(o, "edgecm_journal_appended_events_total {}", j.next_seq());
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_under_both_bases() {
+        for base in BASES {
+            assert_eq!(route("GET", &format!("{base}/status")), Ok(Route::Status));
+            assert_eq!(
+                route("PUT", &format!("{base}/routerEngines/m%201/esp2?x=1")),
+                Ok(Route::Put {
+                    map: "m 1".into(),
+                    engine: "esp2".into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_allow() {
+        let r = route("POST", "/SASESP/routerEngines/m/e").unwrap_err();
+        assert_eq!(r.status, 405);
+        assert_eq!(r.allow, Some("GET, PUT, DELETE"));
+        assert_eq!(route("DELETE", "/SASESP/status").unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        assert_eq!(route("GET", "/status").unwrap_err().status, 404);
+        assert_eq!(route("GET", "/SASESPx/status").unwrap_err().status, 404);
+        assert_eq!(
+            route("GET", "/SASESP/routerEngines/a/b/c")
+                .unwrap_err()
+                .status,
+            404
+        );
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+}
