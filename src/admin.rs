@@ -670,6 +670,24 @@ impl Core {
             "Events appended to the journal (its sequence).",
         );
         let _ = writeln!(o, "edgecm_journal_appended_events_total {}", j.next_seq());
+        family(
+            &mut o,
+            "journal_written_bytes_total",
+            "counter",
+            "Bytes written to the state dir's journal files (records, cursors).",
+        );
+        let _ = writeln!(
+            o,
+            "edgecm_journal_written_bytes_total {}",
+            j.storage().bytes_written()
+        );
+        family(
+            &mut o,
+            "journal_syncs_total",
+            "counter",
+            "fsync/fdatasync calls on the journal (files and folder).",
+        );
+        let _ = writeln!(o, "edgecm_journal_syncs_total {}", j.storage().syncs());
         o
     }
 }

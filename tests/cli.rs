@@ -89,7 +89,11 @@ fn http_takes_a_port_or_an_address() {
     let c = cli::parse(&["-http", "[::1]:9"]).unwrap();
     assert_eq!(c.http, Some("[::1]:9".parse().unwrap()));
     let c = cli::parse(&["-http", "0"]).unwrap();
-    assert_eq!(c.http, Some("127.0.0.1:0".parse().unwrap()), "0: any free port");
+    assert_eq!(
+        c.http,
+        Some("127.0.0.1:0".parse().unwrap()),
+        "0: any free port"
+    );
     for bad in ["70000", "host:port", ""] {
         let e = cli::parse(&["-http", bad]).expect_err(bad);
         assert!(

@@ -8,6 +8,7 @@
 //! `replace(name, data)` returns Ok, `name` holds `data` across a crash, and
 //! before that it holds its old content (never a mix).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -37,6 +38,10 @@ pub struct DirStorage {
     dir: PathBuf,
     writer: Option<(String, File)>,
     reader: Option<(String, File)>,
+    /// Bytes written and fsyncs (of files and of the folder) so far, for
+    /// the metrics (flash wear) and the benchmarks.
+    written: Cell<u64>,
+    syncs: Cell<u64>,
 }
 
 impl DirStorage {
@@ -47,11 +52,28 @@ impl DirStorage {
             dir: dir.to_path_buf(),
             writer: None,
             reader: None,
+            written: Cell::new(0),
+            syncs: Cell::new(0),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Bytes written to the folder's files since it was opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.get()
+    }
+
+    /// fsync/fdatasync calls since it was opened.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.get()
+    }
+
+    fn count(&self, bytes: usize, syncs: u64) {
+        self.written.set(self.written.get() + bytes as u64);
+        self.syncs.set(self.syncs.get() + syncs);
     }
 
     fn writer(&mut self, name: &str) -> io::Result<&mut File> {
@@ -66,6 +88,7 @@ impl DirStorage {
     }
 
     fn sync_dir(&self) -> io::Result<()> {
+        self.count(0, 1);
         File::open(&self.dir)?.sync_all()
     }
 }
@@ -106,10 +129,12 @@ impl Storage for DirStorage {
     }
 
     fn append(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.count(data.len(), 0);
         self.writer(name)?.write_all(data)
     }
 
     fn sync(&mut self, name: &str) -> io::Result<()> {
+        self.count(0, 1);
         let new = self.writer.as_ref().map(|w| w.0.as_str()) != Some(name);
         self.writer(name)?.sync_data()?;
         if new {
@@ -122,6 +147,7 @@ impl Storage for DirStorage {
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
         let f = OpenOptions::new().write(true).open(self.dir.join(name))?;
         f.set_len(len)?;
+        self.count(0, 1);
         f.sync_all()
     }
 
@@ -139,6 +165,7 @@ impl Storage for DirStorage {
         let tmp = self.dir.join(format!("{name}.tmp"));
         {
             let mut f = File::create(&tmp)?;
+            self.count(data.len(), 1);
             f.write_all(data)?;
             f.sync_all()?;
         }

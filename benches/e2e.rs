@@ -1,0 +1,246 @@
+//! End to end, through the real binary, the way a gateway runs it: the demo's
+//! broker-surveillance config (targets/demo) with generated trades, three
+//! stand-in engines and a spare (`edgecm engine`, separate processes whose CPU
+//! does not count), and the manager as its own process with group commit on.
+//!
+//! ```text
+//! cargo bench --bench e2e
+//! EDGECM_E2E_EVENTS=200000 EDGECM_E2E_POLICIES=hash EDGECM_E2E_BLOCKSIZE=256 cargo bench --bench e2e
+//! ```
+//! One line per policy (hash on broker, multicast to 3, round-robin):
+//! events/s from start until every engine acknowledged everything, the
+//! manager's CPU seconds per million input events (utime + stime from
+//! /proc), its peak RSS (VmHWM) and its RSS once idle, bytes written to the
+//! journal per input byte and fsyncs/s (the manager's own counters, from
+//! `GET metrics`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_edgecm");
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn standin() -> (Killed, u16) {
+    let mut c = Command::new(EXE)
+        .args(["-loglevel", "warn", "engine", "-http", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start a stand-in");
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    (Killed(c), port)
+}
+
+fn config(policy: &str, blocksize: u32, ports: &[u16]) -> String {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/demo/broker-demo.xml");
+    let mut c = std::fs::read_to_string(demo).unwrap();
+    for (n, p) in ports.iter().enumerate() {
+        c = c
+            .replace(&format!("@ESP{}@", n + 1), &p.to_string())
+            .replace(&format!("@PUBSUB{}@", n + 1), "1");
+    }
+    c = c.replace(
+        "<property name='blocksize'>64</property>",
+        &format!("<property name='blocksize'>{blocksize}</property>"),
+    );
+    if policy != "hash" {
+        let tag = if policy == "multicast" {
+            "multicast-destination"
+        } else {
+            "roundrobin-destination"
+        };
+        c = c.replace("hash-destination", tag);
+        let (a, b) = (c.find("<fields>").unwrap(), c.find("</fields>").unwrap());
+        c.replace_range(a..b + "</fields>".len(), "");
+    }
+    c
+}
+
+/// utime + stime (s), VmHWM and VmRSS (KiB) of `pid`.
+fn usage(pid: u32) -> (f64, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) in USER_HZ (100 on Linux).
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (cpu, kib("VmHWM:"), kib("VmRSS:"))
+}
+
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn metric(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn run(policy: &str, events: u64, blocksize: u32, dir: &Path, trades: &Path) {
+    let engines: Vec<(Killed, u16)> = (0..4).map(|_| standin()).collect();
+    let ports: Vec<u16> = engines.iter().map(|e| e.1).collect();
+    let run_dir = dir.join(policy);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(
+        run_dir.join("cluster.xml"),
+        config(policy, blocksize, &ports),
+    )
+    .unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
+    for f in ["surveillance.xml", "venues.csv", "restricted.csv"] {
+        std::fs::copy(demo.join(f), run_dir.join(f)).unwrap();
+    }
+    std::fs::hard_link(trades, run_dir.join("trades.csv"))
+        .or_else(|_| std::fs::copy(trades, run_dir.join("trades.csv")).map(|_| ()))
+        .unwrap();
+    let log = std::fs::File::create(run_dir.join("manager.log")).unwrap();
+    let started = Instant::now();
+    let mut m = Killed(
+        Command::new(EXE)
+            .args(["-loglevel", "info", "-http", "0", "-cluster-manager"])
+            .arg(run_dir.join("cluster.xml"))
+            .arg("-state-dir")
+            .arg(run_dir.join("state"))
+            .stderr(log)
+            .spawn()
+            .expect("start the manager"),
+    );
+    let pid = m.0.id();
+    let logged = |what: &str| {
+        std::fs::read_to_string(run_dir.join("manager.log"))
+            .unwrap_or_default()
+            .contains(what)
+    };
+    let deadline = started + Duration::from_secs(3600);
+    let mut admin = 0u16;
+    while admin == 0 {
+        assert!(Instant::now() < deadline && m.0.try_wait().unwrap().is_none());
+        let text = std::fs::read_to_string(run_dir.join("manager.log")).unwrap_or_default();
+        admin = text
+            .split("admin API on http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Reference data: 6 venues and 4 restricted to each of 3 engines.
+    let trades_acked = if policy == "multicast" {
+        3 * events
+    } else {
+        events
+    };
+    let want = trades_acked + 30;
+    let mut metrics;
+    loop {
+        metrics = get(admin, "/SASESP/metrics");
+        let acked = metric(&metrics, "edgecm_engine_acked_events_total{");
+        if acked >= want && metric(&metrics, "edgecm_engine_backlog_events{") == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && m.0.try_wait().unwrap().is_none(),
+            "the manager stopped or took too long; see {}",
+            run_dir.join("manager.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (cpu, hwm, _) = usage(pid);
+    // Idle: a second later, nothing to do.
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, _, idle) = usage(pid);
+    let input = std::fs::metadata(trades).unwrap().len() as f64;
+    let written = metric(&metrics, "edgecm_journal_written_bytes_total") as f64;
+    let syncs = metric(&metrics, "edgecm_journal_syncs_total") as f64;
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = m.0.wait();
+    assert!(logged("stopped"), "the manager did not stop cleanly");
+    println!(
+        "e2e {policy:<10} {events} trades, blocksize {blocksize}: {:>9.0} events/s, {:.2} manager CPU-s per M events, peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({secs:.2} s)",
+        events as f64 / secs,
+        cpu / (events as f64 / 1e6),
+        hwm as f64 / 1024.0,
+        idle as f64 / 1024.0,
+        written / input,
+        syncs / secs,
+    );
+    drop(engines);
+}
+
+fn main() {
+    // `cargo test --benches` runs this with no figures wanted.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let events: u64 = env_or("EDGECM_E2E_EVENTS", 1_000_000);
+    let blocksize: u32 = env_or("EDGECM_E2E_BLOCKSIZE", 64);
+    let policies: String = env_or(
+        "EDGECM_E2E_POLICIES",
+        "hash,multicast,roundrobin".to_string(),
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trades = dir.join(format!("trades-{events}.csv"));
+    if !trades.exists() {
+        let mut f = std::fs::File::create(&trades).unwrap();
+        edgecm::demo::trades_csv(events, &mut f).unwrap();
+    }
+    for p in policies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        assert!(
+            ["hash", "multicast", "roundrobin"].contains(&p),
+            "EDGECM_E2E_POLICIES: {p:?}; accepted: hash, multicast, roundrobin"
+        );
+        run(p, events, blocksize, &dir, &trades);
+    }
+    println!(
+        "binary {}: {} bytes",
+        EXE,
+        std::fs::metadata(EXE).map(|m| m.len()).unwrap_or(0)
+    );
+}
