@@ -1071,6 +1071,9 @@ impl SourceRun {
                     if self.block.count >= self.blocksize {
                         self.status.stats.set(source.stats());
                         self.flush().await;
+                        // A file that is always readable never makes this task
+                        // wait: let the committer and senders run between blocks.
+                        future::yield_now().await;
                     }
                 }
                 Ok(Next::Idle) => {
@@ -1097,6 +1100,16 @@ impl SourceRun {
     async fn flush(&mut self) {
         if self.block.count == 0 {
             return;
+        }
+        // Group commit bounds what waits in RAM for a sync: past
+        // `commit_bytes`, wait for the committer (which this wakes).
+        loop {
+            let synced = self.core.room.listen();
+            if self.core.shared.journal.borrow().pending_bytes() < self.core.options.commit_bytes {
+                break;
+            }
+            self.core.appended.notify(usize::MAX);
+            synced.await;
         }
         // Field spans of every event, for hashing.
         self.spans.clear();
