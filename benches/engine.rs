@@ -149,6 +149,8 @@ fn run_case(
     );
     let (status, stop) = (s.status.clone(), s.stop.clone());
     let ex = LocalExecutor::new();
+    ex.spawn(edgecm::engine::sender::sync_on_ack(shared.clone()))
+        .detach();
     ex.spawn(s.run(shared)).detach();
     let total = evs.len() as u64;
     // Time from the deploy's end to the last acknowledgement.

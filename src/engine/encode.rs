@@ -70,6 +70,15 @@ pub fn path_segment(s: &str) -> String {
 pub fn events_xml(payload: &[u8], w: &Window, out: &mut Vec<u8>) -> Result<u32, Malformed> {
     out.clear();
     out.extend_from_slice(b"<events>");
+    let n = event_elements(payload, w, out)?;
+    out.extend_from_slice(b"</events>");
+    Ok(n)
+}
+
+/// Appends one `<event>` element per event of `payload` to `out` (the body
+/// of an `<events>` element; several records may share one). On error,
+/// `out` may hold part of the record: the caller cuts it back.
+pub fn event_elements(payload: &[u8], w: &Window, out: &mut Vec<u8>) -> Result<u32, Malformed> {
     let mut n = 0;
     for e in events(payload) {
         let e = e?;
@@ -103,7 +112,6 @@ pub fn events_xml(payload: &[u8], w: &Window, out: &mut Vec<u8>) -> Result<u32, 
         out.extend_from_slice(b"</event>");
         n += 1;
     }
-    out.extend_from_slice(b"</events>");
     Ok(n)
 }
 

@@ -9,7 +9,7 @@
 //! it never polls.
 
 use super::deadletter::{DeadLetters, Letter};
-use super::encode::{events_xml, Window};
+use super::encode::{event_elements, Window};
 use super::http::{Client, HttpError, Response};
 use super::{classify, Backoff, Health, Outcome, State, BASES};
 use crate::journal::{Journal, ReadPos, Storage};
@@ -193,11 +193,50 @@ impl Stop {
     }
 }
 
+/// One request's worth: consecutive journal records for this engine and
+/// one target window, as one `<events>` body.
 struct Block {
     first_seq: u64,
+    /// One past the last record's events (records for other engines may
+    /// lie between `first_seq` and here).
+    end_seq: u64,
     count: u32,
+    /// Journal records in it.
+    records: u32,
+    /// The reader position before its first record.
+    start: ReadPos,
     target: usize,
     body: Vec<u8>,
+}
+
+/// A request grows by whole records while its body is under this. It is the
+/// unit in flight: after a crash at most one request per engine is sent
+/// again (contract 2), since the next one waits for the previous one's
+/// acknowledgement to be on flash.
+pub const REQUEST_BODY_MAX: usize = 512 * 1024;
+
+/// Syncs the journal at every acknowledgement: the cursor commit for
+/// setups without the daemon's group commit (tests, benchmarks). Senders
+/// wait for their acknowledgements to be on flash, so something must sync.
+pub async fn sync_on_ack<S: Storage>(shared: Rc<Shared<S>>) {
+    loop {
+        let l = shared.acked.listen();
+        if !shared.journal.borrow().cursors_synced() {
+            let r = shared.journal.borrow_mut().sync();
+            if let Err(e) = r {
+                log::error!("journal: sync failed: {e}");
+            }
+            shared.synced.notify(usize::MAX);
+        }
+        l.await;
+    }
+}
+
+impl Block {
+    fn closed(mut self) -> Block {
+        self.body.extend_from_slice(b"</events>");
+        self
+    }
 }
 
 pub struct Sender {
@@ -211,6 +250,10 @@ pub struct Sender {
     pub stop: Rc<Stop>,
     backoff: Backoff,
     last_answer: Instant,
+    /// After an engine refused a request of several records: records are
+    /// sent one per request up to here, so that only the refused record
+    /// goes to the dead letters.
+    split_until: u64,
 }
 
 fn now_ms() -> u64 {
@@ -240,6 +283,7 @@ impl Sender {
             stop: Rc::new(Stop::default()),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             last_answer: Instant::now(),
+            split_until: 0,
         }
     }
 
@@ -358,7 +402,8 @@ impl Sender {
     }
 
     /// The next block for this engine, or `None` when caught up (then the
-    /// cursor is moved past records meant for other engines).
+    /// cursor is moved past records meant for other engines). A block takes
+    /// consecutive records for the same window up to [`REQUEST_BODY_MAX`].
     fn next_block<S: Storage>(
         &self,
         shared: &Shared<S>,
@@ -366,19 +411,35 @@ impl Sender {
         payload: &mut Vec<u8>,
     ) -> Result<Option<Block>, String> {
         let mut j = shared.journal.borrow_mut();
+        let mut block: Option<Block> = None;
         loop {
+            let before = pos.clone();
             let header = j
                 .read_next(self.id, pos, payload)
                 .map_err(|e| format!("reading the journal: {e}"))?;
             let Some(h) = header else {
-                if j.cursor(self.id).is_some_and(|c| pos.seq > c) {
+                if block.is_none() && j.cursor(self.id).is_some_and(|c| pos.seq > c) {
                     j.ack(self.id, pos.seq, 0);
                     shared.acked.notify(usize::MAX);
                 }
-                return Ok(None);
+                return Ok(block.map(Block::closed));
             };
             let target = usize::from(h.target);
+            if let Some(b) = &block {
+                if b.target != target
+                    || b.body.len() >= REQUEST_BODY_MAX
+                    || b.first_seq < self.split_until
+                {
+                    *pos = before;
+                    return Ok(block.map(Block::closed));
+                }
+            }
             let Some(w) = shared.windows.get(target) else {
+                if block.is_some() {
+                    // Sent first; this record is dealt with on the next round.
+                    *pos = before;
+                    return Ok(block.map(Block::closed));
+                }
                 log::error!(
                     "engine '{}': journal record at seq {} names destination {target}, which this config does not have; skipped",
                     self.name, h.first_seq
@@ -386,17 +447,33 @@ impl Sender {
                 j.ack(self.id, h.end_seq(), u64::from(h.count));
                 continue;
             };
-            let mut body = Vec::with_capacity(payload.len() * 2);
-            match events_xml(payload, w, &mut body) {
+            let b = block.get_or_insert_with(|| {
+                let mut body = Vec::with_capacity(payload.len() * 4 + 32);
+                body.extend_from_slice(b"<events>");
+                Block {
+                    first_seq: h.first_seq,
+                    end_seq: h.first_seq,
+                    count: 0,
+                    records: 0,
+                    start: before.clone(),
+                    target,
+                    body,
+                }
+            });
+            let mark = b.body.len();
+            match event_elements(payload, w, &mut b.body) {
                 Ok(_) => {
-                    return Ok(Some(Block {
-                        first_seq: h.first_seq,
-                        count: h.count,
-                        target,
-                        body,
-                    }))
+                    b.end_seq = h.end_seq();
+                    b.count += h.count;
+                    b.records += 1;
                 }
                 Err(_) => {
+                    b.body.truncate(mark);
+                    if b.count > 0 {
+                        *pos = before;
+                        return Ok(block.map(Block::closed));
+                    }
+                    block = None;
                     log::error!(
                         "engine '{}': journal record at seq {} has a damaged payload; skipped",
                         self.name,
@@ -404,6 +481,22 @@ impl Sender {
                     );
                     j.ack(self.id, h.end_seq(), u64::from(h.count));
                 }
+            }
+        }
+    }
+
+    /// Waits until this engine's cursor on flash covers `upto` (or stop).
+    async fn wait_durable<S: Storage>(&self, shared: &Shared<S>, upto: u64) {
+        loop {
+            let l = shared.synced.listen();
+            {
+                let j = shared.journal.borrow();
+                if j.durable_cursor(self.id) >= upto || j.cursor(self.id).is_none() {
+                    return;
+                }
+            }
+            if self.stop.or(l).await.is_none() {
+                return;
             }
         }
     }
@@ -472,6 +565,12 @@ impl Sender {
                     match &block {
                         Some(b) => {
                             if self.publish(&shared, b).await {
+                                let upto = b.end_seq;
+                                block = None;
+                                self.wait_durable(&shared, upto).await;
+                            } else if b.records > 1 && b.end_seq <= self.split_until {
+                                // Refused: read its records again, one per request.
+                                pos = b.start.clone();
                                 block = None;
                             }
                         }
@@ -495,6 +594,17 @@ impl Sender {
                 self.answered();
                 self.acknowledge(shared, b, false);
                 true
+            }
+            Outcome::Rejected { .. } if b.records > 1 => {
+                // Find the refused record: send this request's records one by one.
+                self.answered();
+                self.split_until = b.end_seq;
+                log::info!(
+                    "engine '{}': refused a request of {} records; sending them one by one",
+                    self.name,
+                    b.records
+                );
+                false
             }
             Outcome::Rejected { status, message } => {
                 self.answered();
@@ -527,7 +637,7 @@ impl Sender {
                     b.count,
                     w.label,
                     b.first_seq,
-                    b.first_seq + u64::from(b.count),
+                    b.end_seq,
                     shared.dead_letters.borrow().path().display()
                 );
                 self.acknowledge(shared, b, true);
@@ -556,7 +666,7 @@ impl Sender {
     /// Moves the cursor past `b` (the engine took it, or it is in the dead letters).
     fn acknowledge<S: Storage>(&self, shared: &Shared<S>, b: &Block, rejected: bool) {
         let n = u64::from(b.count);
-        shared.journal.borrow_mut().ack(self.id, b.first_seq + n, n);
+        shared.journal.borrow_mut().ack(self.id, b.end_seq, n);
         shared.acked.notify(usize::MAX);
         self.status.update(|s| match rejected {
             false => {

@@ -104,6 +104,8 @@ pub struct Journal<S: Storage> {
     pending: Vec<u8>,
     pending_headers: Vec<(Header, usize)>,
     cursors: BTreeMap<EngineId, u64>,
+    /// The cursors as last written to flash.
+    durable_cursors: BTreeMap<EngineId, u64>,
     cursors_dirty: bool,
     cursor_gen: u64,
     /// Events destined to each engine and not yet acknowledged.
@@ -216,6 +218,7 @@ impl<S: Storage> Journal<S> {
             synced_seq: next_seq,
             pending: Vec::new(),
             pending_headers: Vec::new(),
+            durable_cursors: cursors.clone(),
             cursors,
             cursors_dirty: false,
             cursor_gen,
@@ -531,6 +534,11 @@ impl<S: Storage> Journal<S> {
         !self.cursors_dirty
     }
 
+    /// Engine `e`'s cursor as last written to flash (0 when never).
+    pub fn durable_cursor(&self, e: EngineId) -> u64 {
+        self.durable_cursors.get(&e).copied().unwrap_or(0)
+    }
+
     pub fn cursor(&self, e: EngineId) -> Option<u64> {
         self.cursors.get(&e).copied()
     }
@@ -652,6 +660,7 @@ impl<S: Storage> Journal<S> {
         self.storage.replace(CURSOR_FILES[(gen % 2) as usize], &b)?;
         self.cursor_gen = gen;
         self.cursors_dirty = false;
+        self.durable_cursors.clone_from(&self.cursors);
         Ok(())
     }
 
