@@ -291,3 +291,45 @@ fn queue_reports_backlog_age_positions_and_damage_without_repairing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no journal here"));
 }
+
+#[test]
+fn install_script_provisions_a_root_and_keeps_an_existing_config() {
+    let root = support::scratch("install-root");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/install.sh");
+    let run = || {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .arg("--root")
+            .arg(&root)
+            .arg("--binary")
+            .arg(env!("CARGO_BIN_EXE_edgecm"))
+            .output()
+            .expect("run install.sh")
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "usr/local/bin/edgecm",
+        "etc/systemd/system/edgecm.service",
+        "etc/edgecm/cluster.xml",
+        "etc/edgecm/sensors-project.xml",
+    ] {
+        assert!(root.join(f).is_file(), "{f} not installed");
+    }
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/edgecm.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("StateDirectory=edgecm"));
+    let mine =
+        std::fs::read_to_string(root.join("etc/edgecm/cluster.xml")).unwrap() + "<!-- mine -->\n";
+    std::fs::write(root.join("etc/edgecm/cluster.xml"), &mine).unwrap();
+    let out = run();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept the existing"));
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/edgecm/cluster.xml")).unwrap(),
+        mine
+    );
+}
