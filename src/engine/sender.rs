@@ -254,6 +254,10 @@ pub struct Sender {
     /// sent one per request up to here, so that only the refused record
     /// goes to the dead letters.
     split_until: u64,
+    /// The body size a request grows to: halved when a request of several
+    /// records fails (a slow engine that times out on large requests gets
+    /// smaller ones instead of the same one again), doubled back on success.
+    request_max: usize,
 }
 
 fn now_ms() -> u64 {
@@ -284,6 +288,7 @@ impl Sender {
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             last_answer: Instant::now(),
             split_until: 0,
+            request_max: REQUEST_BODY_MAX,
         }
     }
 
@@ -427,7 +432,7 @@ impl Sender {
             let target = usize::from(h.target);
             if let Some(b) = &block {
                 if b.target != target
-                    || b.body.len() >= REQUEST_BODY_MAX
+                    || b.body.len() >= self.request_max
                     || b.first_seq < self.split_until
                 {
                     *pos = before;
@@ -568,8 +573,12 @@ impl Sender {
                                 let upto = b.end_seq;
                                 block = None;
                                 self.wait_durable(&shared, upto).await;
-                            } else if b.records > 1 && b.end_seq <= self.split_until {
-                                // Refused: read its records again, one per request.
+                            } else if b.records > 1
+                                && (b.end_seq <= self.split_until
+                                    || b.body.len() > self.request_max)
+                            {
+                                // Refused, or failed and now too large: read its
+                                // records again into smaller requests.
                                 pos = b.start.clone();
                                 block = None;
                             }
@@ -592,6 +601,7 @@ impl Sender {
         match classify(&r) {
             Outcome::Done => {
                 self.answered();
+                self.request_max = (self.request_max * 2).min(REQUEST_BODY_MAX);
                 self.acknowledge(shared, b, false);
                 true
             }
@@ -655,6 +665,9 @@ impl Sender {
             }
             Outcome::Retry(why) => {
                 self.status.update(|s| s.failed_requests += 1);
+                if b.records > 1 {
+                    self.request_max = (b.body.len() / 2).max(1);
+                }
                 self.fail(format!("publishing to {}: {why}", w.label));
                 let d = self.backoff.next_delay();
                 self.sleep(d).await;
