@@ -313,6 +313,15 @@ fn per_request() -> usize {
     edgecm::engine::sender::REQUEST_BODY_MAX / 200 + 64
 }
 
+/// The sum of a numeric field over every engine in a `GET status` answer.
+fn status_sum(status: &str, field: &str) -> usize {
+    status
+        .split(&format!("\"{field}\": "))
+        .skip(1)
+        .map(|r| r.split(',').next().unwrap().parse::<usize>().unwrap())
+        .sum()
+}
+
 const V1: &str = "/eventStreamProcessing/v1";
 const MAP: &str = "surveillance-map";
 
@@ -334,11 +343,7 @@ fn admin_api_status_metrics_engines_and_clear_errors() {
         assert!(status.contains(want), "{want:?} not in status:\n{status}");
     }
     // Every engine reports what it acknowledged; the sum covers the trades.
-    let acked: u64 = status
-        .split("\"acked\": ")
-        .skip(1)
-        .map(|r| r.split(',').next().unwrap().parse::<u64>().unwrap())
-        .sum();
+    let acked = status_sum(&status, "acked");
     assert!(acked >= 2_000, "{status}");
     let (code, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
     assert_eq!(code, 200);
@@ -444,11 +449,7 @@ fn an_engine_down_for_a_while_gets_its_events_when_back() {
     // Each failed request (the kill, and time-outs on a slow machine) may have
     // reached the engine: at most that request is sent again.
     let (_, st) = support::http(port, "GET", &format!("{V1}/status"), "");
-    let failed: usize = st
-        .split("\"failed_requests\": ")
-        .skip(1)
-        .map(|r| r.split(',').next().unwrap().parse::<usize>().unwrap())
-        .sum();
+    let failed = status_sum(&st, "failed_requests");
     let status = sigterm_and_wait(&mut m);
     assert!(status.success(), "exit {status}");
     let d = check_trades(&s);
