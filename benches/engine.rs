@@ -124,6 +124,7 @@ fn run_case(
             position: Position::None,
             count: w.count,
             time_ms: 0,
+            origin: edgecm::journal::Origin::NONE,
         };
         j.append(r, &w.buf).unwrap();
     }

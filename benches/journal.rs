@@ -81,6 +81,7 @@ fn rec(seq: u64) -> NewRecord {
         position: Position::Socket { seq },
         count: BLOCK,
         time_ms: 0,
+        origin: edgecm::journal::Origin::NONE,
     }
 }
 

@@ -25,7 +25,7 @@ use crate::engine::deadletter::DeadLetters;
 use crate::engine::encode::Window;
 use crate::engine::sender::{Deploy, Sender, Settings, Shared, Stop, Watched};
 use crate::journal::block::{events, BlockWriter};
-use crate::journal::{DirStorage, Full, Journal, Limits, NewRecord, Position};
+use crate::journal::{DirStorage, Full, Journal, Limits, NewRecord, Origin, Position};
 use crate::limits::EVENT_MAX;
 use crate::route::{EngineId, EngineSet, Keyed, Membership, Router, Routes};
 use crate::source::{ConnectSource, FileSource, Layout, ListenSource, Next, SourceError, Stats};
@@ -631,6 +631,7 @@ impl Core {
                     position: Position::None,
                     count: idx.len() as u32,
                     time_ms: h.time_ms,
+                    origin: crate::journal::Origin::NONE,
                 };
                 events_n += idx.len() as u64;
                 bytes += (crate::journal::record::HEADER_LEN + sub.buf.len()) as u64;
@@ -761,8 +762,24 @@ impl Core {
                 return;
             }
         };
+        let counted = match self
+            .shared
+            .journal
+            .borrow()
+            .source_counts()
+            .get(&(i as u16))
+        {
+            None => Some(0),
+            Some(&c) => c,
+        };
         if resume != Position::None {
             log::info!("source '{}': resuming after {resume:?}", raw.name);
+        }
+        if counted.is_none() {
+            log::warn!(
+                "source '{}': its journal records are of format version 1, without event counts; its events are not counted for failover until the journal is drained",
+                raw.name
+            );
         }
         status.started.set(true);
         status.state.set(SourceState::Running);
@@ -779,6 +796,7 @@ impl Core {
             spans: Vec::new(),
             status: status.clone(),
             blocksize: raw.fs.blocksize.max(1),
+            counted,
         };
         let end = run.pump(source).await;
         status.state.set(end);
@@ -1035,6 +1053,9 @@ struct SourceRun {
     spans: Vec<(u32, u32)>,
     status: Rc<SourceStatus>,
     blocksize: u32,
+    /// The source's events before the block (None: unknown, after a
+    /// version 1 journal), for the records' [`Origin`].
+    counted: Option<u64>,
 }
 
 /// Room for one more event in a record, besides the header.
@@ -1142,13 +1163,27 @@ impl SourceRun {
         drop(block);
         // Append every group of every feed, in order; on Full, wait for room
         // and retry that group.
-        let groups: Vec<(&Feed, EngineSet, &[u32])> = self
+        let mut groups: Vec<(&Feed, EngineSet, &[u32])> = self
             .feeds
             .iter()
             .flat_map(|f| f.routes.groups().map(move |(set, idx)| (f, set, idx)))
             .collect();
-        // Decoded once, only when some group is a part of the block.
+        // The record carrying the position after the block is the last one
+        // appended, and holds the block's last event (so its origin's count
+        // at that position is the block's end).
         let whole = self.block.count as usize;
+        if let Some(k) = groups
+            .iter()
+            .rposition(|g| g.2.last() == Some(&(whole as u32 - 1)))
+        {
+            let g = groups.remove(k);
+            groups.push(g);
+        }
+        let dests: Vec<EngineSet> = groups
+            .iter()
+            .map(|&(f, set, _)| EngineSet::from_bits(set.bits() << self.offsets[f.cluster]))
+            .collect();
+        // Decoded once, only when some group is a part of the block.
         let evs: Vec<_> = if groups.iter().any(|g| g.2.len() != whole) {
             events(&self.block.buf).flatten().collect()
         } else {
@@ -1156,7 +1191,7 @@ impl SourceRun {
         };
         let mut sub = BlockWriter::default();
         let mut paused = false;
-        for (k, &(f, set, idx)) in groups.iter().enumerate() {
+        for (k, &(f, _, idx)) in groups.iter().enumerate() {
             let payload: &[u8] = if idx.len() == whole {
                 &self.block.buf
             } else {
@@ -1167,17 +1202,27 @@ impl SourceRun {
                 }
                 &sub.buf
             };
+            let at_end = k + 1 == groups.len();
+            let later = dests[k + 1..]
+                .iter()
+                .fold(EngineSet::EMPTY, |a, &d| a.union(d));
+            let origin = match self.counted {
+                Some(start) => Origin {
+                    block_start: start,
+                    block_len: self.block.count,
+                    at_end,
+                    closes: dests[k].minus(later),
+                },
+                None => Origin::NONE,
+            };
             let rec = NewRecord {
-                dest: EngineSet::from_bits(set.bits() << self.offsets[f.cluster]),
+                dest: dests[k],
                 source: self.index,
                 target: f.dest,
-                position: if k + 1 == groups.len() {
-                    self.last
-                } else {
-                    self.before
-                },
+                position: if at_end { self.last } else { self.before },
                 count: idx.len() as u32,
                 time_ms: now_ms(),
+                origin,
             };
             loop {
                 // Listen before trying, so room made by a sync in between is not missed.
@@ -1217,6 +1262,9 @@ impl SourceRun {
         self.status
             .accepted
             .set(self.status.accepted.get() + u64::from(self.block.count));
+        if let Some(c) = &mut self.counted {
+            *c += u64::from(self.block.count);
+        }
         self.block.clear();
         self.before = self.last;
     }

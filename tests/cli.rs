@@ -249,6 +249,7 @@ fn queue_reports_backlog_age_positions_and_damage_without_repairing() {
             },
             count: 10,
             time_ms: 1_000 + k,
+            origin: edgecm::journal::Origin::NONE,
         };
         j.append(rec, b"payload").unwrap();
     }

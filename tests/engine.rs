@@ -126,6 +126,7 @@ fn journal(
             position: Position::None,
             count: w.count,
             time_ms: 0,
+            origin: edgecm::journal::Origin::NONE,
         };
         j.append(r, &w.buf).expect("append");
     }

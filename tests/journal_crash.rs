@@ -57,6 +57,7 @@ fn child_process_entry_point() {
                 },
                 count,
                 time_ms: 0,
+                origin: edgecm::journal::Origin::NONE,
             };
             j.append(rec, &w.buf).unwrap();
         }

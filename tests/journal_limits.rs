@@ -12,6 +12,7 @@ fn rec(dest: u64, count: u32) -> NewRecord {
         position: Position::None,
         count,
         time_ms: 0,
+        origin: edgecm::journal::Origin::NONE,
     }
 }
 
@@ -53,7 +54,7 @@ fn the_journal_never_grows_past_its_byte_cap_and_frees_room_when_segments_are_ac
     };
     let mut j = Journal::open(MemStorage::new(2), limits).unwrap();
     j.restore_engine(0).unwrap();
-    let payload = [7u8; 128]; // 200-byte records: 5 per segment
+    let payload = [7u8; 104]; // 200-byte records (96-byte header): 5 per segment
     let mut appended = 0;
     loop {
         match j.append(rec(1, 1), &payload) {

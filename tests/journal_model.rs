@@ -112,6 +112,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     },
                     count: *count,
                     time_ms: step as u64,
+                    origin: edgecm::journal::Origin::NONE,
                 };
                 let first = j.append(rec, &payload).expect("no limits in this test");
                 prop_assert_eq!(first, m.next_seq, "step {}", step);

@@ -2,7 +2,7 @@
 //! until every engine it is destined to has acknowledged it (ARCHITECTURE
 //! contracts 1, 2, 4, 5). Modelled on vector's disk buffer v2.
 //!
-//! # On-disk format (version 1). FIELD ORDER IS FROZEN: a change is a new version.
+//! # On-disk format (version 2). FIELD ORDER IS FROZEN: a change is a new version.
 //!
 //! A journal is a folder of append-only segment files `{first_seq:020}.seg`,
 //! each at most [`SEGMENT_MAX`] bytes, holding whole records back to back.
@@ -11,9 +11,9 @@
 //! ```text
 //! offset size  field
 //!   0     2    magic      0xEC0A
-//!   2     1    version    1
+//!   2     1    version    2
 //!   3     1    kind       1 = event block
-//!   4     4    body_len   bytes after offset 12 (>= 60, <= RECORD_MAX - 12)
+//!   4     4    body_len   bytes after offset 12 (>= 84, <= RECORD_MAX - 12; >= 60 in version 1)
 //!   8     4    crc        CRC-32C of bytes 0..8 followed by the body
 //!  12     8    first_seq  sequence number of the record's first event
 //!  20     4    count      events in the record (>= 1); they take first_seq..first_seq+count
@@ -26,8 +26,20 @@
 //!  48     8    pos_b      file: inode         socket: 0
 //!  56     8    pos_c      file: byte offset just after the record's last event
 //!  64     8    time_ms    when it was appended, ms since the Unix epoch (for backlog age)
-//!  72     ..   payload    the events, see `block`
+//!  72     8    block_start source events before the source block the record comes from
+//!  80     4    block_len  events in that source block (0: unknown, e.g. re-routed events)
+//!  84     1    at_end     1: pos_* is the position after the block, 0: before it
+//!  85     3    reserved   zero
+//!  88     8    closes     engine set: engines this is the block's last record for
+//!  96     ..   payload    the events, see `block`
 //! ```
+//!
+//! Version 1 (still read) ends its header at offset 72, before `block_start`.
+//! The origin fields let managers that read the same source agree on which
+//! events an engine acknowledged although their blocks differ (failover):
+//! once engine `e` acknowledged a record, every event of its source below
+//! `block_start` (or `block_start + block_len` when `e` is in `closes`) that
+//! was routed to `e` is acknowledged.
 //!
 //! # Invariants
 //! - Sequence numbers count events, not records: each record's `first_seq` is
@@ -54,7 +66,7 @@ pub mod record;
 pub mod storage;
 
 pub use queue::{Full, Journal, Limits, NewRecord, ReadPos, Recovery};
-pub use record::{Header, Position, REROUTED};
+pub use record::{Header, Origin, Position, REROUTED};
 pub use storage::{DirStorage, MemStorage, Storage};
 
 /// Largest segment file. 8 MiB: large enough that a 1 GiB journal is only

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::record::{self, Header, Parsed, Position};
+use super::record::{self, Header, Origin, Parsed, Position};
 use super::storage::Storage;
 use super::{crc, RECORD_MAX, SEGMENT_MAX};
 use crate::route::{EngineId, EngineSet};
@@ -47,6 +47,7 @@ pub struct NewRecord {
     pub count: u32,
     /// The caller's clock, ms since the Unix epoch (kept for backlog age).
     pub time_ms: u64,
+    pub origin: Origin,
 }
 
 /// Why `append` refused: pause the sources until acks free room.
@@ -113,12 +114,19 @@ pub struct Journal<S: Storage> {
     /// Latest durable position per raw-source.
     positions: BTreeMap<u16, Position>,
     pending_positions: BTreeMap<u16, Position>,
+    /// The source's event count at that position (None: unknown).
+    counts: BTreeMap<u16, Option<u64>>,
+    pending_counts: BTreeMap<u16, Option<u64>>,
     pub recovery: Recovery,
 }
 
 const ENOSPC: i32 = 28;
 const CURSOR_FILES: [&str; 2] = ["cursors-a", "cursors-b"];
 const CURSOR_MAGIC: &[u8; 4] = b"ECUR";
+
+fn count_at_position(o: &Origin) -> Option<u64> {
+    o.known().then(|| o.at_position())
+}
 
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
@@ -153,6 +161,7 @@ impl<S: Storage> Journal<S> {
         names.sort();
         let mut segments = Vec::new();
         let mut positions = BTreeMap::new();
+        let mut counts = BTreeMap::new();
         let mut backlog: BTreeMap<EngineId, u64> = cursors.keys().map(|&e| (e, 0)).collect();
         let mut expected: Option<u64> = None;
         let last = names.len().saturating_sub(1);
@@ -177,6 +186,7 @@ impl<S: Storage> Journal<S> {
                     rec.records += 1;
                     rec.events += u64::from(h.count);
                     positions.insert(h.source, h.position);
+                    counts.insert(h.source, count_at_position(&h.origin));
                     for e in h.dest.iter() {
                         if let Some(&c) = cursors.get(&e) {
                             if h.end_seq() > c {
@@ -225,6 +235,8 @@ impl<S: Storage> Journal<S> {
             backlog,
             positions,
             pending_positions: BTreeMap::new(),
+            counts,
+            pending_counts: BTreeMap::new(),
             recovery: rec,
         };
         if repair {
@@ -312,6 +324,12 @@ impl<S: Storage> Journal<S> {
         &self.positions
     }
 
+    /// Latest durable event count per raw-source, at its position in
+    /// [`Journal::positions`]; None when unknown (version 1 records).
+    pub fn source_counts(&self) -> &BTreeMap<u16, Option<u64>> {
+        &self.counts
+    }
+
     /// Bytes of segments, written and pending.
     pub fn bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.len).sum::<u64>() + self.pending.len() as u64
@@ -368,6 +386,7 @@ impl<S: Storage> Journal<S> {
             position,
             count,
             time_ms,
+            origin,
         } = r;
         let len = (record::HEADER_LEN + payload.len()) as u64;
         if self.bytes() + len > self.limits.bytes_max {
@@ -388,6 +407,7 @@ impl<S: Storage> Journal<S> {
             target,
             position,
             time_ms,
+            origin,
         };
         let start = self.pending.len();
         record::encode(&h, payload, &mut self.pending);
@@ -399,6 +419,8 @@ impl<S: Storage> Journal<S> {
             }
         }
         self.pending_positions.insert(source, position);
+        self.pending_counts
+            .insert(source, count_at_position(&origin));
         Ok(h.first_seq)
     }
 
@@ -432,6 +454,7 @@ impl<S: Storage> Journal<S> {
             self.write_pending()?;
             self.synced_seq = self.next_seq;
             self.positions.append(&mut self.pending_positions);
+            self.counts.append(&mut self.pending_counts);
         }
         Ok(self.synced_seq)
     }
@@ -609,7 +632,7 @@ impl<S: Storage> Journal<S> {
                 }
                 _ => 0,
             };
-            if !(record::HEADER_LEN..=RECORD_MAX).contains(&total) {
+            if !(record::HEADER_LEN_V1..=RECORD_MAX).contains(&total) {
                 // Damage recovery already reported: skip to the next segment.
                 pos.offset = u64::MAX;
                 continue;
@@ -633,8 +656,9 @@ impl<S: Storage> Journal<S> {
                 Parsed::Record { header, len } => {
                     pos.offset += len as u64;
                     pos.seq = header.end_seq();
-                    payload.drain(..record::HEADER_LEN);
-                    payload.truncate(len - record::HEADER_LEN);
+                    let hl = record::header_len(payload);
+                    payload.drain(..hl);
+                    payload.truncate(len - hl);
                     return Ok(Some(header));
                 }
                 _ => {

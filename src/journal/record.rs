@@ -8,9 +8,11 @@ use super::RECORD_MAX;
 use crate::route::EngineSet;
 
 pub const MAGIC: u16 = 0xec0a;
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const KIND_EVENTS: u8 = 1;
-pub const HEADER_LEN: usize = 72;
+pub const HEADER_LEN: usize = 96;
+/// Version 1 records (no [`Origin`]) are still read.
+pub const HEADER_LEN_V1: usize = 72;
 /// Bytes before the body: magic, version, kind, body_len, crc.
 const PREFIX_LEN: usize = 12;
 
@@ -30,6 +32,59 @@ pub enum Position {
 /// they carry no source position ([`Position::None`]).
 pub const REROUTED: u16 = u16::MAX;
 
+/// Which of its source's events a record holds, counted the same way by
+/// every manager reading the same source (failover, ARCHITECTURE §5): the
+/// record's events come from the source block of `block_len` events that
+/// follow the source's first `block_start` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin {
+    pub block_start: u64,
+    /// 0: the count is unknown (re-routed events, version 1 records).
+    pub block_len: u32,
+    /// `position` is the one after the block (else: before it).
+    pub at_end: bool,
+    /// The engines this is the block's last record for.
+    pub closes: EngineSet,
+}
+
+impl Origin {
+    /// No known source count.
+    pub const NONE: Origin = Origin {
+        block_start: 0,
+        block_len: 0,
+        at_end: false,
+        closes: EngineSet::EMPTY,
+    };
+
+    pub fn known(&self) -> bool {
+        self.block_len > 0
+    }
+
+    /// The source's event count after the block.
+    pub fn block_end(&self) -> u64 {
+        self.block_start + u64::from(self.block_len)
+    }
+
+    /// The source's event count at the record's `position`.
+    pub fn at_position(&self) -> u64 {
+        if self.at_end {
+            self.block_end()
+        } else {
+            self.block_start
+        }
+    }
+
+    /// Once engine `e` acknowledged this record, every event of the source
+    /// below this count that was routed to `e` is acknowledged by it.
+    pub fn acked_through(&self, e: crate::route::EngineId) -> u64 {
+        if self.closes.contains(e) {
+            self.block_end()
+        } else {
+            self.block_start
+        }
+    }
+}
+
 /// A record's header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -41,6 +96,7 @@ pub struct Header {
     pub position: Position,
     /// Append time, ms since the Unix epoch (the caller's clock).
     pub time_ms: u64,
+    pub origin: Origin,
 }
 
 impl Header {
@@ -76,9 +132,13 @@ pub fn encode(h: &Header, payload: &[u8], out: &mut Vec<u8>) {
     };
     out.push(kind);
     out.extend_from_slice(&[0; 3]);
-    for v in [a, b, c, h.time_ms] {
+    for v in [a, b, c, h.time_ms, h.origin.block_start] {
         out.extend_from_slice(&v.to_le_bytes());
     }
+    out.extend_from_slice(&h.origin.block_len.to_le_bytes());
+    out.push(u8::from(h.origin.at_end));
+    out.extend_from_slice(&[0; 3]);
+    out.extend_from_slice(&h.origin.closes.bits().to_le_bytes());
     out.extend_from_slice(payload);
     let crc = record_crc(&out[start..]);
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
@@ -118,11 +178,16 @@ pub fn parse(b: &[u8]) -> Parsed {
             Parsed::Invalid
         };
     }
-    if u16_at(b, 0) != MAGIC || b[2] != VERSION || b[3] != KIND_EVENTS {
+    let header_len = match b[2] {
+        VERSION => HEADER_LEN,
+        1 => HEADER_LEN_V1,
+        _ => return Parsed::Invalid,
+    };
+    if u16_at(b, 0) != MAGIC || b[3] != KIND_EVENTS {
         return Parsed::Invalid;
     }
     let body = u32_at(b, 4) as usize;
-    if !(HEADER_LEN - PREFIX_LEN..=RECORD_MAX - PREFIX_LEN).contains(&body) {
+    if !(header_len - PREFIX_LEN..=RECORD_MAX - PREFIX_LEN).contains(&body) {
         return Parsed::Invalid;
     }
     let len = PREFIX_LEN + body;
@@ -149,6 +214,16 @@ pub fn parse(b: &[u8]) -> Parsed {
     if count == 0 {
         return Parsed::Invalid;
     }
+    let origin = if header_len == HEADER_LEN {
+        Origin {
+            block_start: u64_at(rec, 72),
+            block_len: u32_at(rec, 80),
+            at_end: rec[84] != 0,
+            closes: EngineSet::from_bits(u64_at(rec, 88)),
+        }
+    } else {
+        Origin::NONE
+    };
     Parsed::Record {
         header: Header {
             first_seq: u64_at(rec, 12),
@@ -158,6 +233,7 @@ pub fn parse(b: &[u8]) -> Parsed {
             target: u16_at(rec, 34),
             position,
             time_ms: u64_at(rec, 64),
+            origin,
         },
         len,
     }
@@ -165,7 +241,16 @@ pub fn parse(b: &[u8]) -> Parsed {
 
 /// The payload of a valid record of `len` bytes at the start of `b`.
 pub fn payload(b: &[u8], len: usize) -> &[u8] {
-    &b[HEADER_LEN..len]
+    &b[header_len(b)..len]
+}
+
+/// The header length of the (valid) record at the start of `b`.
+pub fn header_len(b: &[u8]) -> usize {
+    if b[2] == 1 {
+        HEADER_LEN_V1
+    } else {
+        HEADER_LEN
+    }
 }
 
 /// A stretch of a segment that holds no valid record.
@@ -303,6 +388,12 @@ mod tests {
                 offset: 99,
             },
             time_ms: 1_790_000_000_000,
+            origin: Origin {
+                block_start: 5_000_000_000,
+                block_len: 64,
+                at_end: true,
+                closes: EngineSet::from_bits(0b100),
+            },
         }
     }
 
@@ -347,6 +438,54 @@ mod tests {
             );
             assert_eq!(payload(&out, out.len()), b"payload");
         }
+    }
+
+    /// A version 1 record (72-byte header, no origin), as version 1 wrote it.
+    fn encode_v1(h: &Header, payload: &[u8]) -> Vec<u8> {
+        let mut v2 = Vec::new();
+        encode(h, payload, &mut v2);
+        let mut out = v2[..HEADER_LEN_V1].to_vec();
+        out[2] = 1;
+        out[4..8]
+            .copy_from_slice(&((HEADER_LEN_V1 + payload.len() - PREFIX_LEN) as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        let crc = record_crc(&out);
+        out[8..12].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn version_1_records_are_read_without_an_origin() {
+        let h = header(10, 3);
+        let b = encode_v1(&h, b"old payload");
+        assert_eq!(
+            parse(&b),
+            Parsed::Record {
+                header: Header {
+                    origin: Origin::NONE,
+                    ..h
+                },
+                len: b.len()
+            }
+        );
+        assert_eq!(payload(&b, b.len()), b"old payload");
+        let mut img = b.clone();
+        encode(&h, b"new", &mut img);
+        assert_eq!(scan(&img).records.len(), 2);
+    }
+
+    #[test]
+    fn an_origin_says_what_an_engine_acknowledged() {
+        let o = header(0, 1).origin;
+        assert_eq!(o.block_end(), 5_000_000_064);
+        assert_eq!(o.at_position(), 5_000_000_064);
+        assert_eq!(o.acked_through(2), 5_000_000_064, "engine 2: block closed");
+        assert_eq!(
+            o.acked_through(0),
+            5_000_000_000,
+            "engine 0: more records of the block follow"
+        );
+        assert!(!Origin::NONE.known());
     }
 
     #[test]

@@ -85,6 +85,15 @@ impl EngineSet {
         EngineSet(bits)
     }
 
+    pub fn union(self, o: EngineSet) -> EngineSet {
+        EngineSet(self.0 | o.0)
+    }
+
+    /// The engines of `self` not in `o`.
+    pub fn minus(self, o: EngineSet) -> EngineSet {
+        EngineSet(self.0 & !o.0)
+    }
+
     pub fn iter(self) -> impl Iterator<Item = EngineId> {
         (0..64u8).filter(move |&i| self.contains(i))
     }
