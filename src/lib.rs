@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod event;
+pub mod failover;
 pub mod journal;
 pub mod limits;
 pub mod logger;
