@@ -176,7 +176,7 @@ impl World {
                 self.handle(k, outs);
             }
         }
-        if self.now % 10 == 0 {
+        if self.now.is_multiple_of(10) {
             self.publish();
         }
         self.now += STEP_MS;
