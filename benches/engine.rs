@@ -135,6 +135,7 @@ fn run_case(
         acked: Default::default(),
         dead_letters: DeadLetters::new(&dir).into(),
         windows: vec![window.clone()],
+        failover: Default::default(),
     });
     let deploy = Rc::new(Deploy {
         name: project.to_string(),

@@ -149,6 +149,8 @@ pub enum Route {
         map: String,
         engine: String,
     },
+    /// `POST cluster`: a failover message from another manager.
+    Cluster,
 }
 
 /// Maps a method and URL to a [`Route`], or to the 404 / 405 answer.
@@ -179,6 +181,10 @@ pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
     };
     match segs.as_slice() {
         ["status"] => get_only(Route::Status),
+        ["cluster"] => match method {
+            "POST" => Ok(Route::Cluster),
+            _ => Err(Reply::not_allowed(method, path, "POST")),
+        },
         ["metrics"] => get_only(Route::Metrics),
         ["routerEngines"] => get_only(Route::Engines {
             map: None,
@@ -203,7 +209,7 @@ pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
         _ => Err(Reply::text(
             404,
             format!(
-                "{path}: not found; accepted: status, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}"
+                "{path}: not found; accepted: status, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}, cluster"
             ),
         )),
     }
@@ -353,6 +359,18 @@ impl Core {
                 out.push_str("</router-engines>\n");
                 Reply::new(200, "application/xml", out)
             }
+            Route::Cluster => {
+                let r = std::str::from_utf8(&call.body)
+                    .map_err(|e| format!("body: not UTF-8 text: {e}"))
+                    .and_then(|t| self.cluster_receive(t));
+                match r {
+                    Ok(()) => Reply::text(200, "ok".to_string()),
+                    Err(e) => Reply::text(400, format!("POST cluster {e}")),
+                }
+            }
+            Route::Put { .. } | Route::Delete { .. } if self.engines_changeable().is_err() => {
+                Reply::text(409, self.engines_changeable().unwrap_err())
+            }
             Route::Put { map, engine } => {
                 let i = match self.map_index(&map) {
                     Ok(i) => i,
@@ -473,11 +491,28 @@ impl Core {
         let mut o = String::from("{\n");
         let _ = writeln!(
             o,
-            "  \"version\": {},\n  \"manager\": {},\n  \"role\": \"leader\",\n  \"uptime_s\": {:.3},",
+            "  \"version\": {},\n  \"manager\": {},\n  \"uptime_s\": {:.3},",
             json_str(env!("CARGO_PKG_VERSION")),
             json_str(&self.config.manager),
             self.started.elapsed().as_secs_f64()
         );
+        {
+            let n = self.node.borrow();
+            let managers: Vec<String> = n
+                .managers()
+                .iter()
+                .map(|m| format!("{{\"id\": {}, \"address\": {}}}", m.id, json_str(&m.addr)))
+                .collect();
+            let _ = writeln!(
+                o,
+                "  \"role\": \"{}\",\n  \"epoch\": {},\n  \"address\": {},\n  \"leader\": {},\n  \"managers\": [{}],",
+                n.role().name(),
+                n.epoch(),
+                json_str(n.me()),
+                n.leader_addr().map_or("null".to_string(), json_str),
+                managers.join(", ")
+            );
+        }
         let positions = self.shared.journal.borrow().positions().clone();
         o.push_str("  \"sources\": [");
         for (i, s) in self.sources.iter().enumerate() {
@@ -508,7 +543,7 @@ impl Core {
             let st = &v.status;
             let _ = write!(
                 o,
-                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"last_error\": {}}}",
+                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"skipped\": {}, \"last_error\": {}}}",
                 if i > 0 { "," } else { "" },
                 json_str(&v.cluster),
                 json_str(&v.slot),
@@ -521,6 +556,7 @@ impl Core {
                 st.rejected_events,
                 st.failed_requests,
                 st.deploys,
+                st.skipped_events,
                 st.last_error.as_deref().map_or("null".to_string(), json_str)
             );
         }
@@ -688,6 +724,85 @@ impl Core {
             "fsync/fdatasync calls on the journal (files and folder).",
         );
         let _ = writeln!(o, "edgecm_journal_syncs_total {}", j.storage().syncs());
+        let n = self.node.borrow();
+        family(
+            &mut o,
+            "role",
+            "gauge",
+            "1 for this manager's failover role (leader or standby).",
+        );
+        for r in [
+            crate::failover::Role::Leader,
+            crate::failover::Role::Standby,
+        ] {
+            let _ = writeln!(
+                o,
+                "edgecm_role{{role=\"{}\"}} {}",
+                r.name(),
+                u8::from(n.role() == r)
+            );
+        }
+        family(
+            &mut o,
+            "epoch",
+            "gauge",
+            "The failover epoch this manager is in.",
+        );
+        let _ = writeln!(o, "edgecm_epoch {}", n.epoch());
+        family(
+            &mut o,
+            "managers",
+            "gauge",
+            "Managers in the failover list (this one included).",
+        );
+        let _ = writeln!(o, "edgecm_managers {}", n.managers().len());
+        let t = &self.traffic;
+        let traffic: [(&str, &str, u64); 5] = [
+            (
+                "failover_sent_messages_total",
+                "Failover messages sent to other managers.",
+                t.sent_messages.get(),
+            ),
+            (
+                "failover_sent_bytes_total",
+                "Bytes of failover messages sent (bodies).",
+                t.sent_bytes.get(),
+            ),
+            (
+                "failover_send_failures_total",
+                "Failover messages that got no 2xx answer.",
+                t.send_failures.get(),
+            ),
+            (
+                "failover_received_messages_total",
+                "Failover messages received.",
+                t.received_messages.get(),
+            ),
+            (
+                "failover_received_bytes_total",
+                "Bytes of failover messages received (bodies).",
+                t.received_bytes.get(),
+            ),
+        ];
+        for (name, help, v) in traffic {
+            family(&mut o, name, "counter", help);
+            let _ = writeln!(o, "edgecm_{name} {v}");
+        }
+        family(
+            &mut o,
+            "engine_skipped_events_total",
+            "counter",
+            "Events not sent because the leader reported them delivered (a standby's trim, a new leader's resume).",
+        );
+        for v in &views {
+            let _ = writeln!(
+                o,
+                "edgecm_engine_skipped_events_total{{cluster=\"{}\",engine=\"{}\"}} {}",
+                label(&v.cluster),
+                label(&v.slot),
+                v.status.skipped_events
+            );
+        }
         o
     }
 }

@@ -234,6 +234,14 @@ fn parse_port(s: &str) -> Result<u16, String> {
     }
 }
 
+/// `HOST:PORT` of another manager (`-standby`).
+pub fn parse_peer(s: &str) -> Result<(&str, u16), String> {
+    s.rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("{s:?} is not accepted; accepted: HOST:PORT (e.g. 127.0.0.1:12347, leader.example:12347)"))
+}
+
 /// `PORT` (0 allowed) binds 127.0.0.1; `ADDR:PORT` binds ADDR.
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.trim().parse::<u16>() {

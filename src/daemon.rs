@@ -58,6 +58,8 @@ pub struct Options {
     /// Stop by itself once every source finished and every engine caught up
     /// (`edgecm demo`; a real manager runs until signalled).
     pub exit_when_drained: bool,
+    /// Leader or standby (`cluster`).
+    pub cluster: crate::cluster::ClusterOptions,
 }
 
 impl Options {
@@ -73,6 +75,7 @@ impl Options {
             commit_bytes: 1 << 20,
             grace: Duration::from_secs(5),
             exit_when_drained: false,
+            cluster: Default::default(),
         }
     }
 }
@@ -170,6 +173,13 @@ pub struct Core {
     engine_changed: Rc<Event>,
     pub stop_sources: Rc<Stop>,
     pub started: Instant,
+    /// The failover protocol's node (`cluster`).
+    pub node: RefCell<crate::failover::Node>,
+    pub(crate) cluster_inbox: (
+        async_channel::Sender<crate::failover::Msg>,
+        async_channel::Receiver<crate::failover::Msg>,
+    ),
+    pub traffic: crate::cluster::Traffic,
 }
 
 fn now_ms() -> u64 {
@@ -214,6 +224,15 @@ impl Core {
                 }
             );
         }
+        let node = crate::cluster::start_node(
+            &options.state_dir,
+            &options.cluster,
+            crate::failover::Timing {
+                tick_ms: options.ticktime_ms.max(1),
+                retries: options.retries,
+            },
+        )
+        .map_err(|e| format!("failover: {e}"))?;
         let (offsets, capacity) = engine_offsets(&config);
         let mut memberships = Vec::new();
         let mut known = EngineSet::EMPTY;
@@ -247,6 +266,7 @@ impl Core {
             acked: Event::new(),
             dead_letters: RefCell::new(DeadLetters::new(&options.state_dir)),
             windows,
+            failover: Default::default(),
         });
         let sources = config
             .raw_sources
@@ -276,7 +296,23 @@ impl Core {
             engine_changed: Rc::new(Event::new()),
             stop_sources: Rc::new(Stop::default()),
             started: Instant::now(),
+            node: RefCell::new(node),
+            cluster_inbox: async_channel::bounded(64),
+            traffic: Default::default(),
         });
+        let standby = core.node.borrow().role() == crate::failover::Role::Standby;
+        core.shared.failover.standby.set(standby);
+        if standby {
+            log::info!(
+                "failover: standing by{}; reading sources, publishing nothing",
+                core.node
+                    .borrow()
+                    .leader_addr()
+                    .or(core.options.cluster.standby.as_deref())
+                    .map(|l| format!(" (leader {l})"))
+                    .unwrap_or_default()
+            );
+        }
         for e in orphans {
             let c = core.cluster_of(e);
             let moved = core
@@ -916,7 +952,10 @@ impl Core {
             .iter()
             .map(|e| (e.id, e.status.clone()))
             .collect();
-        for (id, w) in &engines {
+        for (id, w) in engines
+            .iter()
+            .filter(|_| !self.shared.failover.standby.get())
+        {
             let shared = self.shared.clone();
             let id = *id;
             w.wait_for(move |_| shared.journal.borrow().backlog(id) == 0, deadline)
@@ -941,7 +980,7 @@ impl Core {
         ex.spawn(self.clone().committer()).detach();
         self.start_engines(ex);
         self.start_sources(ex);
-        let background = future::or(self.supervise(ex), async {
+        let background = future::or(future::or(self.supervise(ex), self.cluster(ex)), async {
             match admin {
                 Some(calls) => self.serve_admin(ex, calls).await,
                 None => future::pending().await,

@@ -142,12 +142,53 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
             log::info!("wrote {}", path.display());
         }
     }
+    if let Some(l) = &cli.standby {
+        if cli.http.is_none() {
+            eprintln!(
+                "edgecm: -standby needs -http: the leader reaches its standbys at their admin API"
+            );
+            return ExitCode::from(2);
+        }
+        if let Err(e) = edgecm::cli::parse_peer(l) {
+            eprintln!("edgecm: -standby {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let fingerprint = edgecm::cluster::fingerprint(&format!(
+        "{:?}{:?}{:?}",
+        config.raw_sources, config.clusters, config.esp_maps
+    ));
     let mut options = edgecm::daemon::Options::new(cli.state_dir.clone());
     options.ticktime_ms = cli.ticktime;
     options.retries = cli.retries;
     options.timeout_ms = cli.timeout;
     options.buffersize = cli.buffersize;
     options.grace = std::time::Duration::from_millis(cli.grace);
+    let admin = match cli.http {
+        Some(addr) => match edgecm::admin::serve(addr) {
+            Ok((bound, calls)) => {
+                log::info!(
+                    "admin API on http://{bound}{} and http://{bound}{}",
+                    edgecm::admin::BASES[0],
+                    edgecm::admin::BASES[1]
+                );
+                Some((bound, calls))
+            }
+            Err(e) => {
+                eprintln!("edgecm: -http {addr}: cannot listen: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    options.cluster = edgecm::cluster::ClusterOptions {
+        me: admin
+            .as_ref()
+            .map(|(bound, _)| edgecm::cluster::advertised(*bound, cli.standby.as_deref())),
+        standby: cli.standby.clone(),
+        fingerprint,
+    };
+    let admin = admin.map(|(_, calls)| calls);
     let core = match edgecm::daemon::Core::new(config, options) {
         Ok(c) => c,
         Err(e) => {
@@ -165,23 +206,6 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
             eprintln!("edgecm: cannot handle signals: {e}");
             return ExitCode::from(1);
         }
-    };
-    let admin = match cli.http {
-        Some(addr) => match edgecm::admin::serve(addr) {
-            Ok((bound, calls)) => {
-                log::info!(
-                    "admin API on http://{bound}{} and http://{bound}{}",
-                    edgecm::admin::BASES[0],
-                    edgecm::admin::BASES[1]
-                );
-                Some(calls)
-            }
-            Err(e) => {
-                eprintln!("edgecm: -http {addr}: cannot listen: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        None => None,
     };
     let ex = async_executor::LocalExecutor::new();
     if let Some(every) = edgecm::systemd::watchdog_interval() {

@@ -141,6 +141,7 @@ fn shared(j: Journal<MemStorage>, dir: &Path) -> Rc<Shared<MemStorage>> {
         acked: Default::default(),
         dead_letters: DeadLetters::new(dir).into(),
         windows: vec![window()],
+        failover: Default::default(),
     })
 }
 

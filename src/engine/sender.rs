@@ -12,7 +12,7 @@ use super::deadletter::{DeadLetters, Letter};
 use super::encode::{event_elements, Window};
 use super::http::{Client, HttpError, Response};
 use super::{classify, Backoff, Health, Outcome, State, BASES};
-use crate::journal::{Journal, ReadPos, Storage};
+use crate::journal::{Header, Journal, ReadPos, Storage, REROUTED};
 use crate::route::EngineId;
 use async_io::Timer;
 use event_listener::Event;
@@ -75,6 +75,8 @@ pub struct Status {
     pub deploys: u64,
     pub request_bytes: u64,
     pub last_error: Option<String>,
+    /// Events not sent because the leader reported them delivered.
+    pub skipped_events: u64,
 }
 
 impl Default for Status {
@@ -90,6 +92,7 @@ impl Default for Status {
             deploys: 0,
             request_bytes: 0,
             last_error: None,
+            skipped_events: 0,
         }
     }
 }
@@ -160,6 +163,41 @@ pub struct Shared<S: Storage> {
     pub dead_letters: RefCell<DeadLetters>,
     /// Target windows by destination index (the journal's `target`).
     pub windows: Vec<Window>,
+    pub failover: Failover,
+}
+
+/// What senders and the failover shell share (`failover` module docs).
+#[derive(Debug, Default)]
+pub struct Failover {
+    /// A standby: senders trim what the leader reports and publish nothing.
+    pub standby: Cell<bool>,
+    /// Notified when `standby` changes.
+    pub role_changed: Event,
+    /// What this manager's engines acknowledged, by (engine, raw-source):
+    /// the source's event count below which every event routed to the
+    /// engine is acknowledged (senders raise it; the leader reports it).
+    pub acked: RefCell<crate::failover::Acked>,
+    /// Notified when `acked` grows.
+    pub progress: Event,
+    /// The same as reported by the leader (a standby trims by it; a new
+    /// leader skips what the old one had delivered).
+    pub peer_acked: RefCell<crate::failover::Acked>,
+    /// Notified when `peer_acked` grows.
+    pub peer_progress: Event,
+}
+
+impl Failover {
+    /// Whether the leader reported every event of record `h` acknowledged
+    /// by engine `e`.
+    fn peer_has(&self, e: EngineId, h: &Header) -> bool {
+        h.origin.known()
+            && h.source != REROUTED
+            && self
+                .peer_acked
+                .borrow()
+                .get(&(e, h.source))
+                .is_some_and(|&n| h.origin.block_end() <= n)
+    }
 }
 
 /// Stops a sender between two steps (engine removed, shutdown).
@@ -207,6 +245,8 @@ struct Block {
     start: ReadPos,
     target: usize,
     body: Vec<u8>,
+    /// (raw-source, count) acknowledged with it (`Failover::acked`).
+    marks: Vec<(u16, u64)>,
 }
 
 /// A request grows by whole records while its body is under this. It is the
@@ -429,6 +469,18 @@ impl Sender {
                 }
                 return Ok(block.map(Block::closed));
             };
+            if shared.failover.peer_has(self.id, &h) {
+                // The leader before us had it delivered.
+                if block.is_some() {
+                    *pos = before;
+                    return Ok(block.map(Block::closed));
+                }
+                j.ack(self.id, h.end_seq(), u64::from(h.count));
+                shared.acked.notify(usize::MAX);
+                self.status
+                    .update(|s| s.skipped_events += u64::from(h.count));
+                continue;
+            }
             let target = usize::from(h.target);
             if let Some(b) = &block {
                 if b.target != target
@@ -463,6 +515,7 @@ impl Sender {
                     start: before.clone(),
                     target,
                     body,
+                    marks: Vec::new(),
                 }
             });
             let mark = b.body.len();
@@ -471,6 +524,9 @@ impl Sender {
                     b.end_seq = h.end_seq();
                     b.count += h.count;
                     b.records += 1;
+                    if h.origin.known() && h.source != REROUTED {
+                        b.marks.push((h.source, h.origin.acked_through(self.id)));
+                    }
                 }
                 Err(_) => {
                     b.body.truncate(mark);
@@ -518,6 +574,10 @@ impl Sender {
             self.client.authority()
         );
         while !self.stop.is_stopped() {
+            if shared.failover.standby.get() {
+                self.stand_by(&shared, &mut pos, &mut payload).await;
+                continue;
+            }
             self.sync_status();
             match self.health.state() {
                 State::Connecting | State::Failed => {
@@ -590,6 +650,55 @@ impl Sender {
         }
         self.sync_status();
         log::info!("engine '{}': sender stopped", self.name);
+    }
+
+    /// A standby's sender: moves the cursor past what the leader reports
+    /// delivered, never contacts the engine; returns when this manager
+    /// leads (the engine is then probed and deployed afresh) or stops.
+    async fn stand_by<S: Storage>(
+        &mut self,
+        shared: &Shared<S>,
+        pos: &mut ReadPos,
+        payload: &mut Vec<u8>,
+    ) {
+        self.health = Health::new(self.settings.retries);
+        self.sync_status();
+        log::info!("engine '{}': standing by", self.name);
+        loop {
+            let synced = shared.synced.listen();
+            let reported = shared.failover.peer_progress.listen();
+            let role = shared.failover.role_changed.listen();
+            if !shared.failover.standby.get() || self.stop.is_stopped() {
+                return;
+            }
+            {
+                let mut j = shared.journal.borrow_mut();
+                loop {
+                    let before = pos.clone();
+                    match j.read_next(self.id, pos, payload) {
+                        Ok(Some(h)) if shared.failover.peer_has(self.id, &h) => {
+                            j.ack(self.id, h.end_seq(), u64::from(h.count));
+                            shared.acked.notify(usize::MAX);
+                            self.status
+                                .update(|s| s.skipped_events += u64::from(h.count));
+                        }
+                        Ok(Some(_)) => {
+                            *pos = before;
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            log::error!("engine '{}': reading the journal: {e}", self.name);
+                            *pos = before;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.stop
+                .or(future::or(future::or(synced, reported), role))
+                .await;
+        }
     }
 
     /// Sends one block; true when it is done with (acknowledged or dead-lettered).
@@ -681,6 +790,14 @@ impl Sender {
         let n = u64::from(b.count);
         shared.journal.borrow_mut().ack(self.id, b.end_seq, n);
         shared.acked.notify(usize::MAX);
+        if !b.marks.is_empty() {
+            let mut acked = shared.failover.acked.borrow_mut();
+            for &(source, through) in &b.marks {
+                let v = acked.entry((self.id, source)).or_insert(0);
+                *v = (*v).max(through);
+            }
+            shared.failover.progress.notify(usize::MAX);
+        }
         self.status.update(|s| match rejected {
             false => {
                 s.acked_events += n;

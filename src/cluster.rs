@@ -1,0 +1,336 @@
+//! The failover shell: runs the protocol of `failover` on the core's
+//! executor. Messages come in through the admin API (`POST {base}/cluster`)
+//! and go out as HTTP POSTs to the other managers' admin APIs; the role
+//! switches the senders between publishing and trimming (`Failover` in the
+//! engine's sender); what the node must keep across restarts is saved in
+//! `{state-dir}/cluster`.
+
+use crate::daemon::Core;
+use crate::failover::{wire, Msg, Node, Out, Role, Saved, Timing};
+use async_executor::LocalExecutor;
+use async_io::Timer;
+use futures_lite::future;
+use std::cell::Cell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The path of failover messages under each admin base.
+pub const PATH: &str = "/cluster";
+const SAVED_FILE: &str = "cluster";
+
+/// How this manager takes part in failover (from the command line).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// The address other managers reach this one at (its admin API).
+    pub me: Option<String>,
+    /// `-standby HOST:PORT`: the leader to register with.
+    pub standby: Option<String>,
+    /// Every manager of a cluster must run the same config.
+    pub fingerprint: u64,
+}
+
+/// Failover traffic, for the metrics.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub sent_messages: Cell<u64>,
+    pub sent_bytes: Cell<u64>,
+    pub send_failures: Cell<u64>,
+    pub received_messages: Cell<u64>,
+    pub received_bytes: Cell<u64>,
+}
+
+/// The address other managers reach this one at: the admin API's bound
+/// address; when bound to every interface, the local address of the route
+/// to the leader (a connected UDP socket: nothing is sent), else loopback.
+pub fn advertised(bound: std::net::SocketAddr, leader: Option<&str>) -> String {
+    if !bound.ip().is_unspecified() {
+        return bound.to_string();
+    }
+    let local = leader.and_then(|l| {
+        let s = std::net::UdpSocket::bind((bound.ip(), 0)).ok()?;
+        s.connect(l).ok()?;
+        s.local_addr().ok()
+    });
+    match local {
+        Some(a) => std::net::SocketAddr::new(a.ip(), bound.port()).to_string(),
+        None => {
+            log::warn!(
+                "failover: -http {bound} binds every interface; other managers are told 127.0.0.1:{}; bind -http to the address they reach this manager at",
+                bound.port()
+            );
+            format!("127.0.0.1:{}", bound.port())
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: the config fingerprint.
+pub fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The node a manager starts with: what it saved, else a standby of
+/// `-standby`, else the leader of a new cluster.
+pub fn start_node(state_dir: &Path, o: &ClusterOptions, timing: Timing) -> Result<Node, String> {
+    let me = o.me.clone().unwrap_or_else(|| "local".to_string());
+    let path = state_dir.join(SAVED_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let saved = wire::decode_saved(&path.display().to_string(), &text)?;
+            if saved.managers.iter().any(|m| m.addr != me) {
+                log::info!(
+                    "failover: {} names {} managers (epoch {}); asking them who leads",
+                    path.display(),
+                    saved.managers.len(),
+                    saved.epoch
+                );
+            }
+            Ok(Node::restart(
+                &me,
+                saved,
+                o.standby.as_deref(),
+                o.fingerprint,
+                timing,
+                0,
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(match &o.standby {
+            Some(l) => Node::standby(&me, l, o.fingerprint, timing, 0),
+            None => Node::leader(&me, o.fingerprint, timing, 0),
+        }),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn save(state_dir: &Path, s: &Saved) -> std::io::Result<()> {
+    let tmp = state_dir.join(".cluster.tmp");
+    let f = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut &f, wire::encode_saved(s).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, state_dir.join(SAVED_FILE))?;
+    std::fs::File::open(state_dir)?.sync_all()
+}
+
+fn role_upper(r: Role) -> &'static str {
+    match r {
+        Role::Leader => "LEADER",
+        Role::Standby => "STANDBY",
+    }
+}
+
+impl Core {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// A message from another manager, as the admin API received it.
+    pub(crate) fn cluster_receive(&self, body: &str) -> Result<(), String> {
+        let msg = wire::decode("body", body)?;
+        self.traffic
+            .received_messages
+            .set(self.traffic.received_messages.get() + 1);
+        self.traffic
+            .received_bytes
+            .set(self.traffic.received_bytes.get() + body.len() as u64);
+        let _ = self.cluster_inbox.0.try_send(msg);
+        Ok(())
+    }
+
+    /// Runs the protocol until the manager stops.
+    pub(crate) async fn cluster(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        let mut saved = self.node.borrow().saved();
+        let inbox = self.cluster_inbox.1.clone();
+        loop {
+            let progress = self.shared.failover.progress.listen();
+            let wake = self.node.borrow().next_wake();
+            let at = self.started + Duration::from_millis(wake);
+            let msg = future::or(
+                async { inbox.recv().await.ok() },
+                future::or(
+                    async {
+                        Timer::at(at).await;
+                        None
+                    },
+                    async {
+                        progress.await;
+                        None
+                    },
+                ),
+            )
+            .await;
+            let now = self.now_ms();
+            let mut outs = Vec::new();
+            {
+                let mut node = self.node.borrow_mut();
+                if let Some(m) = msg {
+                    outs.extend(node.step(now, m));
+                }
+                if node.role() == Role::Leader {
+                    for (&(e, s), &n) in self.shared.failover.acked.borrow().iter() {
+                        node.progress(e, s, n);
+                    }
+                }
+                if now >= node.next_wake() {
+                    outs.extend(node.tick(now));
+                }
+            }
+            for o in outs {
+                self.cluster_out(ex, o);
+            }
+            let now_saved = self.node.borrow().saved();
+            if now_saved != saved {
+                if let Err(e) = save(&self.options.state_dir, &now_saved) {
+                    log::error!(
+                        "failover: cannot save {}: {e}",
+                        self.options.state_dir.join(SAVED_FILE).display()
+                    );
+                }
+                saved = now_saved;
+            }
+        }
+    }
+
+    fn cluster_out(self: &Rc<Self>, ex: &LocalExecutor<'_>, o: Out) {
+        let f = &self.shared.failover;
+        match o {
+            Out::Send { to, msg } => {
+                let core = self.clone();
+                ex.spawn(async move { core.cluster_send(&to, &msg).await })
+                    .detach();
+            }
+            Out::Role { from, to, epoch } => {
+                let leader = self.node.borrow().leader_addr().map(str::to_string);
+                log::warn!(
+                    "role={}=>{} epoch={epoch}{}",
+                    role_upper(from),
+                    role_upper(to),
+                    match (to, leader) {
+                        (Role::Standby, Some(l)) => format!(" leader={l}"),
+                        _ => String::new(),
+                    }
+                );
+                if to == Role::Leader {
+                    // What the old leader had delivered counts as ours.
+                    let peer = f.peer_acked.borrow().clone();
+                    let mut acked = f.acked.borrow_mut();
+                    for (k, v) in peer {
+                        let e = acked.entry(k).or_insert(0);
+                        *e = (*e).max(v);
+                    }
+                }
+                f.standby.set(to == Role::Standby);
+                f.role_changed.notify(usize::MAX);
+            }
+            Out::Acked => {
+                let node = self.node.borrow();
+                let mut peer = f.peer_acked.borrow_mut();
+                for (&k, &v) in node.acked() {
+                    let e = peer.entry(k).or_insert(0);
+                    *e = (*e).max(v);
+                }
+                f.peer_progress.notify(usize::MAX);
+            }
+            Out::Refused { by, why } => {
+                log::error!("failover: {by} refused this manager: {why}");
+            }
+        }
+    }
+
+    async fn cluster_send(&self, to: &str, msg: &Msg) {
+        let body = wire::encode(msg);
+        let Some((host, port)) = to.rsplit_once(':') else {
+            log::error!("failover: manager address {to:?} has no port");
+            return;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(port) = port.parse::<u16>() else {
+            log::error!("failover: manager address {to:?} has no port number");
+            return;
+        };
+        let mut client = crate::engine::http::Client::new(host, port);
+        let path = format!("{}{PATH}", crate::admin::BASES[0]);
+        let timeout = Duration::from_millis(self.options.timeout_ms.max(1));
+        let t = &self.traffic;
+        t.sent_messages.set(t.sent_messages.get() + 1);
+        t.sent_bytes.set(t.sent_bytes.get() + body.len() as u64);
+        let r = client
+            .request("POST", &path, Some("text/plain"), body.as_bytes(), timeout)
+            .await;
+        let failed = match r {
+            Ok(r) if r.is_success() => None,
+            Ok(r) => Some(format!(
+                "answered {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body).trim()
+            )),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            t.send_failures.set(t.send_failures.get() + 1);
+            log::debug!("failover: POST {path} to {to}: {why}");
+        }
+    }
+
+    /// Engines may be added or removed only where the change cannot make
+    /// managers route differently (the change is not mirrored yet).
+    pub(crate) fn engines_changeable(&self) -> Result<(), String> {
+        let node = self.node.borrow();
+        if node.role() == Role::Standby {
+            return Err(format!(
+                "this manager is a standby; change engines through the leader{}",
+                node.leader_addr()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if node.managers().len() > 1 {
+            return Err(format!(
+                "{} standby managers are registered and engine changes are not mirrored to them; stop them first",
+                node.managers().len() - 1
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_differ_with_the_text() {
+        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(fingerprint("<a/>"), fingerprint("<b/>"));
+    }
+
+    #[test]
+    fn a_saved_cluster_file_restarts_a_manager_that_does_not_lead_at_once() {
+        let dir = std::env::temp_dir().join(format!("edgecm-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let timing = Timing {
+            tick_ms: 100,
+            retries: 2,
+        };
+        let o = ClusterOptions {
+            me: Some("127.0.0.1:1".into()),
+            standby: None,
+            fingerprint: 9,
+        };
+        let fresh = start_node(&dir, &o, timing).unwrap();
+        assert_eq!(fresh.role(), Role::Leader);
+        let mut s = fresh.saved();
+        s.managers.push(crate::failover::Manager {
+            id: 1,
+            addr: "127.0.0.1:2".into(),
+        });
+        save(&dir, &s).unwrap();
+        let again = start_node(&dir, &o, timing).unwrap();
+        assert_eq!(again.role(), Role::Standby, "asks 127.0.0.1:2 first");
+        std::fs::write(dir.join(SAVED_FILE), "nonsense").unwrap();
+        let e = start_node(&dir, &o, timing).unwrap_err();
+        assert!(e.contains("cluster:1: starts with \"nonsense\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
