@@ -348,7 +348,7 @@ impl Core {
                             escape(&v.serving.host),
                             v.serving.port,
                             v.serving.ha_port,
-                            v.status.state.name(),
+                            self.engine_state(&v.status),
                             v.backlog,
                             v.status.acked_events,
                             v.status.rejected_events
@@ -486,6 +486,15 @@ impl Core {
             .collect()
     }
 
+    /// An engine's state as shown: a standby's engines are "standby".
+    fn engine_state(&self, s: &crate::engine::sender::Status) -> &'static str {
+        if self.shared.failover.standby.get() {
+            "standby"
+        } else {
+            s.state.name()
+        }
+    }
+
     /// `GET status`.
     pub fn status_json(&self) -> String {
         let mut o = String::from("{\n");
@@ -550,7 +559,7 @@ impl Core {
                 json_str(&v.serving.name),
                 json_str(&v.serving.host),
                 v.serving.ha_port,
-                st.state.name(),
+                self.engine_state(st),
                 v.backlog,
                 st.acked_events,
                 st.rejected_events,

@@ -667,11 +667,33 @@ fn leader_killed_mid_stream_a_standby_takes_over_and_nothing_is_lost() {
             },
             &mut leader,
         );
+        if t == 0 {
+            let (code, body) = support::http(
+                lport,
+                "PUT",
+                &format!("{V1}/routerEngines/{MAP}/esp9"),
+                "<esp-engine name='esp9' host='127.0.0.1' port='1' ha_port='1'/>",
+            );
+            assert_eq!(code, 409, "{body}");
+            assert!(body.contains("2 standby managers are registered"), "{body}");
+            let (code, body) = support::http(lport, "POST", &format!("{V1}/cluster"), "hello");
+            assert_eq!(code, 400, "{body}");
+            assert!(body.contains("body:1: starts with \"hello\""), "{body}");
+        }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let kill_at = 1 + (rng % (trades * 8 / 10)) as usize;
         s.wait_trades(kill_at, &mut leader);
+        let metrics = support::http(lport, "GET", &format!("{V1}/metrics"), "").1;
+        let metric = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let traffic = metric("edgecm_failover_sent_bytes_total") / metric("edgecm_uptime_seconds");
         let _ = leader.kill();
         let killed = Instant::now();
         let _ = leader.wait();
@@ -712,7 +734,7 @@ fn leader_killed_mid_stream_a_standby_takes_over_and_nothing_is_lost() {
         }
         let took = took.unwrap();
         eprintln!(
-            "failover trial {t}: killed after {kill_at} trades recorded; standby{} led epoch {epoch} after {} ms; {d} duplicate trades",
+            "failover trial {t}: killed after {kill_at} trades recorded; standby{} led epoch {epoch} after {} ms; {d} duplicate trades; the leader had sent {traffic:.0} B/s of failover messages",
             new_leader + 1,
             took.as_millis()
         );
