@@ -320,8 +320,16 @@ impl Node {
         }
         if let Some(e) = &self.election {
             t = t.min(e.wait_until.unwrap_or(e.decide_at));
+        } else if self.role == Role::Standby && self.listed() {
+            // The leader's silence is noticed when it happens, not at the next tick.
+            t = t.min(self.heard + self.timing.silence_ms());
         }
         t
+    }
+
+    /// In a list with someone else: an election has candidates.
+    fn listed(&self) -> bool {
+        self.id.is_some() && self.managers.len() > 1
     }
 
     /// The leader's engines acknowledged up to `through` of a source.
@@ -399,11 +407,11 @@ impl Node {
         if !newer {
             return; // a duplicate or an older one: idempotent
         }
+        self.epoch = u.epoch;
+        self.counter = u.counter;
         if self.role == Role::Leader {
             self.set_role(Role::Standby, out);
         }
-        self.epoch = u.epoch;
-        self.counter = u.counter;
         self.leader = Some(from.to_string());
         self.heard = now;
         self.election = None;
@@ -547,12 +555,12 @@ impl Node {
             Role::Standby => {
                 if self.election.is_some() {
                     self.elect(now, &mut out);
+                } else if self.listed() && now >= self.heard + self.timing.silence_ms() {
+                    self.next_tick = now + self.timing.tick_ms;
+                    self.start_election(now, &mut out);
                 } else if now >= self.next_tick {
                     self.next_tick = now + self.timing.tick_ms;
-                    let listed = self.id.is_some() && self.managers.len() > 1;
-                    if listed && now >= self.heard + self.timing.silence_ms() {
-                        self.start_election(now, &mut out);
-                    } else if !self.registered {
+                    if !self.registered {
                         for to in self.join.clone() {
                             self.send(
                                 &to,
@@ -663,6 +671,41 @@ mod tests {
         let out = s.step(60, sends(&out)[0].1.clone());
         assert_eq!(out, vec![Out::Acked]);
         assert_eq!(s.acked()[&(0, 0)], 40);
+    }
+
+    #[test]
+    fn a_silent_leader_is_replaced_retries_ticks_after_its_last_update() {
+        let mut l = Node::leader("a", 7, timing(), 0);
+        let mut s = Node::standby("b", "a", 7, timing(), 0);
+        let reg = sends(&s.tick(0));
+        let ups = sends(&l.step(1, reg[0].1.clone()));
+        s.step(30, ups[0].1.clone());
+        // Heard at 30: silent from then on for 2 ticks of 100 ms.
+        assert_eq!(s.next_wake(), 100, "the next tick comes first");
+        assert!(
+            sends(&s.tick(100)).is_empty(),
+            "registered: nothing to send"
+        );
+        assert_eq!(s.next_wake(), 200);
+        assert!(s.tick(200).is_empty());
+        assert_eq!(s.next_wake(), 230, "not the tick at 300");
+        assert!(s.tick(229).is_empty());
+        let out = s.tick(230);
+        assert!(out.contains(&Out::Role {
+            from: Role::Standby,
+            to: Role::Leader,
+            epoch: 1
+        }));
+        assert_eq!(s.leader_addr(), Some("b"));
+        // The old leader hears of epoch 1 and follows.
+        let up = sends(&out).into_iter().find(|(to, _)| to == "a").unwrap();
+        let out = l.step(231, up.1);
+        assert!(out.contains(&Out::Role {
+            from: Role::Leader,
+            to: Role::Standby,
+            epoch: 1
+        }));
+        assert_eq!(l.leader_addr(), Some("b"));
     }
 
     #[test]
