@@ -351,6 +351,15 @@ impl Node {
         });
     }
 
+    /// Tells `to` the epoch and leader this manager knows.
+    fn not_leader(&self, to: &str, out: &mut Vec<Out>) {
+        let body = Body::NotLeader {
+            epoch: self.epoch,
+            leader: self.leader.clone(),
+        };
+        self.send(to, body, out);
+    }
+
     fn set_role(&mut self, to: Role, out: &mut Vec<Out>) {
         let from = self.role;
         self.role = to;
@@ -458,14 +467,7 @@ impl Node {
         match body {
             Body::Update(u) => {
                 if u.epoch < self.epoch {
-                    self.send(
-                        &from,
-                        Body::NotLeader {
-                            epoch: self.epoch,
-                            leader: self.leader.clone(),
-                        },
-                        &mut out,
-                    );
+                    self.not_leader(&from, &mut out);
                 } else if u.epoch == self.epoch && self.role == Role::Leader {
                     // Cannot happen with claimed epochs unless two managers
                     // share an id; the lower address keeps the lead.
@@ -478,14 +480,7 @@ impl Node {
             }
             Body::Register { config } => {
                 if self.role != Role::Leader {
-                    self.send(
-                        &from,
-                        Body::NotLeader {
-                            epoch: self.epoch,
-                            leader: self.leader.clone(),
-                        },
-                        &mut out,
-                    );
+                    self.not_leader(&from, &mut out);
                 } else if config != self.config {
                     self.send(
                         &from,
