@@ -303,6 +303,11 @@ impl Core {
             Ok(r) => r,
             Err(reply) => return reply,
         };
+        if let Route::Put { .. } | Route::Delete { .. } = r {
+            if let Err(why) = self.engines_changeable() {
+                return Reply::text(409, why);
+            }
+        }
         match r {
             Route::Status => Reply::new(200, "application/json", self.status_json()),
             Route::Metrics => Reply::new(
@@ -367,9 +372,6 @@ impl Core {
                     Ok(()) => Reply::text(200, "ok".to_string()),
                     Err(e) => Reply::text(400, format!("POST cluster {e}")),
                 }
-            }
-            Route::Put { .. } | Route::Delete { .. } if self.engines_changeable().is_err() => {
-                Reply::text(409, self.engines_changeable().unwrap_err())
             }
             Route::Put { map, engine } => {
                 let i = match self.map_index(&map) {
@@ -719,7 +721,7 @@ impl Core {
             &mut o,
             "journal_written_bytes_total",
             "counter",
-            "Bytes written to the state dir's journal files (records, cursors).",
+            "Bytes written to the state dir's journal files (records, cursors, the failover state).",
         );
         let _ = writeln!(
             o,

@@ -6,7 +6,8 @@
 //! `{state-dir}/cluster`.
 
 use crate::daemon::Core;
-use crate::failover::{wire, Msg, Node, Out, Role, Saved, Timing};
+use crate::failover::{wire, Msg, Node, Out, Role, Timing};
+use crate::journal::Storage;
 use async_executor::LocalExecutor;
 use async_io::Timer;
 use futures_lite::future;
@@ -104,15 +105,6 @@ pub fn start_node(state_dir: &Path, o: &ClusterOptions, timing: Timing) -> Resul
     }
 }
 
-fn save(state_dir: &Path, s: &Saved) -> std::io::Result<()> {
-    let tmp = state_dir.join(".cluster.tmp");
-    let f = std::fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut &f, wire::encode_saved(s).as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, state_dir.join(SAVED_FILE))?;
-    std::fs::File::open(state_dir)?.sync_all()
-}
-
 fn role_upper(r: Role) -> &'static str {
     match r {
         Role::Leader => "LEADER",
@@ -181,7 +173,14 @@ impl Core {
             }
             let now_saved = self.node.borrow().saved();
             if now_saved != saved {
-                if let Err(e) = save(&self.options.state_dir, &now_saved) {
+                // The journal's own write-temp, fsync, rename, fsync-folder.
+                let r = self
+                    .shared
+                    .journal
+                    .borrow_mut()
+                    .storage_mut()
+                    .replace(SAVED_FILE, wire::encode_saved(&now_saved).as_bytes());
+                if let Err(e) = r {
                     log::error!(
                         "failover: cannot save {}: {e}",
                         self.options.state_dir.join(SAVED_FILE).display()
@@ -325,7 +324,13 @@ mod tests {
             id: 1,
             addr: "127.0.0.1:2".into(),
         });
-        save(&dir, &s).unwrap();
+        let mut storage = crate::journal::DirStorage::open(&dir).unwrap();
+        crate::journal::Storage::replace(
+            &mut storage,
+            SAVED_FILE,
+            wire::encode_saved(&s).as_bytes(),
+        )
+        .unwrap();
         let again = start_node(&dir, &o, timing).unwrap();
         assert_eq!(again.role(), Role::Standby, "asks 127.0.0.1:2 first");
         std::fs::write(dir.join(SAVED_FILE), "nonsense").unwrap();

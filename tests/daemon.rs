@@ -299,10 +299,9 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
     let mut dups = Vec::new();
     for t in 0..trials {
         let mut m = s.manager("manager.log");
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let at = s.trades_recorded() + 1 + (rng % (trades / (trials as u64 + 1))) as usize;
+        let at = s.trades_recorded()
+            + 1
+            + (xorshift(&mut rng) % (trades / (trials as u64 + 1))) as usize;
         s.wait_trades(at.min(trades as usize), &mut m);
         let _ = m.kill();
         let _ = m.wait();
@@ -322,6 +321,14 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
         d <= trials * 3 * per_request,
         "{d} duplicates for {trials} kills: more than one request ({per_request} events) per engine per kill"
     );
+}
+
+/// The next of a seeded xorshift sequence (random kill points, reproducible).
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
 }
 
 /// The most trades one request can carry: REQUEST_BODY_MAX bytes of XML
@@ -680,10 +687,7 @@ fn leader_killed_mid_stream_a_standby_takes_over_and_nothing_is_lost() {
             assert_eq!(code, 400, "{body}");
             assert!(body.contains("body:1: starts with \"hello\""), "{body}");
         }
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let kill_at = 1 + (rng % (trades * 8 / 10)) as usize;
+        let kill_at = 1 + (xorshift(&mut rng) % (trades * 8 / 10)) as usize;
         s.wait_trades(kill_at, &mut leader);
         let metrics = support::http(lport, "GET", &format!("{V1}/metrics"), "").1;
         let metric = |name: &str| -> f64 {

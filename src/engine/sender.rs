@@ -475,10 +475,7 @@ impl Sender {
                     *pos = before;
                     return Ok(block.map(Block::closed));
                 }
-                j.ack(self.id, h.end_seq(), u64::from(h.count));
-                shared.acked.notify(usize::MAX);
-                self.status
-                    .update(|s| s.skipped_events += u64::from(h.count));
+                self.skip_delivered(shared, &mut j, &h);
                 continue;
             }
             let target = usize::from(h.target);
@@ -677,10 +674,7 @@ impl Sender {
                     let before = pos.clone();
                     match j.read_next(self.id, pos, payload) {
                         Ok(Some(h)) if shared.failover.peer_has(self.id, &h) => {
-                            j.ack(self.id, h.end_seq(), u64::from(h.count));
-                            shared.acked.notify(usize::MAX);
-                            self.status
-                                .update(|s| s.skipped_events += u64::from(h.count));
+                            self.skip_delivered(shared, &mut j, &h);
                         }
                         Ok(Some(_)) => {
                             *pos = before;
@@ -699,6 +693,14 @@ impl Sender {
                 .or(future::or(future::or(synced, reported), role))
                 .await;
         }
+    }
+
+    /// Moves the cursor past record `h`, which the leader reported delivered.
+    fn skip_delivered<S: Storage>(&self, shared: &Shared<S>, j: &mut Journal<S>, h: &Header) {
+        j.ack(self.id, h.end_seq(), u64::from(h.count));
+        shared.acked.notify(usize::MAX);
+        self.status
+            .update(|s| s.skipped_events += u64::from(h.count));
     }
 
     /// Sends one block; true when it is done with (acknowledged or dead-lettered).
