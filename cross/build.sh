@@ -14,7 +14,10 @@ cmd=build
 if [ "${1:-}" = test ] || [ "${1:-}" = build ]; then cmd=$1; shift; fi
 case "$target" in
   aarch64-unknown-linux-musl)
-    exec cargo "$cmd" --locked --target "$target" "$@" ;;
+    # ring (TLS) compiles C: musl headers from /opt/musl-arm64 (cross/install-deps.sh). An env
+    # variable, not .cargo/config.toml, so cross-rs images keep their own C compiler.
+    exec env CC_aarch64_unknown_linux_musl="${CC_aarch64_unknown_linux_musl:-/opt/musl-arm64/bin/aarch64-linux-musl-gcc}" \
+      cargo "$cmd" --locked --target "$target" "$@" ;;
   armv7-unknown-linux-musleabihf)
     # No prebuilt std for this target: build std from rust-src (unstable flag, hence
     # RUSTC_BOOTSTRAP, only here and in its own target dir: proc-macro2 rebuilds whenever

@@ -1,4 +1,4 @@
-//! The admin REST API on `-http` (ARCHITECTURE §1): tiny_http serves on a
+//! The admin REST API on `-http` (ARCHITECTURE §1): `crate::httpd` serves on a
 //! thread of its own; each request, body read there (at most
 //! [`BODY_MAX`]), is handed to the core over a channel and answered with
 //! what the core replies. The core never blocks on a client.
@@ -13,7 +13,6 @@ use crate::daemon::Core;
 use crate::engine::encode::escape;
 use async_executor::LocalExecutor;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -69,66 +68,84 @@ impl Reply {
     }
 }
 
-/// Binds `addr` and serves on a new thread; the calls come out of the
-/// returned channel. Returns the bound address (port 0 picks one).
-pub fn serve(addr: SocketAddr) -> std::io::Result<(SocketAddr, async_channel::Receiver<Call>)> {
-    let listener = std::net::TcpListener::bind(addr)?;
+/// Binds `addr` and serves on a new thread (`crate::httpd`, with its
+/// limits); the calls come out of the returned channel. With `auth`, a
+/// request without accepted credentials gets 401 there and never reaches
+/// the core. Returns the bound address (port 0 picks one).
+pub fn serve(
+    listener: std::net::TcpListener,
+    auth: Option<crate::auth::AdminAuth>,
+) -> std::io::Result<(SocketAddr, async_channel::Receiver<Call>)> {
     let bound = listener.local_addr()?;
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let (tx, rx) = async_channel::bounded(8);
+    let limits = crate::httpd::Limits {
+        body_max: BODY_MAX,
+        ..crate::httpd::Limits::default()
+    };
     std::thread::Builder::new()
         .name("admin-http".into())
         .spawn(move || {
-            for mut rq in server.incoming_requests() {
-                let method = rq.method().as_str().to_string();
-                let url = rq.url().to_string();
-                let mut body = Vec::new();
-                let read = rq
-                    .as_reader()
-                    .take(BODY_MAX as u64 + 1)
-                    .read_to_end(&mut body);
-                let reply = match read {
-                    Err(e) => Reply::text(400, format!("{method} {url}: reading the body: {e}")),
-                    Ok(_) if body.len() > BODY_MAX => Reply::text(
-                        413,
-                        format!("{method} {url}: the body is over {BODY_MAX} bytes"),
-                    ),
-                    Ok(_) => {
-                        let (rtx, rrx) = async_channel::bounded(1);
-                        let call = Call {
-                            method: method.clone(),
-                            url: url.clone(),
-                            body,
-                            reply: rtx,
-                        };
-                        if tx.send_blocking(call).is_err() {
-                            break; // the manager stopped
-                        }
-                        match rrx.recv_blocking() {
-                            Ok(r) => r,
-                            Err(_) => Reply::text(503, "the manager is stopping"),
-                        }
-                    }
-                };
-                let mut resp = tiny_http::Response::from_string(reply.body)
-                    .with_status_code(reply.status)
-                    .with_header(
-                        tiny_http::Header::from_bytes(&b"Content-Type"[..], reply.content_type)
-                            .expect("a valid header"),
-                    );
-                if let Some(allow) = reply.allow {
-                    resp.add_header(
-                        tiny_http::Header::from_bytes(&b"Allow"[..], allow)
-                            .expect("a valid header"),
-                    );
-                }
-                if let Err(e) = rq.respond(resp) {
-                    log::debug!("admin API: answering {method} {url}: {e}");
-                }
+            let ex = Rc::new(LocalExecutor::new());
+            let auth = Rc::new(auth);
+            let handler = move |rq: crate::httpd::Request| {
+                let tx = tx.clone();
+                let auth = auth.clone();
+                async move { answer_http(rq, &tx, auth.as_ref().as_ref()).await }
+            };
+            let server = crate::httpd::serve(ex.clone(), listener, limits, None, handler);
+            if let Err(e) = async_io::block_on(ex.run(server)) {
+                log::error!("admin API: {e}");
             }
         })?;
     Ok((bound, rx))
+}
+
+/// Checks credentials, hands the request to the core and turns its reply
+/// into a response.
+async fn answer_http(
+    rq: crate::httpd::Request,
+    tx: &async_channel::Sender<Call>,
+    auth: Option<&crate::auth::AdminAuth>,
+) -> crate::httpd::Response {
+    if let Some(a) = auth {
+        if !a.accepts(rq.header("authorization")) {
+            log::info!(
+                "admin API: {} {} from {}: refused, {} credentials",
+                rq.method,
+                rq.url.split('?').next().unwrap_or(""),
+                rq.peer.map_or("?".into(), |p| p.to_string()),
+                if rq.header("authorization").is_some() {
+                    "wrong"
+                } else {
+                    "no"
+                }
+            );
+            return crate::httpd::Response::text(
+                401,
+                "credentials required; accepted: Basic with the authinfo entry for this manager's host and -http port, or Bearer with the -admin-token-file token",
+            )
+            .with_header("WWW-Authenticate", "Basic realm=\"edgecm\", Bearer realm=\"edgecm\"");
+        }
+    }
+    let (rtx, rrx) = async_channel::bounded(1);
+    let call = Call {
+        method: rq.method,
+        url: rq.url,
+        body: rq.body,
+        reply: rtx,
+    };
+    let reply = if tx.send(call).await.is_err() {
+        Reply::text(503, "the manager is stopping")
+    } else {
+        rrx.recv()
+            .await
+            .unwrap_or_else(|_| Reply::text(503, "the manager is stopping"))
+    };
+    let mut resp = crate::httpd::Response::new(reply.status, reply.content_type, reply.body);
+    if let Some(allow) = reply.allow {
+        resp = resp.with_header("Allow", allow);
+    }
+    resp
 }
 
 /// What a request asks for.

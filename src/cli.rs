@@ -32,9 +32,29 @@ pub struct Cli {
     #[argh(option)]
     pub cluster_manager: Option<String>,
 
-    /// enable authentication to engines (credentials from .authinfo)
+    /// enable authentication: to engines with <auth-user> (credentials from the authinfo file) and on the admin API
     #[argh(switch)]
     pub auth: bool,
+
+    /// the authinfo/netrc file (default: $AUTHINFO, $NETRC, ~/.authinfo, ~/.netrc)
+    #[argh(option)]
+    pub authinfo: Option<PathBuf>,
+
+    /// with -auth, get OAuth2 tokens from this SASLogon (https://HOST/SASLogon) instead of sending Basic
+    #[argh(option)]
+    pub saslogon_url: Option<String>,
+
+    /// a PEM file of CA certificates trusted besides the system's, for HTTPS to engines and SASLogon
+    #[argh(option)]
+    pub cacert: Option<PathBuf>,
+
+    /// with -auth, the admin API also accepts "Authorization: Bearer" with the token on this file's first line
+    #[argh(option)]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// allow -http on a non-loopback address without -auth (anyone who reaches it can change the engines)
+    #[argh(switch)]
+    pub insecure_admin: bool,
 
     /// write the project XML that is deployed to this file at start
     #[argh(option)]
@@ -82,6 +102,7 @@ pub struct Cli {
 
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start
 pub enum Command {
     Check(Check),
     Queue(Queue),
@@ -146,6 +167,22 @@ pub struct EngineCmd {
     /// the pub/sub port reported by GET server (default 0)
     #[argh(option, default = "0")]
     pub pubsub: u16,
+
+    /// serve HTTPS with this PEM certificate chain (with -tls-key)
+    #[argh(option)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// the PEM private key of -tls-cert
+    #[argh(option)]
+    pub tls_key: Option<PathBuf>,
+
+    /// answer 401 unless a request carries Basic USER:PASS (or an accepted bearer token)
+    #[argh(option)]
+    pub require_basic: Option<String>,
+
+    /// answer 401 unless a request carries Bearer TOKEN (or accepted Basic); @FILE: the tokens in FILE, one per line, read at each request
+    #[argh(option)]
+    pub require_bearer: Option<String>,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -175,6 +212,15 @@ const LONG_OPTIONS: &[&str] = &[
     "pubsub",
     "cluster-manager",
     "auth",
+    "authinfo",
+    "saslogon-url",
+    "cacert",
+    "admin-token-file",
+    "insecure-admin",
+    "tls-cert",
+    "tls-key",
+    "require-basic",
+    "require-bearer",
     "output-projects",
     "output-routers",
     "standby",

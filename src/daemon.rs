@@ -60,6 +60,8 @@ pub struct Options {
     pub exit_when_drained: bool,
     /// Leader or standby (`cluster`).
     pub cluster: crate::cluster::ClusterOptions,
+    /// TLS and credentials for engines and peers.
+    pub security: crate::auth::Security,
 }
 
 impl Options {
@@ -76,6 +78,7 @@ impl Options {
             grace: Duration::from_secs(5),
             exit_when_drained: false,
             cluster: Default::default(),
+            security: Default::default(),
         }
     }
 }
@@ -390,6 +393,15 @@ impl Core {
             self.settings(),
         )
         .watched_by(self.engine_changed.clone());
+        // Checked at start for configured engines; one added later without
+        // what it needs is still started, and its requests fail visibly.
+        let s = match self.options.security.for_engine(engine) {
+            Ok((t, c)) => s.reaching_with(t, c),
+            Err(e) => {
+                log::error!("{e}");
+                s
+            }
+        };
         let h = EngineHandle {
             id,
             cluster: c,

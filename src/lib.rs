@@ -4,6 +4,7 @@
 //! the six contracts; each module's own docs say what it must never do.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod failover;
+pub mod httpd;
 pub mod journal;
 pub mod limits;
 pub mod logger;
@@ -19,3 +21,5 @@ pub mod net;
 pub mod route;
 pub mod source;
 pub mod systemd;
+#[cfg(feature = "tls")]
+pub mod tls;

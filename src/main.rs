@@ -100,6 +100,16 @@ fn engine(e: &cli::EngineCmd) -> ExitCode {
         reject_window: e.reject_window.clone(),
         dateformat: e.dateformat.clone(),
         pubsub: e.pubsub,
+        tls: match (&e.tls_cert, &e.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                eprintln!("edgecm engine: -tls-cert and -tls-key go together");
+                return ExitCode::from(2);
+            }
+        },
+        require_basic: e.require_basic.clone(),
+        require_bearer: e.require_bearer.clone(),
     };
     match standin::serve(e.http, settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,6 +118,113 @@ fn engine(e: &cli::EngineCmd) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// TLS and engine credentials from the command line, checked against every
+/// engine of the config; also the authinfo file read (for the admin API).
+fn security(
+    cli: &cli::Cli,
+    config: &Config,
+) -> Result<(edgecm::auth::Security, Option<edgecm::auth::AuthInfo>), String> {
+    use edgecm::auth::{AuthInfo, EngineAuth, Security};
+    use edgecm::engine::http::Transport;
+    let engines: Vec<&edgecm::config::Engine> = config
+        .clusters
+        .iter()
+        .flat_map(|c| c.engines.iter().chain(c.spares.iter()))
+        .collect();
+    let https_logon = cli
+        .saslogon_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let wants_tls = engines.iter().any(|e| e.tls) || https_logon || cli.cacert.is_some();
+    let mut s = Security::default();
+    #[cfg(feature = "tls")]
+    if wants_tls {
+        s.tls = Some(Transport::Tls(edgecm::tls::client(cli.cacert.as_deref())?));
+    }
+    #[cfg(not(feature = "tls"))]
+    if wants_tls {
+        return Err("HTTPS (tls=\"true\", an https -saslogon-url or -cacert) needs the `tls` feature, which this edgecm was built without".into());
+    }
+    let users = engines.iter().filter(|e| e.auth_user.is_some()).count();
+    if !cli.auth {
+        if users > 0 {
+            log::warn!("{users} engines have <auth-user> but -auth is not given: no credentials are sent to engines");
+        }
+        if cli.saslogon_url.is_some() {
+            log::warn!("-saslogon-url is ignored without -auth");
+        }
+        return Ok((s, None));
+    }
+    let info = match AuthInfo::locate(cli.authinfo.as_deref()) {
+        Ok(path) => Some(AuthInfo::load(&path)?),
+        Err(e) if users > 0 => return Err(e),
+        Err(_) => None,
+    };
+    if let Some(info) = &info {
+        let saslogon = match &cli.saslogon_url {
+            Some(u) => Some(edgecm::auth::oauth::Endpoint::parse(u, || {
+                s.tls
+                    .clone()
+                    .ok_or_else(|| "an https -saslogon-url needs TLS".to_string())
+            })?),
+            None => None,
+        };
+        s.engines = Some(std::rc::Rc::new(EngineAuth {
+            info: info.clone(),
+            saslogon,
+        }));
+    }
+    let errors: Vec<String> = engines
+        .iter()
+        .filter_map(|e| s.for_engine(e).err())
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("\nedgecm: "));
+    }
+    Ok((s, info))
+}
+
+/// Who may use the admin API on `listener`: with -auth, the authinfo entries
+/// for this host and port and the -admin-token-file token; without, nobody
+/// is asked, which is allowed on loopback only (or with -insecure-admin).
+fn admin_auth(
+    cli: &cli::Cli,
+    listener: &std::net::TcpListener,
+    info: Option<&edgecm::auth::AuthInfo>,
+) -> Result<Option<edgecm::auth::AdminAuth>, String> {
+    let bound = listener.local_addr().map_err(|e| format!("-http: {e}"))?;
+    if !cli.auth {
+        if !bound.ip().is_loopback() {
+            if !cli.insecure_admin {
+                return Err(format!(
+                    "-http {bound}: the admin API can change the engines; without -auth it binds to a loopback address only; accepted: -http PORT (127.0.0.1), -auth, or -insecure-admin to allow it anyway"
+                ));
+            }
+            log::warn!(
+                "-insecure-admin: the admin API on {bound} answers anyone who reaches it, without credentials"
+            );
+        }
+        return Ok(None);
+    }
+    let mut hosts = vec!["localhost".to_string(), bound.ip().to_string()];
+    if bound.ip().is_unspecified() {
+        hosts.push("127.0.0.1".into());
+    }
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        hosts.push(h.trim().to_string());
+    }
+    let a =
+        edgecm::auth::AdminAuth::new(info, &hosts, bound.port(), cli.admin_token_file.as_deref())?;
+    if a.is_empty() {
+        return Err(format!(
+            "-auth: the admin API on {bound} would accept no one; accepted: an authinfo entry `host {} port {} user U password W`, or -admin-token-file FILE",
+            hosts.last().map_or("localhost", |h| h.as_str()),
+            bound.port()
+        ));
+    }
+    Ok(Some(a))
 }
 
 fn daemon(cli: &cli::Cli) -> ExitCode {
@@ -164,23 +281,53 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     options.timeout_ms = cli.timeout;
     options.buffersize = cli.buffersize;
     options.grace = std::time::Duration::from_millis(cli.grace);
+    let (mut security, info) = match security(cli, &config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edgecm: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let admin = match cli.http {
-        Some(addr) => match edgecm::admin::serve(addr) {
-            Ok((bound, calls)) => {
-                log::info!(
-                    "admin API on http://{bound}{} and http://{bound}{}",
-                    edgecm::admin::BASES[0],
-                    edgecm::admin::BASES[1]
-                );
-                Some((bound, calls))
+        Some(addr) => {
+            let listener = match std::net::TcpListener::bind(addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("edgecm: -http {addr}: cannot listen: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let auth = match admin_auth(cli, &listener, info.as_ref()) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("edgecm: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            security.admin_token = auth.as_ref().and_then(|a| a.bearer().map(str::to_string));
+            match edgecm::admin::serve(listener, auth) {
+                Ok((bound, calls)) => {
+                    log::info!(
+                        "admin API on http://{bound}{} and http://{bound}{}{}",
+                        edgecm::admin::BASES[0],
+                        edgecm::admin::BASES[1],
+                        if cli.auth {
+                            " (credentials required)"
+                        } else {
+                            ""
+                        }
+                    );
+                    Some((bound, calls))
+                }
+                Err(e) => {
+                    eprintln!("edgecm: -http {addr}: cannot serve: {e}");
+                    return ExitCode::from(1);
+                }
             }
-            Err(e) => {
-                eprintln!("edgecm: -http {addr}: cannot listen: {e}");
-                return ExitCode::from(1);
-            }
-        },
+        }
         None => None,
     };
+    options.security = security;
     options.cluster = edgecm::cluster::ClusterOptions {
         me: admin
             .as_ref()

@@ -9,12 +9,23 @@
 //! costs neither memory nor time. A response that is not HTTP is an error,
 //! never a panic. Any error closes the connection; the next request opens a
 //! new one, resolving the host again (see `crate::net`).
+//!
+//! With [`Client::with_tls`] the connection is HTTPS (rustls, `crate::tls`),
+//! the handshake inside the request's deadline; a failed handshake or
+//! certificate check is [`HttpError::Tls`] with rustls's reason. With
+//! [`Client::with_auth`] each request carries `Authorization` from a
+//! [`Credential`]; a 401 to a bearer token fetches a new token and sends
+//! the request once more. The header is never logged or put in an error.
 
+use crate::auth::Credential;
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Most bytes of status line and headers accepted.
@@ -56,6 +67,10 @@ pub enum HttpError {
     Io(io::Error),
     /// The answer is not HTTP/1.x.
     Malformed(String),
+    /// The TLS handshake or the certificate check failed (rustls's reason).
+    Tls(String),
+    /// No credentials could be had (e.g. the token endpoint refused).
+    Auth(String),
 }
 
 impl fmt::Display for HttpError {
@@ -66,14 +81,76 @@ impl fmt::Display for HttpError {
             HttpError::Timeout(t) => write!(f, "no complete answer within {} ms", t.as_millis()),
             HttpError::Io(e) => write!(f, "connection failed: {e}"),
             HttpError::Malformed(m) => write!(f, "not an HTTP answer: {m}"),
+            HttpError::Tls(m) => write!(f, "TLS: {m}"),
+            HttpError::Auth(m) => write!(f, "credentials: {m}"),
         }
     }
 }
 
 impl std::error::Error for HttpError {}
 
+/// A connection, plain or TLS.
+pub enum Stream {
+    Plain(Async<TcpStream>),
+    #[cfg(feature = "tls")]
+    Tls(Box<futures_rustls::client::TlsStream<Async<TcpStream>>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// How a client reaches its server: plain TCP, or TLS checked against `host`.
+#[derive(Clone, Default)]
+pub enum Transport {
+    #[default]
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsConnector),
+}
+
 struct Conn {
-    stream: Async<TcpStream>,
+    stream: Stream,
     buf: Vec<u8>,
     start: usize,
     /// Requests this connection served (0: fresh).
@@ -173,6 +250,9 @@ pub struct Client {
     authority: String,
     conn: Option<Conn>,
     head: Vec<u8>,
+    transport: Transport,
+    auth: Option<Rc<Credential>>,
+    accept: &'static str,
 }
 
 impl Client {
@@ -183,6 +263,36 @@ impl Client {
             authority: crate::net::authority(host, port),
             conn: None,
             head: Vec::new(),
+            transport: Transport::Plain,
+            auth: None,
+            accept: "application/xml",
+        }
+    }
+
+    /// The `Accept` header (default `application/xml`, what ESP answers in).
+    pub fn with_accept(mut self, accept: &'static str) -> Client {
+        self.accept = accept;
+        self
+    }
+
+    /// Connects over `t` (TLS: HTTPS to `host`).
+    pub fn with_transport(mut self, t: Transport) -> Client {
+        self.transport = t;
+        self
+    }
+
+    /// Sends `Authorization` from `c` with every request.
+    pub fn with_auth(mut self, c: Option<Rc<Credential>>) -> Client {
+        self.auth = c;
+        self
+    }
+
+    /// `https` or `http`, for messages.
+    pub fn scheme(&self) -> &'static str {
+        match self.transport {
+            Transport::Plain => "http",
+            #[cfg(feature = "tls")]
+            Transport::Tls(_) => "https",
         }
     }
 
@@ -209,12 +319,54 @@ impl Client {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Response, HttpError> {
+        let auth = self.auth.clone();
         let r = future::or(
-            self.exchange(method, path, content_type, body, timeout),
             async {
-                Timer::after(timeout).await;
-                Err(HttpError::Timeout(timeout))
+                let authz = match &auth {
+                    Some(a) => Some(a.header(timeout).await?),
+                    None => None,
+                };
+                let r = self
+                    .exchange(method, path, content_type, body, authz.as_deref(), timeout)
+                    .await;
+                match (&r, &auth) {
+                    (Ok(resp), Some(a)) if resp.status == 401 && a.refreshable() => {
+                        // The token expired early or was revoked: once more with a new one.
+                        log::info!(
+                            "{}: 401 to the bearer token; fetching a new one and retrying once",
+                            self.authority
+                        );
+                        a.invalidate();
+                        let authz = a.header(timeout).await?;
+                        self.exchange(method, path, content_type, body, Some(&authz), timeout)
+                            .await
+                    }
+                    _ => r,
+                }
             },
+            expire(timeout),
+        )
+        .await;
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    /// [`Client::request`] with this `Authorization` value instead of the
+    /// client's credential (the token request itself).
+    pub async fn request_authorized(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        authz: &str,
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
+        let r = future::or(
+            self.exchange(method, path, content_type, body, Some(authz), timeout),
+            expire(timeout),
         )
         .await;
         if r.is_err() {
@@ -230,7 +382,19 @@ impl Client {
         let mut last = None;
         for a in addrs {
             match connect_one(a).await {
-                Ok(stream) => {
+                Ok(tcp) => {
+                    let stream = match &self.transport {
+                        Transport::Plain => Stream::Plain(tcp),
+                        #[cfg(feature = "tls")]
+                        Transport::Tls(c) => {
+                            let name =
+                                crate::tls::server_name(&self.host).map_err(HttpError::Tls)?;
+                            let s = c.connect(name, tcp).await.map_err(|e| {
+                                HttpError::Tls(format!("handshake with {}: {e}", self.authority))
+                            })?;
+                            Stream::Tls(Box::new(s))
+                        }
+                    };
                     self.conn = Some(Conn {
                         stream,
                         buf: Vec::with_capacity(READ_STEP),
@@ -253,18 +417,23 @@ impl Client {
         path: &str,
         content_type: Option<&str>,
         body: &[u8],
+        authz: Option<&str>,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
         self.head.clear();
         use std::io::Write;
         let _ = write!(
             self.head,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgecm/{}\r\nAccept: application/xml\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgecm/{}\r\nAccept: {}\r\n",
             self.authority,
-            env!("CARGO_PKG_VERSION")
+            env!("CARGO_PKG_VERSION"),
+            self.accept
         );
         if let Some(ct) = content_type {
             let _ = write!(self.head, "Content-Type: {ct}\r\n");
+        }
+        if let Some(a) = authz {
+            let _ = write!(self.head, "Authorization: {a}\r\n");
         }
         if !body.is_empty() || method == "PUT" || method == "POST" {
             let _ = write!(self.head, "Content-Length: {}\r\n", body.len());
@@ -302,6 +471,11 @@ impl Client {
         }
         unreachable!("the second attempt returns")
     }
+}
+
+async fn expire(timeout: Duration) -> Result<Response, HttpError> {
+    Timer::after(timeout).await;
+    Err(HttpError::Timeout(timeout))
 }
 
 use ReadError::{Failed, Stale};

@@ -332,6 +332,17 @@ impl Sender {
         }
     }
 
+    /// Reaches the engine over `t` with `auth` (TLS, credentials).
+    pub fn reaching_with(
+        mut self,
+        t: crate::engine::http::Transport,
+        auth: Option<Rc<crate::auth::Credential>>,
+    ) -> Sender {
+        let c = std::mem::replace(&mut self.client, Client::new("", 0));
+        self.client = c.with_transport(t).with_auth(auth);
+        self
+    }
+
     /// Status changes also notify `e`.
     pub fn watched_by(mut self, e: Rc<Event>) -> Sender {
         self.status = Rc::new(Watched::notifying(e));

@@ -21,16 +21,23 @@
 //! and a line cut short by a kill is removed when the file is next opened
 //! (its block was never acknowledged, so the manager sends it again).
 //!
+//! Security switches: `-tls-cert/-tls-key` (HTTPS), `-require-basic
+//! USER:PASS` and `-require-bearer TOKEN|@FILE` (401 without them; with
+//! `@FILE` the accepted tokens are re-read from FILE at each request, so a
+//! test can revoke a token mid-stream).
+//!
 //! Fault switches: `-delay-ms` before each answer, `-fail-every N` (every Nth
 //! inject gets 503), `-reject-window NAME` (injects into it get 400).
 
 use crate::config::project::{self, Project};
 use crate::engine::encode::escape;
 use crate::source::{Decoder, Layout, Options, Reader, Step};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Which base paths are served.
@@ -71,6 +78,12 @@ pub struct Settings {
     pub dateformat: String,
     /// Reported as the `pubsub` attribute of `GET server`.
     pub pubsub: u16,
+    /// `-tls-cert`, `-tls-key`: serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `-require-basic USER:PASS`.
+    pub require_basic: Option<String>,
+    /// `-require-bearer TOKEN|@FILE`.
+    pub require_bearer: Option<String>,
 }
 
 impl Default for Settings {
@@ -83,6 +96,9 @@ impl Default for Settings {
             reject_window: None,
             dateformat: "%Y-%m-%d %H:%M:%S".into(),
             pubsub: 0,
+            tls: None,
+            require_basic: None,
+            require_bearer: None,
         }
     }
 }
@@ -466,7 +482,12 @@ pub fn serve(addr: std::net::SocketAddr, settings: Settings) -> io::Result<()> {
     let bound = listener.local_addr()?;
     {
         let mut out = io::stdout().lock();
-        writeln!(out, "edgecm engine: a stand-in for an ESP engine (not an ESP engine), listening on http://{bound}")?;
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(out, "edgecm engine: a stand-in for an ESP engine (not an ESP engine), listening on {scheme}://{bound}")?;
         out.flush()?;
     }
     serve_on(listener, settings)
@@ -474,46 +495,112 @@ pub fn serve(addr: std::net::SocketAddr, settings: Settings) -> io::Result<()> {
 
 /// Serves on a bound listener until the process ends (the bench runs it on a thread).
 pub fn serve_on(listener: std::net::TcpListener, settings: Settings) -> io::Result<()> {
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| io::Error::other(format!("cannot serve: {e}")))?;
+    let tls = acceptor(&settings)?;
+    let limits = crate::httpd::Limits {
+        body_max: crate::limits::STANDIN_BODY_MAX,
+        head_max: 16 * 1024,
+        read_timeout: Duration::from_secs(30),
+        conns_max: 256,
+    };
     let delay = settings.delay;
-    let mut s = StandIn::new(settings);
-    let xml = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/xml"[..])
-        .expect("valid header");
-    for mut req in server.incoming_requests() {
-        let mut body = Vec::new();
-        if let Err(e) = req
-            .as_reader()
-            .take(crate::limits::STANDIN_BODY_MAX as u64 + 1)
-            .read_to_end(&mut body)
-        {
-            log::warn!("stand-in: reading a request body: {e}");
-            continue;
+    let guard = Rc::new(Guard {
+        basic: settings
+            .require_basic
+            .as_ref()
+            .map(|up| crate::auth::base64(up.as_bytes())),
+        bearer: settings.require_bearer.clone(),
+    });
+    let s = Rc::new(RefCell::new(StandIn::new(settings)));
+    let ex = Rc::new(async_executor::LocalExecutor::new());
+    let handler = move |rq: crate::httpd::Request| {
+        let (s, guard) = (s.clone(), guard.clone());
+        async move {
+            let (status, text) = if !guard.accepts(rq.header("authorization")) {
+                log::info!("stand-in: {} {} -> 401", rq.method, rq.url);
+                error(401, "credentials required", &[])
+            } else {
+                let (status, text) = s.borrow_mut().handle(&rq.method, &rq.url, &rq.body);
+                if status >= 400 {
+                    log::info!("stand-in: {} {} -> {status}", rq.method, rq.url);
+                }
+                (status, text)
+            };
+            if !delay.is_zero() {
+                async_io::Timer::after(delay).await;
+            }
+            let r = crate::httpd::Response::new(status, "application/xml", text);
+            if status == 401 {
+                r.with_header(
+                    "WWW-Authenticate",
+                    "Basic realm=\"esp\", Bearer realm=\"esp\"",
+                )
+            } else {
+                r
+            }
         }
-        let (status, text) = if body.len() > crate::limits::STANDIN_BODY_MAX {
-            error(
-                413,
-                &format!(
-                    "request body over {} bytes",
-                    crate::limits::STANDIN_BODY_MAX
-                ),
-                &[],
-            )
-        } else {
-            s.handle(req.method().as_str(), req.url(), &body)
+    };
+    let server = crate::httpd::serve(ex.clone(), listener, limits, tls, handler);
+    async_io::block_on(ex.run(server))
+}
+
+#[cfg(feature = "tls")]
+fn acceptor(settings: &Settings) -> io::Result<Option<crate::httpd::Acceptor>> {
+    match &settings.tls {
+        Some((cert, key)) => crate::tls::server(cert, key)
+            .map(Some)
+            .map_err(io::Error::other),
+        None => Ok(None),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn acceptor(settings: &Settings) -> io::Result<Option<crate::httpd::Acceptor>> {
+    match &settings.tls {
+        Some(_) => Err(io::Error::other(
+            "-tls-cert needs the `tls` feature, which this edgecm was built without",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// `-require-basic` / `-require-bearer`: either accepted credential passes.
+struct Guard {
+    /// base64 of `USER:PASS`.
+    basic: Option<String>,
+    /// A token, or `@FILE` of tokens (one per line, read at each request).
+    bearer: Option<String>,
+}
+
+impl Guard {
+    fn accepts(&self, header: Option<&[u8]>) -> bool {
+        if self.basic.is_none() && self.bearer.is_none() {
+            return true;
+        }
+        let Some(h) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
+            return false;
         };
-        if status >= 400 {
-            log::info!("stand-in: {} {} -> {status}", req.method(), req.url());
+        let (scheme, value) = h.trim().split_once(' ').unwrap_or((h, ""));
+        let value = value.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            return self
+                .basic
+                .as_ref()
+                .is_some_and(|b| crate::auth::ct_eq(b.as_bytes(), value.as_bytes()));
         }
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return false;
         }
-        let resp = tiny_http::Response::from_string(text)
-            .with_status_code(status)
-            .with_header(xml.clone());
-        if let Err(e) = req.respond(resp) {
-            log::debug!("stand-in: answering: {e}");
+        match self.bearer.as_deref() {
+            Some(b) => match b.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).is_ok_and(|t| {
+                    t.lines().any(|l| {
+                        !l.trim().is_empty()
+                            && crate::auth::ct_eq(l.trim().as_bytes(), value.as_bytes())
+                    })
+                }),
+                None => crate::auth::ct_eq(b.as_bytes(), value.as_bytes()),
+            },
+            None => false,
         }
     }
-    Ok(())
 }
