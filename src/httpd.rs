@@ -476,6 +476,71 @@ mod tests {
         assert!(!h.keep_alive);
     }
 
+    /// A server on 127.0.0.1:0 on its own thread, answering 200 "hi".
+    fn server(limits: Limits) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let ex = Rc::new(LocalExecutor::new());
+            let h = |_rq: Request| async { Response::text(200, "hi") };
+            let _ = async_io::block_on(ex.run(serve(ex.clone(), l, limits, None, h)));
+        });
+        port
+    }
+
+    /// Sends `req` and reads until the server closes (bounded by a socket time-out).
+    fn exchange(port: u16, req: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(req).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn hostile_clients_get_bounded_answers() {
+        let port = server(Limits {
+            head_max: 256,
+            body_max: 16,
+            // long enough that the held connections below stay open under qemu
+            read_timeout: Duration::from_millis(2000),
+            conns_max: 2,
+        });
+        let ok = exchange(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(
+            ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("hi\n"),
+            "{ok}"
+        );
+        // Keep-alive: two requests on one connection, then the idle time-out closes it.
+        let two = exchange(port, b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        assert_eq!(two.matches("200 OK").count(), 2, "{two}");
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(400));
+        assert!(exchange(port, big.as_bytes()).starts_with("HTTP/1.1 431 "));
+        let body = b"PUT / HTTP/1.1\r\nContent-Length: 17\r\n\r\n01234567890123456";
+        assert!(exchange(port, body).starts_with("HTTP/1.1 413 "));
+        // A slow client: half a request, then nothing.
+        let slow = exchange(port, b"GET / HTTP/1.1\r\nHost: x");
+        assert!(slow.starts_with("HTTP/1.1 408 "), "{slow}");
+        // Over the connection limit: 503 while two others are held open.
+        let held: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        // The server counts a connection once it accepted it: one request
+        // on each held connection makes sure both were.
+        for mut h in &held {
+            use std::io::{Read, Write};
+            h.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+            h.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut b = [0u8; 64];
+            assert!(h.read(&mut b).unwrap() > 0);
+        }
+        let busy = exchange(port, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+        drop(held);
+    }
+
     proptest::proptest! {
         #[test]
         fn parse_head_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {

@@ -127,7 +127,6 @@ fn security(
     config: &Config,
 ) -> Result<(edgecm::auth::Security, Option<edgecm::auth::AuthInfo>), String> {
     use edgecm::auth::{AuthInfo, EngineAuth, Security};
-    use edgecm::engine::http::Transport;
     let engines: Vec<&edgecm::config::Engine> = config
         .clusters
         .iter()
@@ -141,7 +140,9 @@ fn security(
     let mut s = Security::default();
     #[cfg(feature = "tls")]
     if wants_tls {
-        s.tls = Some(Transport::Tls(edgecm::tls::client(cli.cacert.as_deref())?));
+        s.tls = Some(edgecm::engine::http::Transport::Tls(edgecm::tls::client(
+            cli.cacert.as_deref(),
+        )?));
     }
     #[cfg(not(feature = "tls"))]
     if wants_tls {
@@ -184,6 +185,23 @@ fn security(
         return Err(errors.join("\nedgecm: "));
     }
     Ok((s, info))
+}
+
+/// Without -auth the admin API answers anyone who reaches it: allowed on a
+/// loopback address, elsewhere only with -insecure-admin (and a warning).
+fn admin_exposure(cli: &cli::Cli, addr: std::net::SocketAddr) -> Result<(), String> {
+    if cli.auth || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !cli.insecure_admin {
+        return Err(format!(
+            "-http {addr}: the admin API can change the engines; without -auth it binds to a loopback address only; accepted: -http PORT (127.0.0.1), -auth, or -insecure-admin to allow it anyway"
+        ));
+    }
+    log::warn!(
+        "-insecure-admin: the admin API on {addr} answers anyone who reaches it, without credentials"
+    );
+    Ok(())
 }
 
 /// Who may use the admin API on `listener`: with -auth, the authinfo entries
@@ -290,6 +308,10 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     };
     let admin = match cli.http {
         Some(addr) => {
+            if let Err(e) = admin_exposure(cli, addr) {
+                eprintln!("edgecm: {e}");
+                return ExitCode::from(2);
+            }
             let listener = match std::net::TcpListener::bind(addr) {
                 Ok(l) => l,
                 Err(e) => {

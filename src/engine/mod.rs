@@ -100,8 +100,10 @@ pub fn classify(r: &Result<Response, HttpError>) -> Outcome {
     match r {
         Ok(resp) if resp.is_success() => Outcome::Done,
         Ok(resp) if resp.status == 404 => Outcome::Lost(answer_text(resp)),
+        // 401/403 are about our credentials, not the events: never dead letters.
         Ok(resp)
-            if (400..500).contains(&resp.status) && resp.status != 408 && resp.status != 429 =>
+            if (400..500).contains(&resp.status)
+                && !matches!(resp.status, 401 | 403 | 408 | 429) =>
         {
             Outcome::Rejected {
                 status: resp.status,
@@ -293,6 +295,8 @@ mod tests {
         assert!(matches!(classify(&resp(404, "")), Outcome::Lost(_)));
         assert!(matches!(classify(&resp(503, "busy")), Outcome::Retry(m) if m == "HTTP 503: busy"));
         assert!(matches!(classify(&resp(429, "")), Outcome::Retry(_)));
+        assert!(matches!(classify(&resp(401, "")), Outcome::Retry(_)));
+        assert!(matches!(classify(&resp(403, "")), Outcome::Retry(_)));
         assert!(matches!(
             classify(&Err(HttpError::Timeout(Duration::from_millis(5)))),
             Outcome::Retry(_)
