@@ -35,6 +35,13 @@ for t in aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf; do
   [ "$static" = yes ] || { echo "footprint: $b is not statically linked" >&2; fail=1; }
   [ "$size" -le "$LIMIT" ] || { echo "footprint: $b is $size B, over the 3 MiB limit" >&2; fail=1; }
 done
+notls=target/notls/aarch64-unknown-linux-musl/release/edgecm
+if [ -x "$notls" ]; then
+  size=$(stat -c %s "$notls")
+  printf 'footprint %-32s size %8d B (%4d KiB)  without TLS (--no-default-features)\n' \
+    aarch64-unknown-linux-musl "$size" $((size / 1024))
+  [ "$size" -le "$LIMIT" ] || { echo "footprint: $notls is $size B, over the 3 MiB limit" >&2; fail=1; }
+fi
 if [ -x target/release/edgecm ]; then
   printf 'footprint %-32s size %8d B (%4d KiB)  native peak RSS (edgecm check) %6d KiB\n' x86_64-host \
     "$(stat -c %s target/release/edgecm)" $(($(stat -c %s target/release/edgecm) / 1024)) \

@@ -131,7 +131,12 @@ pub fn answer_text(resp: &Response) -> String {
 pub fn error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let t = text.trim();
-    if let Ok(doc) = roxmltree::Document::parse(t) {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: crate::limits::XML_NODES_MAX,
+        ..roxmltree::ParsingOptions::default()
+    };
+    if let Ok(doc) = roxmltree::Document::parse_with_options(t, opts) {
         let parts: Vec<String> = doc
             .descendants()
             .filter(|n| n.has_tag_name("message") || n.has_tag_name("detail"))
