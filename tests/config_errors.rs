@@ -482,13 +482,30 @@ fn every_broken_config_fails_with_exactly_its_diagnostics() {
 fn hostile_xml_is_refused_cheaply() {
     let p = std::path::Path::new("/x/cm.xml");
     let lol = "<?xml version='1.0'?><!DOCTYPE l [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>]><engine>&b;</engine>";
-    let e = edgecm::config::Config::parse(p, lol).unwrap_err().to_string();
+    let e = edgecm::config::Config::parse(p, lol)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/x/cm.xml:1:") && e.contains("DTD"), "{e}");
-    let deep = format!("<engine>{}{}</engine>", "<a>".repeat(200_000), "</a>".repeat(200_000));
-    let e = edgecm::config::Config::parse(p, &deep).unwrap_err().to_string();
-    assert!(e.contains("/x/cm.xml:1:") && e.contains("nodes limit"), "{e}");
-    let deep = format!("<engine>{}{}</engine>", "<a>".repeat(50_000), "</a>".repeat(50_000));
-    let e = edgecm::config::Config::parse(p, &deep).unwrap_err().to_string();
+    let deep = format!(
+        "<engine>{}{}</engine>",
+        "<a>".repeat(200_000),
+        "</a>".repeat(200_000)
+    );
+    let e = edgecm::config::Config::parse(p, &deep)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/x/cm.xml:1:") && e.contains("nodes limit"),
+        "{e}"
+    );
+    let deep = format!(
+        "<engine>{}{}</engine>",
+        "<a>".repeat(50_000),
+        "</a>".repeat(50_000)
+    );
+    let e = edgecm::config::Config::parse(p, &deep)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/x/cm.xml:"), "{e}");
     let e = edgecm::config::parse_engine("PUT body", &deep).unwrap_err();
     assert!(!e.is_empty());

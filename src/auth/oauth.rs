@@ -438,6 +438,85 @@ mod tests {
             .contains("bad port"));
     }
 
+    /// A one-shot token endpoint on 127.0.0.1 that returns what it was sent.
+    fn endpoint(answer: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut got = Vec::new();
+            let mut b = [0u8; 2048];
+            loop {
+                let n = s.read(&mut b).unwrap();
+                got.extend_from_slice(&b[..n]);
+                let t = String::from_utf8_lossy(&got).into_owned();
+                if let Some((head, body)) = t.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .map_or(0, |v| v.parse().unwrap());
+                    if body.len() >= len || n == 0 {
+                        break;
+                    }
+                }
+            }
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        (port, h)
+    }
+
+    #[test]
+    fn both_grants_send_what_saslogon_expects() {
+        let (port, h) = endpoint(r#"{"access_token":"abc","expires_in":3600}"#);
+        let ep = Endpoint::parse(
+            &format!("http://127.0.0.1:{port}/SASLogon"),
+            || unreachable!(),
+        )
+        .unwrap();
+        let t = TokenSource::new(ep.clone(), Grant::Password, "u s".into(), "p&w".into());
+        let got = async_io::block_on(t.header(Duration::from_secs(20))).unwrap();
+        assert_eq!(got, "Bearer abc");
+        let req = h.join().unwrap();
+        assert!(
+            req.starts_with("POST /SASLogon/oauth/token HTTP/1.1\r\n"),
+            "{req}"
+        );
+        assert!(
+            req.contains("Authorization: Basic c2FzLmVjOg==\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("Content-Type: application/x-www-form-urlencoded\r\n"));
+        assert!(req.ends_with("\r\n\r\ngrant_type=password&username=u+s&password=p%26w"));
+        // cached: no second request
+        assert_eq!(
+            async_io::block_on(t.header(Duration::from_secs(20))).unwrap(),
+            "Bearer abc"
+        );
+        assert_eq!(t.fetched.get(), 1);
+
+        let (port, h) = endpoint(r#"{"access_token":"xyz"}"#);
+        let ep = Endpoint { port, ..ep };
+        let t = TokenSource::new(ep, Grant::ClientCredentials, "id".into(), "sec".into());
+        assert_eq!(
+            async_io::block_on(t.header(Duration::from_secs(20))).unwrap(),
+            "Bearer xyz"
+        );
+        let req = h.join().unwrap();
+        assert!(req.contains(&format!("Authorization: {}\r\n", basic("id", "sec"))));
+        assert!(
+            req.ends_with("\r\n\r\ngrant_type=client_credentials"),
+            "{req}"
+        );
+    }
+
     #[test]
     fn form_values_are_encoded() {
         assert_eq!(form("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
