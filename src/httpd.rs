@@ -192,16 +192,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Response>
                     "Transfer-Encoding is not accepted; accepted: a body with Content-Length",
                 ))
             }
-            "connection" => {
-                for t in h.value.split(|&b| b == b',') {
-                    let t = t.trim_ascii();
-                    if t.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive = true;
-                    }
-                }
-            }
+            "connection" => keep_alive = connection_keeps(h.value, keep_alive),
             _ => {}
         }
         out.push((name, h.value.to_vec()));
@@ -214,6 +205,20 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Response>
         keep_alive,
         used,
     }))
+}
+
+/// Whether a `Connection` header value keeps the connection open, from
+/// what the HTTP version implies (`keep`); the engine client uses it too.
+pub fn connection_keeps(value: &[u8], mut keep: bool) -> bool {
+    for t in value.split(|&b| b == b',') {
+        let t = t.trim_ascii();
+        if t.eq_ignore_ascii_case(b"close") {
+            keep = false;
+        } else if t.eq_ignore_ascii_case(b"keep-alive") {
+            keep = true;
+        }
+    }
+    keep
 }
 
 fn reason(status: u16) -> &'static str {

@@ -53,6 +53,15 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// An `Authorization` header value split into its scheme (`Basic`,
+/// `Bearer`, ...) and its credentials, both trimmed; `None` when there is no
+/// space between them.
+pub fn authorization(header: &[u8]) -> Option<(&[u8], &[u8])> {
+    let h = header.trim_ascii();
+    let i = h.iter().position(|&b| b == b' ')?;
+    Some((&h[..i], h[i + 1..].trim_ascii()))
+}
+
 /// `Basic base64(user:password)`.
 pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
@@ -291,11 +300,8 @@ impl AdminAuth {
 
     /// Whether an `Authorization` header value is accepted.
     pub fn accepts(&self, header: Option<&[u8]>) -> bool {
-        let Some(h) = header else { return false };
-        let h = h.trim_ascii();
-        let (scheme, rest) = match h.iter().position(|&b| b == b' ') {
-            Some(i) => (&h[..i], h[i + 1..].trim_ascii()),
-            None => return false,
+        let Some((scheme, rest)) = header.and_then(authorization) else {
+            return false;
         };
         let mut ok = false;
         if scheme.eq_ignore_ascii_case(b"basic") {

@@ -84,13 +84,9 @@ impl Endpoint {
     }
 
     pub fn url(&self) -> String {
-        let scheme = match self.transport {
-            Transport::Plain => "http",
-            #[cfg(feature = "tls")]
-            Transport::Tls(_) => "https",
-        };
         format!(
-            "{scheme}://{}{}",
+            "{}://{}{}",
+            self.transport.scheme(),
             crate::net::authority(&self.host, self.port),
             self.path
         )

@@ -149,6 +149,17 @@ pub enum Transport {
     Tls(crate::tls::TlsConnector),
 }
 
+impl Transport {
+    /// `https` or `http`, for messages.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Plain => "http",
+            #[cfg(feature = "tls")]
+            Transport::Tls(_) => "https",
+        }
+    }
+}
+
 struct Conn {
     stream: Stream,
     buf: Vec<u8>,
@@ -285,15 +296,6 @@ impl Client {
     pub fn with_auth(mut self, c: Option<Rc<Credential>>) -> Client {
         self.auth = c;
         self
-    }
-
-    /// `https` or `http`, for messages.
-    pub fn scheme(&self) -> &'static str {
-        match self.transport {
-            Transport::Plain => "http",
-            #[cfg(feature = "tls")]
-            Transport::Tls(_) => "https",
-        }
     }
 
     /// `host:port` as used in messages.
@@ -620,14 +622,7 @@ fn head_of(r: &httparse::Response, n: usize, head_only: bool) -> Result<Head, St
                 return Err(format!("transfer-encoding {:?}", shown(h.value)));
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            for t in h.value.split(|&b| b == b',') {
-                let t = t.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    keep = false;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                    keep = true;
-                }
-            }
+            keep = crate::httpd::connection_keeps(h.value, keep);
         }
     }
     let framing = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {

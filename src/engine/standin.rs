@@ -576,29 +576,26 @@ impl Guard {
         if self.basic.is_none() && self.bearer.is_none() {
             return true;
         }
-        let Some(h) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
+        let Some((scheme, value)) = header.and_then(crate::auth::authorization) else {
             return false;
         };
-        let (scheme, value) = h.trim().split_once(' ').unwrap_or((h, ""));
-        let value = value.trim();
-        if scheme.eq_ignore_ascii_case("basic") {
+        if scheme.eq_ignore_ascii_case(b"basic") {
             return self
                 .basic
                 .as_ref()
-                .is_some_and(|b| crate::auth::ct_eq(b.as_bytes(), value.as_bytes()));
+                .is_some_and(|b| crate::auth::ct_eq(b.as_bytes(), value));
         }
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        if !scheme.eq_ignore_ascii_case(b"bearer") {
             return false;
         }
         match self.bearer.as_deref() {
             Some(b) => match b.strip_prefix('@') {
                 Some(file) => std::fs::read_to_string(file).is_ok_and(|t| {
                     t.lines().any(|l| {
-                        !l.trim().is_empty()
-                            && crate::auth::ct_eq(l.trim().as_bytes(), value.as_bytes())
+                        !l.trim().is_empty() && crate::auth::ct_eq(l.trim().as_bytes(), value)
                     })
                 }),
-                None => crate::auth::ct_eq(b.as_bytes(), value.as_bytes()),
+                None => crate::auth::ct_eq(b.as_bytes(), value),
             },
             None => false,
         }
