@@ -240,6 +240,15 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 step,
                 e
             );
+            let c = m.cursors[e as usize];
+            let backlog: u64 = m
+                .durable
+                .iter()
+                .chain(&m.pending)
+                .filter(|r| r.dest & (1 << e) != 0)
+                .map(|r| (r.first + u64::from(r.count)).saturating_sub(r.first.max(c)))
+                .sum();
+            prop_assert_eq!(j.backlog(e), backlog, "step {} backlog {}", step, e);
             let jv = journal_view(&mut j, e);
             prop_assert_eq!(
                 jv,

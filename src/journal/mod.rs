@@ -34,6 +34,18 @@
 //!  96     ..   payload    the events, see `block`
 //! ```
 //!
+//! Kind 2, a cursor record (version 2 only), written ahead of a group
+//! commit's event records when acknowledgements moved a cursor, so that one
+//! fdatasync covers both:
+//!
+//! ```text
+//! offset size  field
+//!   0    12    magic, version 2, kind 2, body_len (= 2 + 17 × n), crc (as above)
+//!  12     2    n          engines, 1 to 64
+//!  14   17×n   entries    slot (1), cursor (8), backlog (8): events destined to the
+//!                         slot at or after its cursor in the records before this one
+//! ```
+//!
 //! Version 1 (still read) ends its header at offset 72, before `block_start`.
 //! The origin fields let managers that read the same source agree on which
 //! events an engine acknowledged although their blocks differ (failover):
@@ -51,8 +63,12 @@
 //!   its source position durable, only after the fdatasync that covers its
 //!   record returned.
 //! - Only the small cursor file is ever rewritten (write-temp, fsync, rename,
-//!   fsync dir); segments are only appended, truncated at a torn tail on
-//!   recovery, and deleted whole (contract 5).
+//!   fsync dir), and only when an engine is added or removed; segments are
+//!   only appended, truncated at a torn tail on recovery, and deleted whole
+//!   (contract 5).
+//! - Every segment holds at least one event record, so its name is unique.
+//! - A cursor is the larger of the cursor file's and the last valid cursor
+//!   record's; a cursor below the first segment reads from the first segment.
 //!
 //! # Never
 //! Never hold the backlog in RAM, never drop an accepted event, never grow

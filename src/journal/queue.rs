@@ -3,17 +3,24 @@
 //! (regular files are never wrapped in `Async`, ARCHITECTURE §1).
 //!
 //! Cursors: `cursor[e]` = every sequence below it is acknowledged by engine
-//! slot `e` or was never destined to it. They live in two alternating files,
-//! `cursors-a` and `cursors-b`, each with a generation and a CRC; recovery
-//! takes the valid one with the higher generation, so a damaged newest file
-//! falls back to the previous one (at worst re-sending one group's acks).
+//! slot `e` or was never destined to it. A group commit that moves cursors
+//! writes a cursor record (every engine's cursor and backlog) ahead of its
+//! event records, so one fdatasync makes both durable. The set of engines
+//! lives in two alternating checkpoint files, `cursors-a` and `cursors-b`,
+//! each with a generation and a CRC, rewritten only when an engine is added
+//! or removed (or when a lone cursor record no longer fits the last
+//! segment). Recovery takes the valid file with the higher generation (so a
+//! damaged newest file falls back to the previous one), then moves each
+//! cursor forward by the cursor records it scans. Deleting a segment loses
+//! only cursor records whose cursors are at most its end, which every
+//! cursor has passed: a cursor below the first segment reads from there.
 
 use std::collections::BTreeMap;
 use std::io;
 
 use super::record::{self, Header, Origin, Parsed, Position};
 use super::storage::Storage;
-use super::{crc, RECORD_MAX, SEGMENT_MAX};
+use super::{crc, SEGMENT_MAX};
 use crate::route::{EngineId, EngineSet};
 
 /// Caps; reaching one is backpressure, never loss (contract 4).
@@ -82,6 +89,8 @@ pub struct Recovery {
     pub lost_events: u64,
     /// A cursor file was damaged and the other one used.
     pub cursor_fallback: bool,
+    /// Cursor records read (one per group commit that moved a cursor).
+    pub cursor_records: u64,
 }
 
 /// Where an engine's reader stands.
@@ -108,6 +117,8 @@ pub struct Journal<S: Storage> {
     /// The cursors as last written to flash.
     durable_cursors: BTreeMap<EngineId, u64>,
     cursors_dirty: bool,
+    /// An engine was added or removed: the next sync rewrites the cursor file.
+    checkpoint: bool,
     cursor_gen: u64,
     /// Events destined to each engine and not yet acknowledged.
     backlog: BTreeMap<EngineId, u64>,
@@ -162,7 +173,11 @@ impl<S: Storage> Journal<S> {
         let mut segments = Vec::new();
         let mut positions = BTreeMap::new();
         let mut counts = BTreeMap::new();
-        let mut backlog: BTreeMap<EngineId, u64> = cursors.keys().map(|&e| (e, 0)).collect();
+        let backlog: BTreeMap<EngineId, u64> = cursors.keys().map(|&e| (e, 0)).collect();
+        // Both scan callbacks move them: cursor records forward, event records the backlog.
+        let cursors = std::cell::RefCell::new(cursors);
+        let backlog = std::cell::RefCell::new(backlog);
+        let mut cursor_records = 0u64;
         let mut expected: Option<u64> = None;
         let last = names.len().saturating_sub(1);
         for (i, (first, name)) in names.iter().enumerate() {
@@ -187,6 +202,8 @@ impl<S: Storage> Journal<S> {
                     rec.events += u64::from(h.count);
                     positions.insert(h.source, h.position);
                     counts.insert(h.source, count_at_position(&h.origin));
+                    let cursors = cursors.borrow();
+                    let mut backlog = backlog.borrow_mut();
                     for e in h.dest.iter() {
                         if let Some(&c) = cursors.get(&e) {
                             if h.end_seq() > c {
@@ -195,6 +212,20 @@ impl<S: Storage> Journal<S> {
                         }
                     }
                     true
+                },
+                |rec| {
+                    cursor_records += 1;
+                    let mut cursors = cursors.borrow_mut();
+                    let mut backlog = backlog.borrow_mut();
+                    for (e, c, b) in record::cursor_entries(rec) {
+                        // Engines not in the cursor file were removed since.
+                        if let Some(now) = cursors.get_mut(&e) {
+                            if c >= *now {
+                                *now = c;
+                                backlog.insert(e, b);
+                            }
+                        }
+                    }
                 },
             )?;
             for d in &summary.damage {
@@ -217,6 +248,16 @@ impl<S: Storage> Journal<S> {
             segments.push(seg);
         }
         rec.segments = segments.len();
+        rec.cursor_records = cursor_records;
+        let mut cursors = cursors.into_inner();
+        let backlog = backlog.into_inner();
+        if let Some(first) = segments.first().map(|s: &Segment| s.first_seq) {
+            // Segments are deleted only once every cursor passed them, and with
+            // them the cursor records that said so: nothing below is pending.
+            for c in cursors.values_mut() {
+                *c = (*c).max(first);
+            }
+        }
         let next_seq = expected
             .unwrap_or(0)
             .max(cursors.values().copied().max().unwrap_or(0));
@@ -231,6 +272,7 @@ impl<S: Storage> Journal<S> {
             durable_cursors: cursors.clone(),
             cursors,
             cursors_dirty: false,
+            checkpoint: false,
             cursor_gen,
             backlog,
             positions,
@@ -239,6 +281,14 @@ impl<S: Storage> Journal<S> {
             pending_counts: BTreeMap::new(),
             recovery: rec,
         };
+        if j.recovery.lost_events > 0 {
+            // Cursor records' backlogs counted events corruption took: count again.
+            let engines: Vec<EngineId> = j.cursors.keys().copied().collect();
+            for e in engines {
+                let n = j.count_backlog(e)?;
+                j.backlog.insert(e, n);
+            }
+        }
         if repair {
             j.reclaim()?;
         }
@@ -265,6 +315,7 @@ impl<S: Storage> Journal<S> {
             v.insert(self.next_seq);
             self.backlog.insert(e, 0);
             self.cursors_dirty = true;
+            self.checkpoint = true;
         }
     }
 
@@ -282,15 +333,23 @@ impl<S: Storage> Journal<S> {
             .unwrap_or(self.next_seq);
         self.cursors.insert(e, oldest);
         self.cursors_dirty = true;
+        self.checkpoint = true;
         // Count what is queued for it (only here: recovery counted the others).
+        let n = self.count_backlog(e)?;
+        self.backlog.insert(e, n);
+        Ok(())
+    }
+
+    /// Events destined to `e` from its cursor on, counted by reading.
+    fn count_backlog(&mut self, e: EngineId) -> io::Result<u64> {
         let mut pos = self.reader(e);
+        let from = pos.seq;
         let mut buf = Vec::new();
         let mut n = 0;
         while let Some(h) = self.read_next(e, &mut pos, &mut buf)? {
-            n += u64::from(h.count);
+            n += h.end_seq() - h.first_seq.max(from);
         }
-        self.backlog.insert(e, n);
-        Ok(())
+        Ok(n)
     }
 
     /// Stops tracking an engine slot (removed through the admin API): its
@@ -299,6 +358,7 @@ impl<S: Storage> Journal<S> {
         self.cursors.remove(&e);
         self.backlog.remove(&e);
         self.cursors_dirty = true;
+        self.checkpoint = true;
     }
 
     pub fn engines(&self) -> impl Iterator<Item = (EngineId, u64)> + '_ {
@@ -424,8 +484,8 @@ impl<S: Storage> Journal<S> {
         Ok(h.first_seq)
     }
 
-    /// Writes what `append` buffered, fdatasyncs it, then writes the cursors
-    /// if they changed and frees fully acknowledged segments. Returns the
+    /// Writes what `append` buffered and the cursors if they changed, with
+    /// one fdatasync, and frees fully acknowledged segments. Returns the
     /// sequence below which everything is durable; only then may events be
     /// reported accepted. On error (ENOSPC, I/O) while writing records, the
     /// segment is cut back to its last durable length and the records stay
@@ -433,11 +493,12 @@ impl<S: Storage> Journal<S> {
     /// error while writing the cursors comes first and leaves the records
     /// pending too.
     pub fn sync(&mut self) -> io::Result<u64> {
-        // Cursors first: an engine added since the last sync must have its cursor on
-        // flash before records destined to it are, or a crash in between would
-        // leave those records behind its start. (Acks only cover durable data, so
-        // persisting them before new records is always safe.)
-        if self.cursors_dirty {
+        // An engine added or removed: the cursor file first. An engine added
+        // since the last sync must have its cursor on flash before records
+        // destined to it are, or a crash in between would leave those records
+        // behind its start. (Acks only cover durable data, so persisting them
+        // before new records is always safe.)
+        if self.checkpoint {
             if let Err(e) = self.write_cursors() {
                 if e.raw_os_error() != Some(ENOSPC) {
                     return Err(e);
@@ -450,30 +511,82 @@ impl<S: Storage> Journal<S> {
             }
             self.reclaim()?;
         }
-        if !self.pending.is_empty() {
-            self.write_pending()?;
-            self.synced_seq = self.next_seq;
-            self.positions.append(&mut self.pending_positions);
-            self.counts.append(&mut self.pending_counts);
+        if self.pending.is_empty() && !self.cursors_dirty {
+            return Ok(self.synced_seq);
+        }
+        // Acks ride in a cursor record ahead of the new records, under the same fdatasync.
+        let with_cursors = self.cursors_dirty;
+        if let Err(e) = self.write_pending(with_cursors) {
+            if e.raw_os_error() != Some(ENOSPC) {
+                return Err(e);
+            }
+            self.reclaim()?;
+            self.write_pending(with_cursors)?;
+        }
+        self.synced_seq = self.next_seq;
+        self.positions.append(&mut self.pending_positions);
+        self.counts.append(&mut self.pending_counts);
+        if with_cursors {
+            self.durable_cursors.clone_from(&self.cursors);
+            self.cursors_dirty = false;
+            self.reclaim()?;
         }
         Ok(self.synced_seq)
     }
 
-    fn write_pending(&mut self) -> io::Result<()> {
-        let mut o = 0;
+    /// Writes the buffered records, preceded by a cursor record when
+    /// `with_cursors`, into the last segment and new ones as they fill, with
+    /// one fdatasync per segment touched: a group commit costs one fsync for
+    /// records and cursors together. A cursor record that does not fit the
+    /// last segment goes to the cursor file instead, so every segment holds
+    /// events and its name (its first sequence) is unique.
+    fn write_pending(&mut self, with_cursors: bool) -> io::Result<()> {
+        let mut cur = Vec::new();
+        if with_cursors && !self.cursors.is_empty() {
+            let entries: Vec<(EngineId, u64, u64)> = self
+                .cursors
+                .iter()
+                .map(|(&e, &c)| {
+                    // The backlog the scan will have counted up to this record.
+                    let pending: u64 = self
+                        .pending_headers
+                        .iter()
+                        .filter(|(h, _)| h.dest.contains(e))
+                        .map(|(h, _)| u64::from(h.count))
+                        .sum();
+                    (e, c, self.backlog(e).saturating_sub(pending))
+                })
+                .collect();
+            record::encode_cursors(&entries, &mut cur);
+        }
+        let max = self.limits.segment_max;
+        let fits = move |s: &Segment, len: usize| s.len == 0 || s.len + len as u64 <= max;
+        if with_cursors && !self.segments.last().is_some_and(|s| fits(s, cur.len())) {
+            // A cursor record never opens a segment (a segment's name is its
+            // first event's sequence): the cursor file takes this one.
+            self.write_cursors()?;
+            cur.clear();
+        }
+        if self.pending.is_empty() && cur.is_empty() {
+            return Ok(());
+        }
+        // (length, first sequence, end sequence if it holds events), in write order.
+        let mut items: Vec<(usize, u64, Option<u64>)> = Vec::with_capacity(1 + self.pending_headers.len());
+        if !cur.is_empty() {
+            items.push((cur.len(), self.synced_seq, None));
+        }
+        items.extend(
+            self.pending_headers
+                .iter()
+                .map(|(h, l)| (*l, h.first_seq, Some(h.end_seq()))),
+        );
+        let mut o = 0; // offset in `pending` of the next record to write
         let mut written: Vec<(String, u64, u64)> = Vec::new(); // (segment, length and end_seq before this sync)
         let result = (|| {
             let mut i = 0;
-            while i < self.pending_headers.len() {
-                let need_new = match self.segments.last() {
-                    None => true,
-                    Some(s) => {
-                        s.len + self.pending_headers[i].1 as u64 > self.limits.segment_max
-                            && s.len > 0
-                    }
-                };
-                if need_new {
-                    let first = self.pending_headers[i].0.first_seq;
+            while i < items.len() {
+                if self.segments.last().is_none_or(|s| !fits(s, items[i].0)) {
+                    let first = items[i].1;
                     self.segments.push(Segment {
                         name: segment_name(first),
                         first_seq: first,
@@ -481,18 +594,14 @@ impl<S: Storage> Journal<S> {
                         len: 0,
                     });
                 }
-                // Records up to the segment's room go in one write.
+                // Items up to the segment's room go in one write.
                 let seg_idx = self.segments.len() - 1;
-                let mut end = o;
                 let mut len = self.segments[seg_idx].len;
                 let mut j = i;
-                while j < self.pending_headers.len() {
-                    let l = self.pending_headers[j].1 as u64;
-                    if len > 0 && len + l > self.limits.segment_max {
-                        break;
-                    }
-                    len += l;
-                    end += l as usize;
+                let mut end_seq = None;
+                while j < items.len() && (j == i || len + items[j].0 as u64 <= self.limits.segment_max) {
+                    len += items[j].0 as u64;
+                    end_seq = items[j].2.or(end_seq);
                     j += 1;
                 }
                 let seg = &self.segments[seg_idx];
@@ -500,12 +609,20 @@ impl<S: Storage> Journal<S> {
                     written.push((seg.name.clone(), seg.len, seg.end_seq));
                 }
                 let name = seg.name.clone();
-                self.storage.append(&name, &self.pending[o..end])?;
+                let records = items[i..j].iter().filter(|it| it.2.is_some()).map(|it| it.0).sum::<usize>();
+                if items[i].2.is_none() {
+                    self.storage.append(&name, &cur)?;
+                }
+                if records > 0 {
+                    self.storage.append(&name, &self.pending[o..o + records])?;
+                }
                 self.storage.sync(&name)?;
+                o += records;
                 let seg = &mut self.segments[seg_idx];
                 seg.len = len;
-                seg.end_seq = self.pending_headers[j - 1].0.end_seq();
-                o = end;
+                if let Some(e) = end_seq {
+                    seg.end_seq = e;
+                }
                 i = j;
             }
             Ok(())
@@ -626,17 +743,18 @@ impl<S: Storage> Journal<S> {
             }
             let name = seg.name.clone();
             let n = self.storage.read_at(&name, pos.offset, &mut head)?;
-            let total = match head.get(4..8) {
-                Some(b) if n >= 12 => {
-                    12 + u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize
+            let total = match record::peek_len(&head[..n]) {
+                Some((record::KIND_CURSORS, total)) => {
+                    pos.offset += total as u64;
+                    continue;
                 }
-                _ => 0,
+                Some((_, total)) => total,
+                None => {
+                    // Damage recovery already reported: skip to the next segment.
+                    pos.offset = u64::MAX;
+                    continue;
+                }
             };
-            if !(record::HEADER_LEN_V1..=RECORD_MAX).contains(&total) {
-                // Damage recovery already reported: skip to the next segment.
-                pos.offset = u64::MAX;
-                continue;
-            }
             // Peek the header fields without verifying: a skipped record's bytes are
             // never used. A record we return is read whole and its CRC verified.
             let first = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
@@ -684,6 +802,7 @@ impl<S: Storage> Journal<S> {
         self.storage.replace(CURSOR_FILES[(gen % 2) as usize], &b)?;
         self.cursor_gen = gen;
         self.cursors_dirty = false;
+        self.checkpoint = false;
         self.durable_cursors.clone_from(&self.cursors);
         Ok(())
     }

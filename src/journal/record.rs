@@ -5,11 +5,17 @@ use std::io;
 
 use super::crc;
 use super::RECORD_MAX;
-use crate::route::EngineSet;
+use crate::route::{EngineId, EngineSet};
 
 pub const MAGIC: u16 = 0xec0a;
 pub const VERSION: u8 = 2;
 pub const KIND_EVENTS: u8 = 1;
+/// A cursor record: every engine's cursor and backlog at a group commit.
+pub const KIND_CURSORS: u8 = 2;
+/// Bytes per engine in a cursor record: slot, cursor, backlog.
+const CURSOR_ENTRY: usize = 17;
+/// At most one entry per engine slot ([`EngineSet`] has 64).
+const CURSOR_ENTRIES_MAX: usize = 64;
 pub const HEADER_LEN: usize = 96;
 /// Version 1 records (no [`Origin`]) are still read.
 pub const HEADER_LEN_V1: usize = 72;
@@ -144,6 +150,57 @@ pub fn encode(h: &Header, payload: &[u8], out: &mut Vec<u8>) {
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Appends one cursor record holding `(slot, cursor, backlog)` for each engine.
+/// Panics on no entries or more than 64 (callers hold at most 64 slots).
+pub fn encode_cursors(entries: &[(EngineId, u64, u64)], out: &mut Vec<u8>) {
+    assert!(
+        (1..=CURSOR_ENTRIES_MAX).contains(&entries.len()),
+        "a cursor record holds 1 to 64 engines"
+    );
+    let start = out.len();
+    let body = 2 + entries.len() * CURSOR_ENTRY;
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.push(VERSION);
+    out.push(KIND_CURSORS);
+    out.extend_from_slice(&(body as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for &(e, c, b) in entries {
+        out.push(e);
+        out.extend_from_slice(&c.to_le_bytes());
+        out.extend_from_slice(&b.to_le_bytes());
+    }
+    let crc = record_crc(&out[start..]);
+    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The `(slot, cursor, backlog)` entries of the valid cursor record `rec`
+/// (exactly the bytes [`Parsed::Cursors`] measured).
+pub fn cursor_entries(rec: &[u8]) -> impl Iterator<Item = (EngineId, u64, u64)> + '_ {
+    rec[PREFIX_LEN + 2..]
+        .chunks_exact(CURSOR_ENTRY)
+        .map(|c| (c[0], u64_at(c, 1), u64_at(c, 9)))
+}
+
+/// Total length of the record whose first 12 bytes are `prefix`, if its
+/// kind and length field are plausible (CRC not checked): what a reader
+/// that skips records needs.
+pub fn peek_len(prefix: &[u8]) -> Option<(u8, usize)> {
+    if prefix.len() < PREFIX_LEN || u16_at(prefix, 0) != MAGIC {
+        return None;
+    }
+    let total = PREFIX_LEN + u32_at(prefix, 4) as usize;
+    let min = match (prefix[2], prefix[3]) {
+        (VERSION, KIND_EVENTS) => HEADER_LEN,
+        (1, KIND_EVENTS) => HEADER_LEN_V1,
+        (VERSION, KIND_CURSORS) => PREFIX_LEN + 2 + CURSOR_ENTRY,
+        _ => return None,
+    };
+    (min..=RECORD_MAX)
+        .contains(&total)
+        .then_some((prefix[3], total))
+}
+
 fn record_crc(rec: &[u8]) -> u32 {
     crc::extend(crc::crc32c(&rec[..8]), &rec[PREFIX_LEN..])
 }
@@ -163,6 +220,8 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 pub enum Parsed {
     /// A valid record of `len` bytes.
     Record { header: Header, len: usize },
+    /// A valid cursor record of `len` bytes (read it with [`cursor_entries`]).
+    Cursors { len: usize },
     /// The slice ends before the record does (a torn tail if nothing follows).
     Incomplete,
     /// Not a valid record here (bad magic, version, length, CRC or fields).
@@ -183,7 +242,13 @@ pub fn parse(b: &[u8]) -> Parsed {
         1 => HEADER_LEN_V1,
         _ => return Parsed::Invalid,
     };
-    if u16_at(b, 0) != MAGIC || b[3] != KIND_EVENTS {
+    if u16_at(b, 0) != MAGIC {
+        return Parsed::Invalid;
+    }
+    if b[3] == KIND_CURSORS && b[2] == VERSION {
+        return parse_cursors(b);
+    }
+    if b[3] != KIND_EVENTS {
         return Parsed::Invalid;
     }
     let body = u32_at(b, 4) as usize;
@@ -239,6 +304,22 @@ pub fn parse(b: &[u8]) -> Parsed {
     }
 }
 
+fn parse_cursors(b: &[u8]) -> Parsed {
+    let body = u32_at(b, 4) as usize;
+    if !(2 + CURSOR_ENTRY..=2 + CURSOR_ENTRIES_MAX * CURSOR_ENTRY).contains(&body) {
+        return Parsed::Invalid;
+    }
+    let len = PREFIX_LEN + body;
+    if b.len() < len {
+        return Parsed::Incomplete;
+    }
+    let rec = &b[..len];
+    if record_crc(rec) != u32_at(rec, 8) || body != 2 + u16_at(rec, 12) as usize * CURSOR_ENTRY {
+        return Parsed::Invalid;
+    }
+    Parsed::Cursors { len }
+}
+
 /// The payload of a valid record of `len` bytes at the start of `b`.
 pub fn payload(b: &[u8], len: usize) -> &[u8] {
     &b[header_len(b)..len]
@@ -282,8 +363,9 @@ pub struct ScanEnd {
 
 /// Scans a segment of `len` bytes read through `read_at(offset, buf)`, with a
 /// window of at most 2 × RECORD_MAX bytes (bounded RAM, whatever the segment
-/// size). Calls `on(offset, length, header)` for each valid record; `on`
-/// returns false to count a record as damage (e.g. out of sequence). After an
+/// size). Calls `on(offset, length, header)` for each valid event record; `on`
+/// returns false to count a record as damage (e.g. out of sequence). Calls
+/// `on_cursors(record)` with each valid cursor record's bytes. After an
 /// invalid byte it looks for the next valid record (resync), so a corrupt
 /// record in the middle costs only itself. A file that ends early (shrank
 /// while being read) is scanned up to where it ends.
@@ -291,6 +373,7 @@ pub fn scan_stream(
     mut read_at: impl FnMut(u64, &mut [u8]) -> io::Result<usize>,
     len: u64,
     mut on: impl FnMut(u64, usize, &Header) -> bool,
+    mut on_cursors: impl FnMut(&[u8]),
 ) -> io::Result<ScanEnd> {
     let mut buf = vec![0u8; (2 * RECORD_MAX).min(len as usize)];
     let mut base = 0u64; // file offset of buf[0]
@@ -321,8 +404,16 @@ pub fn scan_stream(
             continue;
         }
         let off = base + p as u64;
-        match parse(&buf[p..filled]) {
-            Parsed::Record { header, len } if on(off, len, &header) => {
+        let valid = match parse(&buf[p..filled]) {
+            Parsed::Record { header, len } if on(off, len, &header) => Some(len),
+            Parsed::Cursors { len } => {
+                on_cursors(&buf[p..p + len]);
+                Some(len)
+            }
+            _ => None,
+        };
+        match valid {
+            Some(len) => {
                 if let Some(from) = bad_from.take() {
                     out.damage.push(Damage {
                         offset: from,
@@ -333,7 +424,7 @@ pub fn scan_stream(
                 p += len;
                 out.valid_end = off + len as u64;
             }
-            _ => {
+            None => {
                 bad_from.get_or_insert(off);
                 p += 1;
             }
@@ -358,10 +449,15 @@ pub fn scan(b: &[u8]) -> Scan {
         buf[..n].copy_from_slice(&b[start..start + n]);
         Ok(n)
     };
-    let end = scan_stream(read_at, b.len() as u64, |off, len, h| {
-        records.push((off, len, *h));
-        true
-    })
+    let end = scan_stream(
+        read_at,
+        b.len() as u64,
+        |off, len, h| {
+            records.push((off, len, *h));
+            true
+        },
+        |_| {},
+    )
     .expect("reading a slice cannot fail");
     Scan {
         records,
