@@ -722,6 +722,13 @@ impl Core {
         let _ = writeln!(o, "edgecm_journal_bytes {}", j.bytes());
         family(
             &mut o,
+            "journal_bytes_max",
+            "gauge",
+            "The journal's byte cap (-state-max): at it, sources pause.",
+        );
+        let _ = writeln!(o, "edgecm_journal_bytes_max {}", j.limits().bytes_max);
+        family(
+            &mut o,
             "journal_segments",
             "gauge",
             "Journal segment files.",

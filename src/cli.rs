@@ -88,6 +88,18 @@ pub struct Cli {
     #[argh(option, default = "5000")]
     pub grace: u64,
 
+    /// most bytes the journal may hold on flash before sources pause; k, m, g suffixes (default: 1g or the free space less a reserve, whichever is smaller)
+    #[argh(option, from_str_fn(parse_state_max))]
+    pub state_max: Option<u64>,
+
+    /// group commit: ms from the first unsynced event to the fdatasync that makes it accepted (default 50)
+    #[argh(option, default = "50", from_str_fn(parse_commit_ms))]
+    pub commit_ms: u64,
+
+    /// group commit: also sync as soon as this many bytes wait; k, m, g suffixes (default 1m)
+    #[argh(option, default = "1 << 20", from_str_fn(parse_size))]
+    pub commit_bytes: u64,
+
     /// where the journal and cursors live (default /var/lib/edgecm)
     #[argh(option, default = "PathBuf::from(\"/var/lib/edgecm\")")]
     pub state_dir: PathBuf,
@@ -230,6 +242,9 @@ const LONG_OPTIONS: &[&str] = &[
     "buffersize",
     "grace",
     "state-dir",
+    "state-max",
+    "commit-ms",
+    "commit-bytes",
     "loglevel",
     "help",
     "record",
@@ -312,6 +327,24 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
         Some(n) if n > 0 => Ok(n),
         _ => Err(format!("{s:?} is not accepted; accepted: a whole number > 0 with an optional k, m or g suffix (e.g. 1m)")),
+    }
+}
+
+fn parse_state_max(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        n if n >= 1 << 20 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is too small; accepted: at least 1m (the largest record is 256k)"
+        )),
+    }
+}
+
+fn parse_commit_ms(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not accepted; accepted: whole milliseconds from 1 to 10000 (e.g. 50)"
+        )),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::engine::deadletter::DeadLetters;
 use crate::engine::encode::Window;
 use crate::engine::sender::{Deploy, Sender, Settings, Shared, Stop, Watched};
 use crate::journal::block::{events, BlockWriter};
+use crate::journal::storage::default_bytes_max;
 use crate::journal::{DirStorage, Full, Journal, Limits, NewRecord, Origin, Position};
 use crate::limits::EVENT_MAX;
 use crate::route::{EngineId, EngineSet, Keyed, Membership, Router, Routes};
@@ -47,8 +48,8 @@ pub struct Options {
     pub timeout_ms: u64,
     /// `-buffersize`: unacknowledged events per engine before sources pause.
     pub buffersize: u64,
-    /// Journal byte cap.
-    pub journal_max: u64,
+    /// Journal byte cap (`-state-max`); None: [`default_bytes_max`].
+    pub journal_max: Option<u64>,
     /// Group commit: sync at most this long after the first unsynced append...
     pub commit_every: Duration,
     /// ...or as soon as this many bytes wait.
@@ -72,7 +73,7 @@ impl Options {
             retries: 2,
             timeout_ms: 3000,
             buffersize: crate::cli::DEFAULT_BUFFERSIZE,
-            journal_max: 1 << 30,
+            journal_max: None,
             commit_every: Duration::from_millis(50),
             commit_bytes: 1 << 20,
             grace: Duration::from_secs(5),
@@ -197,10 +198,39 @@ impl Core {
     pub fn new(config: Config, options: Options) -> Result<Rc<Core>, String> {
         let storage = DirStorage::open(&options.state_dir)
             .map_err(|e| format!("cannot use state dir {}: {e}", options.state_dir.display()))?;
+        let bytes_max = match options.journal_max {
+            Some(n) => n,
+            None => {
+                let (cap, free, reserve) = default_bytes_max(&options.state_dir).map_err(|e| {
+                    format!(
+                        "cannot measure the free space of {}: {e}",
+                        options.state_dir.display()
+                    )
+                })?;
+                log::info!(
+                    "journal: holds at most {} MiB ({} MiB free in {} less a {} MiB reserve, at most 1024 MiB; -state-max sets it)",
+                    cap >> 20,
+                    free >> 20,
+                    options.state_dir.display(),
+                    reserve >> 20
+                );
+                if cap < 2 * crate::journal::SEGMENT_MAX {
+                    log::warn!(
+                        "journal: only {} KiB of flash for the queue; sources will pause often (free space or -state-max)",
+                        cap >> 10
+                    );
+                }
+                cap
+            }
+        };
         let limits = Limits {
-            bytes_max: options.journal_max,
+            bytes_max,
+            // At least four segments under the cap: the last one is never
+            // freed, so a cap of one segment could never make room again.
+            segment_max: crate::journal::SEGMENT_MAX
+                .min(bytes_max / 4)
+                .max(crate::journal::RECORD_MAX as u64),
             engine_events_max: options.buffersize,
-            ..Limits::default()
         };
         let mut journal = Journal::open(storage, limits).map_err(|e| {
             format!(

@@ -298,6 +298,9 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     options.retries = cli.retries;
     options.timeout_ms = cli.timeout;
     options.buffersize = cli.buffersize;
+    options.journal_max = cli.state_max;
+    options.commit_every = std::time::Duration::from_millis(cli.commit_ms);
+    options.commit_bytes = usize::try_from(cli.commit_bytes).unwrap_or(usize::MAX);
     options.grace = std::time::Duration::from_millis(cli.grace);
     let (mut security, info) = match security(cli, &config) {
         Ok(s) => s,

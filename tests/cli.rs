@@ -83,6 +83,35 @@ fn defaults_are_the_seeds() {
 }
 
 #[test]
+fn journal_options_take_sizes_and_say_what_is_accepted() {
+    let c = cli::parse(&[
+        "-state-max",
+        "512m",
+        "-commit-ms",
+        "20",
+        "-commit-bytes",
+        "256k",
+    ])
+    .unwrap();
+    assert_eq!(c.state_max, Some(512 << 20));
+    assert_eq!((c.commit_ms, c.commit_bytes), (20, 256 << 10));
+    let c = cli::parse(&["-http", "1"]).unwrap();
+    assert_eq!(
+        (c.state_max, c.commit_ms, c.commit_bytes),
+        (None, 50, 1 << 20)
+    );
+    for (opt, bad, accepted) in [
+        ("-state-max", "100k", "at least 1m"),
+        ("-state-max", "lots", "k, m or g suffix"),
+        ("-commit-ms", "0", "from 1 to 10000"),
+        ("-commit-bytes", "-1", "k, m or g suffix"),
+    ] {
+        let e = cli::parse(&[opt, bad]).expect_err(bad);
+        assert!(e.output.contains(accepted), "{opt} {bad}: {}", e.output);
+    }
+}
+
+#[test]
 fn http_takes_a_port_or_an_address() {
     let c = cli::parse(&["--http", "0.0.0.0:8080"]).unwrap();
     assert_eq!(c.http, Some("0.0.0.0:8080".parse().unwrap()));
@@ -233,7 +262,7 @@ fn queue_reports_backlog_age_positions_and_damage_without_repairing() {
     use edgecm::journal::{DirStorage, Journal, Limits, NewRecord, Position};
     use edgecm::route::EngineSet;
     let state = support::scratch("queue-cmd");
-    let dir = state.join("journal");
+    let dir = state.clone();
     let mut j = Journal::open(DirStorage::open(&dir).unwrap(), Limits::default()).unwrap();
     j.restore_engine(0).unwrap();
     j.restore_engine(1).unwrap();
@@ -291,6 +320,40 @@ fn queue_reports_backlog_age_positions_and_damage_without_repairing() {
     let out = edgecm(&["queue", "-state-dir", "/nonexistent/state"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no journal here"));
+}
+
+#[test]
+fn queue_reads_the_state_dir_the_daemon_wrote() {
+    let dir = support::scratch("queue-demo");
+    let out = edgecm(&[
+        "demo",
+        "-trades",
+        "500",
+        "-dir",
+        dir.to_str().unwrap(),
+        "-keep",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = edgecm(&["queue", "-state-dir", dir.join("state").to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "segments 1, records ",
+        "backlog 0 events, oldest none",
+        "damage: none",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
 }
 
 #[test]

@@ -484,6 +484,49 @@ fn an_engine_down_for_a_while_gets_its_events_when_back() {
     assert!(s.recorded(3, "trades").is_empty(), "no spare was used");
 }
 
+/// A metric's value from `GET /metrics`.
+fn metric(port: u16, name: &str) -> u64 {
+    let (_, m) = support::http(port, "GET", &format!("{V1}/metrics"), "");
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{m}"))
+}
+
+#[test]
+fn at_the_state_max_sources_pause_and_nothing_is_lost() {
+    // esp2 down from the start: its events hold every segment, so the journal
+    // fills to -state-max, and the source must wait rather than drop or grow.
+    let trades = 40_000;
+    let mut s = setup("daemon-state-max", trades);
+    s.engines[1].kill();
+    let mut m = s.manager_with(
+        "manager.log",
+        &["-retries", "1000000", "-http", "0", "-state-max", "1m"],
+    );
+    let port = s.admin_port(&mut m);
+    s.wait_until(
+        || {
+            s.log()
+                .contains("source 'trades': paused, the journal is full")
+        },
+        &mut m,
+    );
+    assert_eq!(metric(port, "edgecm_journal_bytes_max"), 1 << 20);
+    let bytes = metric(port, "edgecm_journal_bytes");
+    assert!(bytes <= 1 << 20, "{bytes} bytes: past -state-max");
+    assert!(
+        s.unique_trades() < trades as usize,
+        "the source really waited"
+    );
+    s.engines[1].restart();
+    s.wait_until(|| s.unique_trades() == trades as usize, &mut m);
+    assert!(metric(port, "edgecm_journal_bytes") <= 1 << 20);
+    let status = sigterm_and_wait(&mut m);
+    assert!(status.success(), "exit {status}");
+    check_trades(&s);
+    assert!(s.log().contains("source 'trades': resumed"));
+}
+
 #[test]
 fn a_failed_engine_is_replaced_by_the_spare_which_gets_its_keys() {
     let mut s = setup("daemon-spare", 5_000);

@@ -6,21 +6,17 @@ use std::path::Path;
 
 use super::{DirStorage, Journal, Position, REROUTED};
 
-/// The journal folder inside a state dir.
-pub fn journal_dir(state_dir: &Path) -> std::path::PathBuf {
-    state_dir.join("journal")
-}
-
-/// The report `edgecm queue -state-dir DIR` prints. `now_ms`: the caller's clock.
-pub fn report(state_dir: &Path, now_ms: u64) -> io::Result<String> {
-    let dir = journal_dir(state_dir);
+/// The report `edgecm queue -state-dir DIR` prints. `now_ms`: the caller's
+/// clock. The journal's files sit in the state dir itself, as the daemon
+/// writes them.
+pub fn report(dir: &Path, now_ms: u64) -> io::Result<String> {
     if !dir.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("{}: no journal here (is -state-dir right?)", dir.display()),
         ));
     }
-    let mut j = Journal::inspect(DirStorage::open(&dir)?)?;
+    let mut j = Journal::inspect(DirStorage::open(dir)?)?;
     let mut s = String::new();
     let w = &mut s;
     let r = j.recovery.clone();

@@ -400,6 +400,10 @@ impl<S: Storage> Journal<S> {
         self.pending.len()
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
@@ -561,9 +565,13 @@ impl<S: Storage> Journal<S> {
         }
         let max = self.limits.segment_max;
         let fits = move |s: &Segment, len: usize| s.len == 0 || s.len + len as u64 <= max;
-        if with_cursors && !self.segments.last().is_some_and(|s| fits(s, cur.len())) {
+        if with_cursors
+            && (!self.segments.last().is_some_and(|s| fits(s, cur.len()))
+                || self.bytes() + cur.len() as u64 > self.limits.bytes_max)
+        {
             // A cursor record never opens a segment (a segment's name is its
-            // first event's sequence): the cursor file takes this one.
+            // first event's sequence) nor passes the byte cap: the cursor file
+            // takes this one.
             self.write_cursors()?;
             cur.clear();
         }
@@ -571,7 +579,8 @@ impl<S: Storage> Journal<S> {
             return Ok(());
         }
         // (length, first sequence, end sequence if it holds events), in write order.
-        let mut items: Vec<(usize, u64, Option<u64>)> = Vec::with_capacity(1 + self.pending_headers.len());
+        let mut items: Vec<(usize, u64, Option<u64>)> =
+            Vec::with_capacity(1 + self.pending_headers.len());
         if !cur.is_empty() {
             items.push((cur.len(), self.synced_seq, None));
         }
@@ -599,7 +608,9 @@ impl<S: Storage> Journal<S> {
                 let mut len = self.segments[seg_idx].len;
                 let mut j = i;
                 let mut end_seq = None;
-                while j < items.len() && (j == i || len + items[j].0 as u64 <= self.limits.segment_max) {
+                while j < items.len()
+                    && (j == i || len + items[j].0 as u64 <= self.limits.segment_max)
+                {
                     len += items[j].0 as u64;
                     end_seq = items[j].2.or(end_seq);
                     j += 1;
@@ -609,7 +620,11 @@ impl<S: Storage> Journal<S> {
                     written.push((seg.name.clone(), seg.len, seg.end_seq));
                 }
                 let name = seg.name.clone();
-                let records = items[i..j].iter().filter(|it| it.2.is_some()).map(|it| it.0).sum::<usize>();
+                let records = items[i..j]
+                    .iter()
+                    .filter(|it| it.2.is_some())
+                    .map(|it| it.0)
+                    .sum::<usize>();
                 if items[i].2.is_none() {
                     self.storage.append(&name, &cur)?;
                 }

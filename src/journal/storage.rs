@@ -174,6 +174,30 @@ impl Storage for DirStorage {
     }
 }
 
+/// Space kept free on the state dir's filesystem when the journal's cap is
+/// chosen from the free space: room for logs, the cursor files and whatever
+/// else shares the flash. A tenth of a filesystem smaller than 640 MiB.
+pub const SPACE_RESERVE: u64 = 64 << 20;
+
+/// The default journal cap for `dir` (`-state-max` not given): 1 GiB, or the
+/// journal's own segments plus the free space less [`SPACE_RESERVE`],
+/// whichever is smaller. Also returns the free bytes and the reserve used.
+pub fn default_bytes_max(dir: &Path) -> io::Result<(u64, u64, u64)> {
+    let st = rustix::fs::statvfs(dir)?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    let total = st.f_blocks.saturating_mul(st.f_frsize);
+    let reserve = SPACE_RESERVE.min(total / 10);
+    let mut used = 0;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name().to_string_lossy().ends_with(".seg") {
+            used += e.metadata()?.len();
+        }
+    }
+    let cap = (1u64 << 30).min(used + free.saturating_sub(reserve));
+    Ok((cap, free, reserve))
+}
+
 /// One in-memory file: what reads see, and the prefix a crash keeps.
 #[derive(Debug, Clone, Default)]
 struct MemFile {
