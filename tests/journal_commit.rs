@@ -102,3 +102,32 @@ fn cursor_records_that_fill_a_segment_move_to_the_cursor_file_and_segment_names_
     assert_eq!(j.backlog(1), 5);
     assert_eq!(j.backlog(2), 0);
 }
+
+#[test]
+fn a_commit_that_does_not_fit_the_last_segment_goes_whole_to_a_new_one() {
+    let limits = Limits {
+        segment_max: 1000,
+        ..Limits::default()
+    };
+    let mut j = open(MemStorage::new(3), limits);
+    j.sync().unwrap();
+    let mut acked = 0;
+    for k in 0..30u64 {
+        let before = j.storage().syncs;
+        j.append(rec(0b001, 4), &[5; 200]).unwrap(); // 296 bytes: three per segment
+        let c = j.cursor(0).unwrap();
+        j.ack(0, acked, acked - c);
+        j.sync().unwrap();
+        acked = j.synced_seq();
+        assert_eq!(j.storage().syncs - before, 1, "commit {k}: one fdatasync");
+    }
+    // Every segment starts with its first event's sequence and holds whole commits.
+    for (name, len) in j.segments() {
+        assert!(len <= 1000, "{name}: {len} bytes");
+    }
+    let mut s = j.into_storage();
+    s.crash(false);
+    let j = open(s, limits);
+    assert_eq!(j.cursor(0), Some(acked - 4));
+    assert_eq!(j.backlog(0), 4);
+}

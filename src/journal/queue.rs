@@ -565,8 +565,17 @@ impl<S: Storage> Journal<S> {
         }
         let max = self.limits.segment_max;
         let fits = move |s: &Segment, len: usize| s.len == 0 || s.len + len as u64 <= max;
+        // A commit that does not fit the last segment but fits a new one goes
+        // there whole: one fdatasync instead of one per segment.
+        let whole = (cur.len() + self.pending.len()) as u64;
+        let roll = !self.pending.is_empty()
+            && whole <= max
+            && self
+                .segments
+                .last()
+                .is_some_and(|s| !fits(s, whole as usize));
         if with_cursors
-            && (!self.segments.last().is_some_and(|s| fits(s, cur.len()))
+            && ((!roll && !self.segments.last().is_some_and(|s| fits(s, cur.len())))
                 || self.bytes() + cur.len() as u64 > self.limits.bytes_max)
         {
             // A cursor record never opens a segment (a segment's name is its
@@ -594,7 +603,8 @@ impl<S: Storage> Journal<S> {
         let result = (|| {
             let mut i = 0;
             while i < items.len() {
-                if self.segments.last().is_none_or(|s| !fits(s, items[i].0)) {
+                if (roll && i == 0) || self.segments.last().is_none_or(|s| !fits(s, items[i].0)) {
+                    // Named by its first event's sequence (a cursor record comes first only with events).
                     let first = items[i].1;
                     self.segments.push(Segment {
                         name: segment_name(first),
