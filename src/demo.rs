@@ -197,12 +197,28 @@ fn run_in(trades: u64, dir: &Path) -> Result<(), String> {
         "{total_trades} of {trades} trades delivered in {secs:.1} s ({:.0} events/s end to end)",
         trades as f64 / secs
     );
+    if let Some(kib) = peak_rss_kib() {
+        println!("manager peak RSS {kib} KiB (VmHWM; the stand-ins are other processes)");
+    }
     if total_trades < trades {
         return Err(format!(
             "only {total_trades} of {trades} trades were recorded"
         ));
     }
     Ok(())
+}
+
+/// This process's peak resident set (Linux; under qemu-user, the emulator's).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn print_progress(core: &Core, started: Instant) {

@@ -397,3 +397,70 @@ fn install_script_provisions_a_root_and_keeps_an_existing_config() {
         mine
     );
 }
+
+#[test]
+fn deb_script_packages_the_binary_unit_and_config_as_conffiles() {
+    let out_dir = support::scratch("deb-out");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/deb.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("EDGECM_DEB_COMPRESSION", "none")
+        .args([
+            "--binary",
+            env!("CARGO_BIN_EXE_edgecm"),
+            "--arch",
+            "arm64",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .expect("run deb.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = out_dir.join(format!("edgecm_{}_arm64.deb", env!("CARGO_PKG_VERSION")));
+    let field = |f: &str| {
+        let o = std::process::Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(&deb)
+            .arg(f)
+            .output()
+            .expect("dpkg-deb -f");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(field("Package"), "edgecm");
+    assert_eq!(field("Architecture"), "arm64");
+    assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
+    let root = out_dir.join("root");
+    let x = std::process::Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(x.success());
+    assert_eq!(
+        std::fs::read(root.join("usr/bin/edgecm")).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_edgecm")).unwrap()
+    );
+    let unit = std::fs::read_to_string(root.join("lib/systemd/system/edgecm.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/edgecm "), "{unit}");
+    assert!(!unit.contains("/usr/local/bin"));
+    for f in ["etc/edgecm/cluster.xml", "etc/edgecm/sensors-project.xml"] {
+        assert!(root.join(f).is_file(), "{f} not packaged");
+    }
+    let ctl = out_dir.join("ctl");
+    let e = std::process::Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(&ctl)
+        .status()
+        .unwrap();
+    assert!(e.success());
+    assert_eq!(
+        std::fs::read_to_string(ctl.join("conffiles")).unwrap(),
+        "/etc/edgecm/cluster.xml\n/etc/edgecm/sensors-project.xml\n"
+    );
+}
