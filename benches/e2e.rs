@@ -6,13 +6,19 @@
 //! ```text
 //! cargo bench --bench e2e
 //! EDGECM_E2E_EVENTS=200000 EDGECM_E2E_POLICIES=hash EDGECM_E2E_BLOCKSIZE=256 cargo bench --bench e2e
+//! EDGECM_E2E_CALLGRIND=0 cargo bench --bench e2e     # without the callgrind run
 //! ```
 //! One line per policy (hash on broker, multicast to 3, round-robin):
 //! events/s from start until every engine acknowledged everything, the
 //! manager's CPU seconds per million input events (utime + stime from
 //! /proc), its peak RSS (VmHWM) and its RSS once idle, bytes written to the
 //! journal per input byte and fsyncs/s (the manager's own counters, from
-//! `GET metrics`).
+//! `GET metrics`), and instructions per event: the manager under
+//! `valgrind --tool=callgrind` on a smaller run (`EDGECM_E2E_CALLGRIND`
+//! trades, default 50,000), its total instruction count (start-up and
+//! shutdown included) divided by the trades. Instructions are what carries
+//! over to an ARM core; qemu runs of this bench report them the same way
+//! when valgrind is there.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -118,10 +124,32 @@ fn metric(text: &str, prefix: &str) -> u64 {
         .sum()
 }
 
-fn run(policy: &str, events: u64, blocksize: u32, dir: &Path, trades: &Path) {
+struct Figures {
+    secs: f64,
+    cpu: f64,
+    hwm: u64,
+    idle: u64,
+    written: f64,
+    syncs: f64,
+}
+
+/// Runs the manager on `trades` until every event is acknowledged; with
+/// `callgrind`, under valgrind writing its profile there.
+fn run(
+    policy: &str,
+    events: u64,
+    blocksize: u32,
+    dir: &Path,
+    trades: &Path,
+    callgrind: Option<&Path>,
+) -> Figures {
     let engines: Vec<(Killed, u16)> = (0..4).map(|_| standin()).collect();
     let ports: Vec<u16> = engines.iter().map(|e| e.1).collect();
-    let run_dir = dir.join(policy);
+    let run_dir = dir.join(if callgrind.is_some() {
+        format!("{policy}-callgrind")
+    } else {
+        policy.to_string()
+    });
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir).unwrap();
     std::fs::write(
@@ -138,9 +166,18 @@ fn run(policy: &str, events: u64, blocksize: u32, dir: &Path, trades: &Path) {
         .unwrap();
     let log = std::fs::File::create(run_dir.join("manager.log")).unwrap();
     let started = Instant::now();
+    let mut cmd = match callgrind {
+        Some(out) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(EXE);
+            c
+        }
+        None => Command::new(EXE),
+    };
     let mut m = Killed(
-        Command::new(EXE)
-            .args(["-loglevel", "info", "-http", "0", "-cluster-manager"])
+        cmd.args(["-loglevel", "info", "-http", "0", "-cluster-manager"])
             .arg(run_dir.join("cluster.xml"))
             .arg("-state-dir")
             .arg(run_dir.join("state"))
@@ -201,16 +238,35 @@ fn run(policy: &str, events: u64, blocksize: u32, dir: &Path, trades: &Path) {
         .status();
     let _ = m.0.wait();
     assert!(logged("stopped"), "the manager did not stop cleanly");
-    println!(
-        "e2e {policy:<10} {events} trades, blocksize {blocksize}: {:>9.0} events/s, {:.2} manager CPU-s per M events, peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({secs:.2} s)",
-        events as f64 / secs,
-        cpu / (events as f64 / 1e6),
-        hwm as f64 / 1024.0,
-        idle as f64 / 1024.0,
-        written / input,
-        syncs / secs,
-    );
     drop(engines);
+    Figures {
+        secs,
+        cpu,
+        hwm,
+        idle,
+        written: written / input,
+        syncs: syncs / secs,
+    }
+}
+
+/// The total instruction count callgrind wrote ("totals:" or "summary:").
+fn callgrind_total(out: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(out).ok()?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn trades_file(dir: &Path, events: u64) -> PathBuf {
+    let trades = dir.join(format!("trades-{events}.csv"));
+    if !trades.exists() {
+        let mut f = std::fs::File::create(&trades).unwrap();
+        edgecm::demo::trades_csv(events, &mut f).unwrap();
+    }
+    trades
 }
 
 fn main() {
@@ -226,17 +282,54 @@ fn main() {
     );
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let trades = dir.join(format!("trades-{events}.csv"));
-    if !trades.exists() {
-        let mut f = std::fs::File::create(&trades).unwrap();
-        edgecm::demo::trades_csv(events, &mut f).unwrap();
+    let trades = trades_file(&dir, events);
+    let small: u64 = env_or("EDGECM_E2E_CALLGRIND", 50_000);
+    let valgrind = small > 0
+        && Command::new("valgrind")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if small > 0 && !valgrind {
+        println!("valgrind not found: no instructions per event (apt-get install valgrind)");
     }
     for p in policies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         assert!(
             ["hash", "multicast", "roundrobin"].contains(&p),
             "EDGECM_E2E_POLICIES: {p:?}; accepted: hash, multicast, roundrobin"
         );
-        run(p, events, blocksize, &dir, &trades);
+        let f = run(p, events, blocksize, &dir, &trades, None);
+        let instr = if valgrind {
+            let out = dir.join(format!("callgrind.{p}.out"));
+            let _ = std::fs::remove_file(&out);
+            run(
+                p,
+                small,
+                blocksize,
+                &dir,
+                &trades_file(&dir, small),
+                Some(&out),
+            );
+            match callgrind_total(&out) {
+                Some(total) => format!(
+                    ", {:.0} instructions per event (callgrind, {small} trades)",
+                    total as f64 / small as f64
+                ),
+                None => format!(", no callgrind total in {}", out.display()),
+            }
+        } else {
+            String::new()
+        };
+        println!(
+            "e2e {p:<10} {events} trades, blocksize {blocksize}: {:>9.0} events/s, {:.2} manager CPU-s per M events, peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}",
+            events as f64 / f.secs,
+            f.cpu / (events as f64 / 1e6),
+            f.hwm as f64 / 1024.0,
+            f.idle as f64 / 1024.0,
+            f.written,
+            f.syncs,
+            f.secs,
+        );
     }
     println!(
         "binary {}: {} bytes",

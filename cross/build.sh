@@ -4,14 +4,15 @@
 #   cross/build.sh aarch64-unknown-linux-musl --release        # build
 #   cross/build.sh armv7-unknown-linux-musleabihf --release
 #   cross/build.sh aarch64-unknown-linux-musl test             # run the test suite under qemu
+#   EDGECM_E2E_EVENTS=20000 cross/build.sh aarch64-unknown-linux-musl bench --bench e2e  # under qemu
 # Extra arguments go to cargo. Binaries land in target/<triple>/ (aarch64) and
 # target/build-std/<triple>/ (armv7). Needs cross/install-deps.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: cross/build.sh TARGET [build|test] [cargo args]}
+target=${1:?usage: cross/build.sh TARGET [build|test|bench] [cargo args]}
 shift
 cmd=build
-if [ "${1:-}" = test ] || [ "${1:-}" = build ]; then cmd=$1; shift; fi
+if [ "${1:-}" = test ] || [ "${1:-}" = build ] || [ "${1:-}" = bench ]; then cmd=$1; shift; fi
 case "$target" in
   aarch64-unknown-linux-musl)
     # ring (TLS) compiles C: musl headers from /opt/musl-arm64 (cross/install-deps.sh). An env
