@@ -3,20 +3,11 @@
 //! the cursor file is rewritten only when the set of engines changes or a
 //! cursor record no longer fits the last segment.
 
-use edgecm::journal::{Journal, Limits, MemStorage, NewRecord, Position, Storage};
-use edgecm::route::EngineSet;
+mod support;
 
-fn rec(dest: u64, count: u32) -> NewRecord {
-    NewRecord {
-        dest: EngineSet::from_bits(dest),
-        source: 0,
-        target: 0,
-        position: Position::None,
-        count,
-        time_ms: 0,
-        origin: edgecm::journal::Origin::NONE,
-    }
-}
+use edgecm::journal::{Journal, Limits, MemStorage, Storage};
+
+use support::journal_rec as rec;
 
 fn open(storage: MemStorage, limits: Limits) -> Journal<MemStorage> {
     let mut j = Journal::open(storage, limits).unwrap();

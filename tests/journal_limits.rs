@@ -1,20 +1,11 @@
 //! Contract 4: at a cap, `append` reports backpressure; it never drops and
 //! never grows past the cap, and acks make room again.
 
-use edgecm::journal::{Full, Journal, Limits, MemStorage, NewRecord, Position};
-use edgecm::route::EngineSet;
+mod support;
 
-fn rec(dest: u64, count: u32) -> NewRecord {
-    NewRecord {
-        dest: EngineSet::from_bits(dest),
-        source: 0,
-        target: 0,
-        position: Position::None,
-        count,
-        time_ms: 0,
-        origin: edgecm::journal::Origin::NONE,
-    }
-}
+use edgecm::journal::{Full, Journal, Limits, MemStorage};
+
+use support::journal_rec as rec;
 
 #[test]
 fn an_engine_at_its_buffersize_pauses_appends_destined_to_it_until_it_acks() {

@@ -114,3 +114,16 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// A journal record with no source position, for journal tests.
+pub fn journal_rec(dest: u64, count: u32) -> edgecm::journal::NewRecord {
+    edgecm::journal::NewRecord {
+        dest: edgecm::route::EngineSet::from_bits(dest),
+        source: 0,
+        target: 0,
+        position: edgecm::journal::Position::None,
+        count,
+        time_ms: 0,
+        origin: edgecm::journal::Origin::NONE,
+    }
+}
