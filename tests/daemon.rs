@@ -779,14 +779,13 @@ fn leader_killed_mid_stream_a_standby_takes_over_and_nothing_is_lost() {
                 let (Some(a), Some(b)) = (role_of(ports[0]), role_of(ports[1])) else {
                     return false;
                 };
-                let one = (a.0 == "leader") != (b.0 == "leader");
-                let settled = one && a.0 != b.0 && (a.0 == "standby" || b.0 == "standby");
-                if settled && a.1 == b.1 {
-                    new_leader = usize::from(b.0 == "leader");
-                    epoch = a.1;
-                    return true;
-                }
-                false
+                let leader = match (a.0.as_str(), b.0.as_str()) {
+                    ("leader", "standby") => 0,
+                    ("standby", "leader") => 1,
+                    _ => return false,
+                };
+                (new_leader, epoch) = (leader, a.1);
+                a.1 == b.1
             },
             &mut standbys[0].0,
         );

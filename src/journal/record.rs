@@ -190,15 +190,16 @@ pub fn peek_len(prefix: &[u8]) -> Option<(u8, usize)> {
         return None;
     }
     let total = PREFIX_LEN + u32_at(prefix, 4) as usize;
-    let min = match (prefix[2], prefix[3]) {
-        (VERSION, KIND_EVENTS) => HEADER_LEN,
-        (1, KIND_EVENTS) => HEADER_LEN_V1,
-        (VERSION, KIND_CURSORS) => PREFIX_LEN + 2 + CURSOR_ENTRY,
+    let (min, max) = match (prefix[2], prefix[3]) {
+        (VERSION, KIND_EVENTS) => (HEADER_LEN, RECORD_MAX),
+        (1, KIND_EVENTS) => (HEADER_LEN_V1, RECORD_MAX),
+        (VERSION, KIND_CURSORS) => (
+            PREFIX_LEN + 2 + CURSOR_ENTRY,
+            PREFIX_LEN + 2 + CURSOR_ENTRIES_MAX * CURSOR_ENTRY,
+        ),
         _ => return None,
     };
-    (min..=RECORD_MAX)
-        .contains(&total)
-        .then_some((prefix[3], total))
+    (min..=max).contains(&total).then_some((prefix[3], total))
 }
 
 fn record_crc(rec: &[u8]) -> u32 {
@@ -237,31 +238,22 @@ pub fn parse(b: &[u8]) -> Parsed {
             Parsed::Invalid
         };
     }
-    let header_len = match b[2] {
-        VERSION => HEADER_LEN,
-        1 => HEADER_LEN_V1,
-        _ => return Parsed::Invalid,
+    let Some((kind, len)) = peek_len(b) else {
+        return Parsed::Invalid;
     };
-    if u16_at(b, 0) != MAGIC {
-        return Parsed::Invalid;
-    }
-    if b[3] == KIND_CURSORS && b[2] == VERSION {
-        return parse_cursors(b);
-    }
-    if b[3] != KIND_EVENTS {
-        return Parsed::Invalid;
-    }
-    let body = u32_at(b, 4) as usize;
-    if !(header_len - PREFIX_LEN..=RECORD_MAX - PREFIX_LEN).contains(&body) {
-        return Parsed::Invalid;
-    }
-    let len = PREFIX_LEN + body;
     if b.len() < len {
         return Parsed::Incomplete;
     }
     let rec = &b[..len];
     if record_crc(rec) != u32_at(rec, 8) {
         return Parsed::Invalid;
+    }
+    if kind == KIND_CURSORS {
+        return if len == PREFIX_LEN + 2 + u16_at(rec, 12) as usize * CURSOR_ENTRY {
+            Parsed::Cursors { len }
+        } else {
+            Parsed::Invalid
+        };
     }
     let count = u32_at(rec, 20);
     let position = match rec[36] {
@@ -279,7 +271,7 @@ pub fn parse(b: &[u8]) -> Parsed {
     if count == 0 {
         return Parsed::Invalid;
     }
-    let origin = if header_len == HEADER_LEN {
+    let origin = if header_len(rec) == HEADER_LEN {
         Origin {
             block_start: u64_at(rec, 72),
             block_len: u32_at(rec, 80),
@@ -302,22 +294,6 @@ pub fn parse(b: &[u8]) -> Parsed {
         },
         len,
     }
-}
-
-fn parse_cursors(b: &[u8]) -> Parsed {
-    let body = u32_at(b, 4) as usize;
-    if !(2 + CURSOR_ENTRY..=2 + CURSOR_ENTRIES_MAX * CURSOR_ENTRY).contains(&body) {
-        return Parsed::Invalid;
-    }
-    let len = PREFIX_LEN + body;
-    if b.len() < len {
-        return Parsed::Incomplete;
-    }
-    let rec = &b[..len];
-    if record_crc(rec) != u32_at(rec, 8) || body != 2 + u16_at(rec, 12) as usize * CURSOR_ENTRY {
-        return Parsed::Invalid;
-    }
-    Parsed::Cursors { len }
 }
 
 /// The payload of a valid record of `len` bytes at the start of `b`.
