@@ -7,6 +7,7 @@
 //! cargo bench --bench e2e
 //! EDGECM_E2E_EVENTS=200000 EDGECM_E2E_POLICIES=hash EDGECM_E2E_BLOCKSIZE=256 cargo bench --bench e2e
 //! EDGECM_E2E_CALLGRIND=0 cargo bench --bench e2e     # without the callgrind run
+//! EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e        # without the slow-engine run
 //! ```
 //! One line per policy (hash on broker, multicast to 3, round-robin):
 //! events/s from start until every engine acknowledged everything, the
@@ -19,6 +20,11 @@
 //! shutdown included) divided by the trades. Instructions are what carries
 //! over to an ARM core; qemu runs of this bench report them the same way
 //! when valgrind is there.
+//!
+//! Then the same policy again with esp2's stand-in answering every request
+//! `EDGECM_E2E_SLOW_MS` (default 100) late: the line gives the rate at which
+//! esp1 and esp3 acknowledged their events, against the first run's rate
+//! for the same events (1.00x: the slow engine cost them nothing).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,6 +32,67 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_edgecm");
+
+/// The manager: this build's binary, or another target's under qemu-user
+/// (`EDGECM_E2E_MANAGER`, `EDGECM_E2E_QEMU`, `EDGECM_E2E_QEMU_PLUGIN`; cross/bench.sh sets them).
+struct Manager {
+    exe: PathBuf,
+    /// The emulator and its arguments (`qemu-aarch64 -cpu cortex-a53`).
+    qemu: Vec<String>,
+    /// cross/qemu-insn.c, built: counts instructions instead of callgrind.
+    plugin: Option<PathBuf>,
+}
+
+impl Manager {
+    fn from_env() -> Manager {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        Manager {
+            exe: var("EDGECM_E2E_MANAGER").map_or_else(|| PathBuf::from(EXE), PathBuf::from),
+            qemu: var("EDGECM_E2E_QEMU")
+                .map(|q| q.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+            plugin: var("EDGECM_E2E_QEMU_PLUGIN").map(PathBuf::from),
+        }
+    }
+
+    /// The command that runs the manager; `count`: where the instruction
+    /// count goes (callgrind's output file, or the plugin's under qemu).
+    fn command(&self, count: Option<&Path>) -> Command {
+        let mut c = match (self.qemu.split_first(), count) {
+            (Some((qemu, args)), count) => {
+                let mut c = Command::new(qemu);
+                c.args(args);
+                if let (Some(out), Some(plugin)) = (count, &self.plugin) {
+                    c.arg("-plugin")
+                        .arg(format!("{},out={}", plugin.display(), out.display()));
+                }
+                c
+            }
+            (None, Some(out)) => {
+                let mut c = Command::new("valgrind");
+                c.arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}", out.display()));
+                c
+            }
+            (None, None) => return Command::new(&self.exe),
+        };
+        c.arg(&self.exe);
+        c
+    }
+
+    /// Whether instructions can be counted: valgrind natively, the plugin
+    /// under qemu.
+    fn counts(&self) -> bool {
+        if !self.qemu.is_empty() {
+            return self.plugin.as_ref().is_some_and(|p| p.exists());
+        }
+        Command::new("valgrind")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -43,9 +110,10 @@ impl Drop for Killed {
     }
 }
 
-fn standin() -> (Killed, u16) {
+fn standin(delay_ms: u64) -> (Killed, u16) {
     let mut c = Command::new(EXE)
         .args(["-loglevel", "warn", "engine", "-http", "0"])
+        .args(["-delay-ms", &delay_ms.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start a stand-in");
@@ -126,6 +194,13 @@ fn metric(text: &str, prefix: &str) -> u64 {
 
 struct Figures {
     secs: f64,
+    /// Until esp1 and esp3 had acknowledged `fast_want` (what they got in
+    /// the run without a slow engine) or, without it, their final counts.
+    fast_secs: f64,
+    /// Events esp1 and esp3 acknowledged.
+    fast_acked: [u64; 2],
+    /// Events esp2 acknowledged.
+    esp2_acked: u64,
     cpu: f64,
     hwm: u64,
     idle: u64,
@@ -133,22 +208,46 @@ struct Figures {
     syncs: f64,
 }
 
-/// Runs the manager on `trades` until every event is acknowledged; with
-/// `callgrind`, under valgrind writing its profile there.
+/// What every run shares.
+struct Bench {
+    manager: Manager,
+    blocksize: u32,
+    /// Where the runs' directories and the trades files go.
+    dir: PathBuf,
+}
+
+/// A slow esp2: its stand-in waits `delay_ms` before each answer, and the
+/// run ends once esp1 and esp3 acknowledged `fast_want`.
+struct Slow {
+    delay_ms: u64,
+    fast_want: [u64; 2],
+}
+
+const FAST: [&str; 2] = [
+    "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp1\"",
+    "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp3\"",
+];
+
+/// Runs the manager on `trades` until every event is acknowledged (with
+/// `slow`, until esp1 and esp3 have theirs); with `callgrind`, under
+/// valgrind writing its profile there.
 fn run(
+    bench: &Bench,
     policy: &str,
     events: u64,
-    blocksize: u32,
-    dir: &Path,
     trades: &Path,
     callgrind: Option<&Path>,
+    slow: Option<&Slow>,
 ) -> Figures {
-    let engines: Vec<(Killed, u16)> = (0..4).map(|_| standin()).collect();
+    let engines: Vec<(Killed, u16)> = (0..4)
+        .map(|i| standin(slow.filter(|_| i == 1).map_or(0, |s| s.delay_ms)))
+        .collect();
     let ports: Vec<u16> = engines.iter().map(|e| e.1).collect();
-    let run_dir = dir.join(if callgrind.is_some() {
-        format!("{policy}-callgrind")
-    } else {
-        policy.to_string()
+    let (manager, blocksize, dir) = (&bench.manager, bench.blocksize, &bench.dir);
+    let run_dir = dir.join(match (callgrind, slow) {
+        (Some(_), _) => format!("{policy}-callgrind"),
+        (None, Some(_)) => format!("{policy}-slow"),
+        (None, None) => policy.to_string(),
     });
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir).unwrap();
@@ -166,18 +265,10 @@ fn run(
         .unwrap();
     let log = std::fs::File::create(run_dir.join("manager.log")).unwrap();
     let started = Instant::now();
-    let mut cmd = match callgrind {
-        Some(out) => {
-            let mut c = Command::new("valgrind");
-            c.arg("--tool=callgrind")
-                .arg(format!("--callgrind-out-file={}", out.display()))
-                .arg(EXE);
-            c
-        }
-        None => Command::new(EXE),
-    };
     let mut m = Killed(
-        cmd.args(["-loglevel", "info", "-http", "0", "-cluster-manager"])
+        manager
+            .command(callgrind)
+            .args(["-loglevel", "info", "-http", "0", "-cluster-manager"])
             .arg(run_dir.join("cluster.xml"))
             .arg("-state-dir")
             .arg(run_dir.join("state"))
@@ -212,10 +303,20 @@ fn run(
     };
     let want = trades_acked + 30;
     let mut metrics;
+    // When esp1 and esp3 had each count first (the poll's time).
+    let mut fast_seen: Vec<([u64; 2], f64)> = Vec::new();
     loop {
         metrics = get(admin, "/SASESP/metrics");
+        let fast = FAST.map(|m| metric(&metrics, m));
+        if fast_seen.last().is_none_or(|l| l.0 != fast) {
+            fast_seen.push((fast, started.elapsed().as_secs_f64()));
+        }
         let acked = metric(&metrics, "edgecm_engine_acked_events_total{");
-        if acked >= want && metric(&metrics, "edgecm_engine_backlog_events{") == 0 {
+        let done = match slow {
+            Some(s) => fast[0] >= s.fast_want[0] && fast[1] >= s.fast_want[1],
+            None => acked >= want && metric(&metrics, "edgecm_engine_backlog_events{") == 0,
+        };
+        if done {
             break;
         }
         assert!(
@@ -226,10 +327,19 @@ fn run(
         std::thread::sleep(Duration::from_millis(10));
     }
     let secs = started.elapsed().as_secs_f64();
+    let (fast_acked, _) = fast_seen.last().copied().unwrap_or_default();
+    let fast_secs = fast_seen
+        .iter()
+        .find(|(f, _)| f[0] >= fast_acked[0] && f[1] >= fast_acked[1])
+        .map_or(secs, |f| f.1);
     let (cpu, hwm, _) = usage(pid);
     // Idle: a second later, nothing to do.
     std::thread::sleep(Duration::from_secs(1));
     let (_, _, idle) = usage(pid);
+    // Where the resident memory is, for whoever works on it.
+    if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) {
+        let _ = std::fs::write(run_dir.join("smaps"), maps);
+    }
     let input = std::fs::metadata(trades).unwrap().len() as f64;
     let written = metric(&metrics, "edgecm_journal_written_bytes_total") as f64;
     let syncs = metric(&metrics, "edgecm_journal_syncs_total") as f64;
@@ -241,6 +351,12 @@ fn run(
     drop(engines);
     Figures {
         secs,
+        fast_secs,
+        fast_acked,
+        esp2_acked: metric(
+            &metrics,
+            "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp2\"",
+        ),
         cpu,
         hwm,
         idle,
@@ -249,13 +365,15 @@ fn run(
     }
 }
 
-/// The total instruction count callgrind wrote ("totals:" or "summary:").
+/// The total instruction count callgrind wrote ("totals:" or "summary:"),
+/// or qemu-insn.c ("insns:").
 fn callgrind_total(out: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(out).ok()?;
     text.lines()
         .find_map(|l| {
             l.strip_prefix("totals:")
                 .or_else(|| l.strip_prefix("summary:"))
+                .or_else(|| l.strip_prefix("insns:"))
         })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
@@ -284,35 +402,48 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let trades = trades_file(&dir, events);
     let small: u64 = env_or("EDGECM_E2E_CALLGRIND", 50_000);
-    let valgrind = small > 0
-        && Command::new("valgrind")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+    let slow_ms: u64 = env_or("EDGECM_E2E_SLOW_MS", 100);
+    let manager = Manager::from_env();
+    let valgrind = small > 0 && manager.counts();
     if small > 0 && !valgrind {
-        println!("valgrind not found: no instructions per event (apt-get install valgrind)");
+        if manager.qemu.is_empty() {
+            println!("valgrind not found: no instructions per event (apt-get install valgrind)");
+        } else {
+            println!(
+                "no EDGECM_E2E_QEMU_PLUGIN: no instructions per event (cross/bench.sh builds it)"
+            );
+        }
     }
+    let counter = if manager.qemu.is_empty() {
+        "callgrind"
+    } else {
+        "qemu-insn"
+    };
+    let bench = Bench {
+        manager,
+        blocksize,
+        dir: dir.clone(),
+    };
     for p in policies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         assert!(
             ["hash", "multicast", "roundrobin"].contains(&p),
             "EDGECM_E2E_POLICIES: {p:?}; accepted: hash, multicast, roundrobin"
         );
-        let f = run(p, events, blocksize, &dir, &trades, None);
+        let f = run(&bench, p, events, &trades, None, None);
         let instr = if valgrind {
             let out = dir.join(format!("callgrind.{p}.out"));
             let _ = std::fs::remove_file(&out);
             run(
+                &bench,
                 p,
                 small,
-                blocksize,
-                &dir,
                 &trades_file(&dir, small),
                 Some(&out),
+                None,
             );
             match callgrind_total(&out) {
                 Some(total) => format!(
-                    ", {:.0} instructions per event (callgrind, {small} trades)",
+                    ", {:.0} instructions per event ({counter}, {small} trades)",
                     total as f64 / small as f64
                 ),
                 None => format!(", no callgrind total in {}", out.display()),
@@ -330,10 +461,41 @@ fn main() {
             f.syncs,
             f.secs,
         );
+        if slow_ms > 0 {
+            let s = run(
+                &bench,
+                p,
+                events,
+                &trades,
+                None,
+                Some(&Slow {
+                    delay_ms: slow_ms,
+                    fast_want: f.fast_acked,
+                }),
+            );
+            let n: u64 = f.fast_acked.iter().sum();
+            println!(
+                "e2e {p:<10} esp2 answering in {slow_ms} ms: esp1+esp3 acknowledged their {n} events at {:>9.0} events/s ({:.2} s; esp2 had {} of {}), {:.0} events/s without the slow engine ({:.2} s): {:.2}x",
+                n as f64 / s.fast_secs,
+                s.fast_secs,
+                s.esp2_acked,
+                f.esp2_acked,
+                n as f64 / f.fast_secs,
+                f.fast_secs,
+                f.fast_secs / s.fast_secs,
+            );
+        }
     }
     println!(
-        "binary {}: {} bytes",
-        EXE,
-        std::fs::metadata(EXE).map(|m| m.len()).unwrap_or(0)
+        "binary {}: {} bytes{}",
+        bench.manager.exe.display(),
+        std::fs::metadata(&bench.manager.exe)
+            .map(|m| m.len())
+            .unwrap_or(0),
+        if bench.manager.qemu.is_empty() {
+            String::new()
+        } else {
+            format!(", run under {}", bench.manager.qemu.join(" "))
+        }
     );
 }

@@ -4,7 +4,7 @@
 #   cross/build.sh aarch64-unknown-linux-musl --release        # build
 #   cross/build.sh armv7-unknown-linux-musleabihf --release
 #   cross/build.sh aarch64-unknown-linux-musl test             # run the test suite under qemu
-#   EDGECM_E2E_EVENTS=20000 cross/build.sh aarch64-unknown-linux-musl bench --bench e2e  # under qemu
+#   cross/bench.sh aarch64-unknown-linux-musl                # the e2e bench, manager under qemu
 # Extra arguments go to cargo. Binaries land in target/<triple>/ (aarch64) and
 # target/build-std/<triple>/ (armv7). Needs cross/install-deps.sh first.
 set -euo pipefail
