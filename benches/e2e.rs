@@ -150,14 +150,15 @@ fn config(policy: &str, blocksize: u32, ports: &[u16]) -> String {
     c
 }
 
-/// utime + stime (s), VmHWM and VmRSS (KiB) of `pid`.
-fn usage(pid: u32) -> (f64, u64, u64) {
+/// utime + stime (s), stime alone (s), VmHWM and VmRSS (KiB) of `pid`.
+fn usage(pid: u32) -> (f64, f64, u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 of stat (utime, stime) in USER_HZ (100 on Linux).
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
+    let sys = ticks(12) as f64 / 100.0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
         status
@@ -167,7 +168,7 @@ fn usage(pid: u32) -> (f64, u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (cpu, kib("VmHWM:"), kib("VmRSS:"))
+    (cpu, sys, kib("VmHWM:"), kib("VmRSS:"))
 }
 
 fn get(port: u16, path: &str) -> String {
@@ -202,6 +203,8 @@ struct Figures {
     /// Events esp2 acknowledged.
     esp2_acked: u64,
     cpu: f64,
+    /// Of `cpu`, in the kernel.
+    sys: f64,
     hwm: u64,
     idle: u64,
     written: f64,
@@ -332,10 +335,10 @@ fn run(
         .iter()
         .find(|(f, _)| f[0] >= fast_acked[0] && f[1] >= fast_acked[1])
         .map_or(secs, |f| f.1);
-    let (cpu, hwm, _) = usage(pid);
+    let (cpu, sys, hwm, _) = usage(pid);
     // Idle: a second later, nothing to do.
     std::thread::sleep(Duration::from_secs(1));
-    let (_, _, idle) = usage(pid);
+    let (_, _, _, idle) = usage(pid);
     // Where the resident memory is, for whoever works on it.
     if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) {
         let _ = std::fs::write(run_dir.join("smaps"), maps);
@@ -358,6 +361,7 @@ fn run(
             "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp2\"",
         ),
         cpu,
+        sys,
         hwm,
         idle,
         written: written / input,
@@ -452,9 +456,10 @@ fn main() {
             String::new()
         };
         println!(
-            "e2e {p:<10} {events} trades, blocksize {blocksize}: {:>9.0} events/s, {:.2} manager CPU-s per M events, peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}",
+            "e2e {p:<10} {events} trades, blocksize {blocksize}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}",
             events as f64 / f.secs,
             f.cpu / (events as f64 / 1e6),
+            f.sys / (events as f64 / 1e6),
             f.hwm as f64 / 1024.0,
             f.idle as f64 / 1024.0,
             f.written,
