@@ -9,7 +9,7 @@ use async_io::Async;
 use edgecm::config::project::Schema;
 use edgecm::config::FsType;
 use edgecm::engine::deadletter::DeadLetters;
-use edgecm::engine::encode::Window;
+use edgecm::engine::encode::{Tag, Window};
 use edgecm::engine::http::{Client, HttpError, BODY_KEEP};
 use edgecm::engine::sender::{Deploy, Sender, Settings, Shared};
 use edgecm::engine::State;
@@ -59,8 +59,7 @@ fn window() -> Window {
         label: "trading/cq/trades".into(),
         inject_path: "/windows/trading/cq/trades/state?value=injected".into(),
         project: "trading".into(),
-        names: s.fields.iter().map(|f| f.name.clone()).collect(),
-        keys: s.fields.iter().map(|f| f.key).collect(),
+        fields: s.fields.iter().map(|f| Tag::new(&f.name, f.key)).collect(),
         opcode: None,
     }
 }

@@ -28,9 +28,29 @@ pub struct Window {
     pub inject_path: String,
     /// The project this window belongs to (deployed before publishing).
     pub project: String,
-    pub names: Vec<String>,
-    pub keys: Vec<bool>,
+    /// Each schema field's element tags, in schema order.
+    pub fields: Vec<Tag>,
     pub opcode: Option<Opcode>,
+}
+
+/// A field's element tags, built once per window so that a field costs
+/// three appends (open tag, text, close tag) instead of seven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// `<name>`, or `<name key="true">` for a key field.
+    open: Box<[u8]>,
+    /// `</name>`.
+    close: Box<[u8]>,
+}
+
+impl Tag {
+    pub fn new(name: &str, key: bool) -> Tag {
+        let attr = if key { " key=\"true\"" } else { "" };
+        Tag {
+            open: format!("<{name}{attr}>").into_bytes().into(),
+            close: format!("</{name}>").into_bytes().into(),
+        }
+    }
 }
 
 impl Window {
@@ -45,8 +65,12 @@ impl Window {
                 path_segment(&t.window)
             ),
             project: t.project.clone(),
-            names: d.schema.fields.iter().map(|f| f.name.clone()).collect(),
-            keys: d.schema.fields.iter().map(|f| f.key).collect(),
+            fields: d
+                .schema
+                .fields
+                .iter()
+                .map(|f| Tag::new(&f.name, f.key))
+                .collect(),
             opcode: d.opcode,
         }
     }
@@ -94,20 +118,13 @@ pub fn event_elements(payload: &[u8], w: &Window, out: &mut Vec<u8>) -> Result<u
             out.push(e.flags);
             out.extend_from_slice(b"</flags>");
         }
-        for (i, f) in e.fields().enumerate() {
-            let (Some(text), Some(name)) = (f, w.names.get(i)) else {
+        for (f, tag) in e.fields().zip(&w.fields) {
+            let Some(text) = f else {
                 continue;
             };
-            out.push(b'<');
-            out.extend_from_slice(name.as_bytes());
-            if w.keys.get(i).copied().unwrap_or(false) {
-                out.extend_from_slice(b" key=\"true\"");
-            }
-            out.push(b'>');
+            out.extend_from_slice(&tag.open);
             escape_into(text, out);
-            out.extend_from_slice(b"</");
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'>');
+            out.extend_from_slice(&tag.close);
         }
         out.extend_from_slice(b"</event>");
         n += 1;
@@ -151,8 +168,11 @@ mod tests {
             label: "p/cq/w".into(),
             inject_path: "/windows/p/cq/w/state?value=injected".into(),
             project: "p".into(),
-            names: vec!["id".into(), "sym".into(), "note".into()],
-            keys: vec![true, false, false],
+            fields: vec![
+                Tag::new("id", true),
+                Tag::new("sym", false),
+                Tag::new("note", false),
+            ],
             opcode,
         }
     }

@@ -110,6 +110,12 @@ impl<'a> Iterator for Fields<'a> {
 impl ExactSizeIterator for Fields<'_> {}
 
 fn get_varint(b: &[u8]) -> Option<(u32, usize)> {
+    // One byte: every field shorter than 127 bytes.
+    if let Some(&first) = b.first() {
+        if first & 0x80 == 0 {
+            return Some((u32::from(first), 1));
+        }
+    }
     let mut v: u32 = 0;
     for (i, &byte) in b.iter().take(5).enumerate() {
         v |= u32::from(byte & 0x7f).checked_shl(7 * i as u32)?;
