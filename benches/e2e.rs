@@ -226,10 +226,13 @@ struct Slow {
     fast_want: [u64; 2],
 }
 
-const FAST: [&str; 2] = [
-    "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp1\"",
-    "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp3\"",
-];
+/// Events `engine` of the demo cluster acknowledged, from `GET metrics`.
+fn acked(metrics: &str, engine: &str) -> u64 {
+    metric(
+        metrics,
+        &format!("edgecm_engine_acked_events_total{{cluster=\"demo\",engine=\"{engine}\""),
+    )
+}
 
 /// Runs the manager on `trades` until every event is acknowledged (with
 /// `slow`, until esp1 and esp3 have theirs); with `callgrind`, under
@@ -306,13 +309,14 @@ fn run(
     };
     let want = trades_acked + 30;
     let mut metrics;
-    // When esp1 and esp3 had each count first (the poll's time).
-    let mut fast_seen: Vec<([u64; 2], f64)> = Vec::new();
+    // esp1's and esp3's counts and the poll that first saw them (counts
+    // only grow: the last change is when they reached their final ones).
+    let mut fast_seen: Option<([u64; 2], f64)> = None;
     loop {
         metrics = get(admin, "/SASESP/metrics");
-        let fast = FAST.map(|m| metric(&metrics, m));
-        if fast_seen.last().is_none_or(|l| l.0 != fast) {
-            fast_seen.push((fast, started.elapsed().as_secs_f64()));
+        let fast = ["esp1", "esp3"].map(|e| acked(&metrics, e));
+        if fast_seen.is_none_or(|(f, _)| f != fast) {
+            fast_seen = Some((fast, started.elapsed().as_secs_f64()));
         }
         let acked = metric(&metrics, "edgecm_engine_acked_events_total{");
         let done = match slow {
@@ -330,11 +334,7 @@ fn run(
         std::thread::sleep(Duration::from_millis(10));
     }
     let secs = started.elapsed().as_secs_f64();
-    let (fast_acked, _) = fast_seen.last().copied().unwrap_or_default();
-    let fast_secs = fast_seen
-        .iter()
-        .find(|(f, _)| f[0] >= fast_acked[0] && f[1] >= fast_acked[1])
-        .map_or(secs, |f| f.1);
+    let (fast_acked, fast_secs) = fast_seen.unwrap_or(([0; 2], secs));
     let (cpu, sys, hwm, _) = usage(pid);
     // Idle: a second later, nothing to do.
     std::thread::sleep(Duration::from_secs(1));
@@ -356,10 +356,7 @@ fn run(
         secs,
         fast_secs,
         fast_acked,
-        esp2_acked: metric(
-            &metrics,
-            "edgecm_engine_acked_events_total{cluster=\"demo\",engine=\"esp2\"",
-        ),
+        esp2_acked: acked(&metrics, "esp2"),
         cpu,
         sys,
         hwm,
@@ -408,8 +405,8 @@ fn main() {
     let small: u64 = env_or("EDGECM_E2E_CALLGRIND", 50_000);
     let slow_ms: u64 = env_or("EDGECM_E2E_SLOW_MS", 100);
     let manager = Manager::from_env();
-    let valgrind = small > 0 && manager.counts();
-    if small > 0 && !valgrind {
+    let counting = small > 0 && manager.counts();
+    if small > 0 && !counting {
         if manager.qemu.is_empty() {
             println!("valgrind not found: no instructions per event (apt-get install valgrind)");
         } else {
@@ -434,7 +431,7 @@ fn main() {
             "EDGECM_E2E_POLICIES: {p:?}; accepted: hash, multicast, roundrobin"
         );
         let f = run(&bench, p, events, &trades, None, None);
-        let instr = if valgrind {
+        let instr = if counting {
             let out = dir.join(format!("callgrind.{p}.out"));
             let _ = std::fs::remove_file(&out);
             run(

@@ -20,7 +20,7 @@ cross/build.sh "$target" --release
 mkdir -p target/qemu-insn
 plugin=target/qemu-insn/libqemu-insn.so
 if [ ! -e "$plugin" ] || [ cross/qemu-insn.c -nt "$plugin" ]; then
-  cc -shared -fPIC -O2 -Wall -o "$plugin" cross/qemu-insn.c
+  cc -shared -fPIC -O2 -Wall -Werror -o "$plugin" cross/qemu-insn.c
 fi
 EDGECM_E2E_EVENTS=${EDGECM_E2E_EVENTS:-20000} \
 EDGECM_E2E_CALLGRIND=${EDGECM_E2E_CALLGRIND:-20000} \
