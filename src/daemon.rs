@@ -382,11 +382,13 @@ impl Core {
     fn deploys(&self, c: usize) -> Vec<Rc<Deploy>> {
         let mut out: Vec<Rc<Deploy>> = Vec::new();
         for m in self.config.esp_maps.iter().filter(|m| m.cluster == c) {
-            let p = &self.config.projects[m.model];
+            // Loaded under its `project-name` (what `project-func` names);
+            // `<project name>` is only the config's handle for `model-ref`.
+            let p = &self.config.projects[m.model].project;
             if !out.iter().any(|d| d.name == p.name) {
                 out.push(Rc::new(Deploy {
                     name: p.name.clone(),
-                    xml: p.project.xml.clone(),
+                    xml: p.xml.clone(),
                 }));
             }
         }
