@@ -134,13 +134,11 @@ fn run_case(
         synced: Default::default(),
         acked: Default::default(),
         dead_letters: DeadLetters::new(&dir).into(),
+        deployed: Default::default(),
         windows: vec![window.clone()],
         failover: Default::default(),
     });
-    let deploy = Rc::new(Deploy {
-        name: project.to_string(),
-        xml: xml.to_string(),
-    });
+    let deploy = Rc::new(Deploy::new(project, xml));
     let s = Sender::new(
         0,
         "esp1",

@@ -571,7 +571,7 @@ impl Core {
             let st = &v.status;
             let _ = write!(
                 o,
-                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"skipped\": {}, \"last_error\": {}}}",
+                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"deploy_failures\": {}, \"skipped\": {}, \"last_error\": {}}}",
                 if i > 0 { "," } else { "" },
                 json_str(&v.cluster),
                 json_str(&v.slot),
@@ -584,6 +584,7 @@ impl Core {
                 st.rejected_events,
                 st.failed_requests,
                 st.deploys,
+                st.deploy_failures,
                 st.skipped_events,
                 st.last_error.as_deref().map_or("null".to_string(), json_str)
             );
@@ -667,7 +668,7 @@ impl Core {
         }
         let views = self.all_engine_views();
         type EngineFn = fn(&EngineView) -> u64;
-        let engine_metrics: [(&str, &str, &str, EngineFn); 5] = [
+        let engine_metrics: [(&str, &str, &str, EngineFn); 7] = [
             (
                 "engine_backlog_events",
                 "gauge",
@@ -691,6 +692,18 @@ impl Core {
                 "counter",
                 "Publish requests that failed and will be retried.",
                 |v| v.status.failed_requests,
+            ),
+            (
+                "engine_project_loads_total",
+                "counter",
+                "Projects loaded on the engine (kept and adopted projects are not loads).",
+                |v| v.status.deploys,
+            ),
+            (
+                "engine_deploy_failures_total",
+                "counter",
+                "Loads refused, and projects lost again before the engine took an event.",
+                |v| v.status.deploy_failures,
             ),
             (
                 "engine_up",

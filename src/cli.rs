@@ -143,9 +143,13 @@ pub struct Demo {
 
 #[derive(FromArgs, Debug, PartialEq)]
 /// A STAND-IN for an ESP engine, for trials, demos and tests: NOT an ESP
-/// engine. It serves the REST endpoints edgecm uses (server, projects, inject),
-/// checks injected events against the window schema, and records them to
-/// DIR/{project}.{contquery}.{window}.csv. It runs no windows.
+/// engine. It serves the REST endpoints edgecm uses (server, projects, project
+/// state, inject, events) as strictly as ESP is known to (overwrite, start and
+/// connectors honoured; injects only into source windows of running projects;
+/// events checked against the window schema), records accepted events to
+/// DIR/{project}.{contquery}.{window}.csv and loads and injects to
+/// DIR/wire.log. It runs no windows and no connectors, computes nothing, and
+/// forgets everything when restarted.
 #[argh(subcommand, name = "engine")]
 pub struct EngineCmd {
     /// port to serve on: PORT binds 127.0.0.1 (0 picks a free one, printed on stdout), or ADDR:PORT
@@ -195,6 +199,10 @@ pub struct EngineCmd {
     /// answer 401 unless a request carries Bearer TOKEN (or accepted Basic); @FILE: the tokens in FILE, one per line, read at each request
     #[argh(option)]
     pub require_bearer: Option<String>,
+
+    /// the HTTP status for "no such project or window": 404 or 400 (ESP's is not documented; default 404)
+    #[argh(option, default = "404")]
+    pub missing_status: u16,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]

@@ -298,6 +298,7 @@ impl Core {
             synced: Event::new(),
             acked: Event::new(),
             dead_letters: RefCell::new(DeadLetters::new(&options.state_dir)),
+            deployed: RefCell::new(crate::engine::deployed::Deployed::open(&options.state_dir)),
             windows,
             failover: Default::default(),
         });
@@ -386,10 +387,7 @@ impl Core {
             // `<project name>` is only the config's handle for `model-ref`.
             let p = &self.config.projects[m.model].project;
             if !out.iter().any(|d| d.name == p.name) {
-                out.push(Rc::new(Deploy {
-                    name: p.name.clone(),
-                    xml: p.xml.clone(),
-                }));
+                out.push(Rc::new(Deploy::new(&p.name, &p.xml)));
             }
         }
         out

@@ -110,6 +110,13 @@ fn engine(e: &cli::EngineCmd) -> ExitCode {
         },
         require_basic: e.require_basic.clone(),
         require_bearer: e.require_bearer.clone(),
+        missing_status: match e.missing_status {
+            400 | 404 => e.missing_status,
+            n => {
+                eprintln!("edgecm engine: -missing-status {n} is not accepted; accepted: 404, 400");
+                return ExitCode::from(2);
+            }
+        },
     };
     match standin::serve(e.http, settings) {
         Ok(()) => ExitCode::SUCCESS,

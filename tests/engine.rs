@@ -143,6 +143,7 @@ fn shared(j: Journal<MemStorage>, dir: &Path) -> Rc<Shared<MemStorage>> {
         synced: Default::default(),
         acked: Default::default(),
         dead_letters: DeadLetters::new(dir).into(),
+        deployed: Default::default(),
         windows: vec![window()],
         failover: Default::default(),
     })
@@ -156,10 +157,7 @@ fn settings(tick_ms: u64, retries: u32, timeout_ms: u64) -> Settings {
 }
 
 fn sender(id: u8, port: u16, s: Settings) -> Sender {
-    let deploy = Rc::new(Deploy {
-        name: "trading".into(),
-        xml: PROJECT.into(),
-    });
+    let deploy = Rc::new(Deploy::new("trading", PROJECT));
     Sender::new(id, &format!("esp{id}"), "127.0.0.1", port, vec![deploy], s)
 }
 

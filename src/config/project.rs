@@ -347,6 +347,131 @@ fn window_schema(
     Some(Ok(out))
 }
 
+/// The `<project>` element `xml` without its publisher connectors, which
+/// the manager replaces (ESP would start them on load and they would publish
+/// the project's own input files). Subscriber connectors stay. Orchestration
+/// in `<project-connectors>` loses the entries of the removed connectors, the
+/// groups left empty and the edges that named them. Returns the new text and
+/// how many connectors went.
+pub fn without_publishers(xml: &str) -> Result<(String, usize), String> {
+    let doc = xml::parse_document(Path::new("project"), xml).map_err(|d| d.to_string())?;
+    let mut cuts: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut gone: Vec<String> = Vec::new();
+    for cq in doc.descendants().filter(|n| n.has_tag_name("contquery")) {
+        let cq_name = cq.attribute("name").unwrap_or("");
+        let windows = cq
+            .children()
+            .filter(|n| n.has_tag_name("windows"))
+            .flat_map(|w| w.children().filter(|n| n.is_element()));
+        for w in windows {
+            let pubs = publisher_connectors(w);
+            if pubs.is_empty() {
+                continue;
+            }
+            let w_name = w.attribute("name").unwrap_or("");
+            for c in w.children().filter(|n| n.has_tag_name("connectors")) {
+                let all: Vec<Node> = c
+                    .children()
+                    .filter(|n| n.has_tag_name("connector"))
+                    .collect();
+                let is_pub =
+                    |n: &Node| pubs.iter().any(|p| Some(p.as_str()) == n.attribute("name"));
+                if all.iter().all(is_pub) {
+                    cuts.push(c.range());
+                } else {
+                    cuts.extend(all.iter().filter(|n| is_pub(n)).map(|n| n.range()));
+                }
+            }
+            gone.extend(pubs.iter().map(|p| format!("{cq_name}/{w_name}/{p}")));
+        }
+    }
+    for pc in doc
+        .descendants()
+        .filter(|n| n.has_tag_name("project-connectors"))
+    {
+        let mut groups_gone: Vec<&str> = Vec::new();
+        let groups: Vec<Node> = pc
+            .descendants()
+            .filter(|n| n.has_tag_name("connector-group"))
+            .collect();
+        let mut left = 0;
+        for g in &groups {
+            let entries: Vec<Node> = g
+                .children()
+                .filter(|n| n.has_tag_name("connector-entry"))
+                .collect();
+            let dead = |e: &Node| {
+                gone.iter()
+                    .any(|c| Some(c.as_str()) == e.attribute("connector"))
+            };
+            if !entries.is_empty() && entries.iter().all(dead) {
+                cuts.push(g.range());
+                groups_gone.push(g.attribute("name").unwrap_or(""));
+            } else {
+                left += 1;
+                cuts.extend(entries.iter().filter(|e| dead(e)).map(|e| e.range()));
+            }
+        }
+        if left == 0 && !groups.is_empty() {
+            cuts.push(pc.range());
+            continue;
+        }
+        for e in pc.descendants().filter(|n| n.has_tag_name("edge")) {
+            let mut keep = true;
+            let mut changed = Vec::new();
+            for a in e
+                .attributes()
+                .filter(|a| matches!(a.name(), "source" | "target"))
+            {
+                let names: Vec<&str> = a
+                    .value()
+                    .split([' ', ','])
+                    .filter(|n| !n.is_empty() && !groups_gone.contains(n))
+                    .collect();
+                if names.is_empty() {
+                    keep = false;
+                } else if names.len()
+                    != a.value()
+                        .split([' ', ','])
+                        .filter(|n| !n.is_empty())
+                        .count()
+                {
+                    changed.push((a.range_value(), names.join(" ")));
+                }
+            }
+            if keep {
+                edits.extend(changed);
+            } else {
+                cuts.push(e.range());
+            }
+        }
+    }
+    // Cuts inside a larger cut go with it.
+    let outer: Vec<std::ops::Range<usize>> = cuts
+        .iter()
+        .filter(|r| {
+            !cuts
+                .iter()
+                .any(|o| o != *r && o.start <= r.start && r.end <= o.end)
+        })
+        .cloned()
+        .collect();
+    let mut all: Vec<(std::ops::Range<usize>, String)> =
+        outer.iter().map(|r| (r.clone(), String::new())).collect();
+    all.extend(
+        edits
+            .into_iter()
+            .filter(|(r, _)| !outer.iter().any(|o| o.start <= r.start && r.end <= o.end)),
+    );
+    all.sort_by_key(|e| std::cmp::Reverse(e.0.start));
+    let mut out = xml.to_string();
+    for (r, t) in all {
+        out.replace_range(r, &t);
+    }
+    Ok((out, gone.len()))
+}
+
 /// Connectors on a window whose `type` property says publisher (`pub...`).
 fn publisher_connectors(w: Node) -> Vec<String> {
     w.children()
@@ -365,4 +490,56 @@ fn publisher_connectors(w: Node) -> Vec<String> {
         })
         .map(|c| c.attribute("name").unwrap_or("").to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::*;
+
+    const P: &str = r#"<project name='p'><contqueries><contquery name='cq'><windows>
+<window-source name='a'><schema-string>id*:int64</schema-string>
+<connectors><connector class='fs' name='in'><properties><property name='type'><![CDATA[pub]]></property></properties></connector></connectors></window-source>
+<window-source name='b'><schema-string>id*:int64</schema-string>
+<connectors><connector class='fs' name='inb'><properties><property name='type'>pub</property></properties></connector>
+<connector class='fs' name='out'><properties><property name='type'>sub</property></properties></connector></connectors></window-source>
+</windows></contquery></contqueries>
+<project-connectors><connector-groups>
+<connector-group name='G1'><connector-entry connector='cq/a/in' state='finished'/></connector-group>
+<connector-group name='G2'><connector-entry connector='cq/b/inb' state='finished'/><connector-entry connector='cq/b/out' state='running'/></connector-group>
+<connector-group name='G3'><connector-entry connector='cq/b/out' state='running'/></connector-group>
+</connector-groups><edges><edge source='G1' target='G2'/><edge source='G2' target='G3'/><edge source='G1 G3' target='G2'/></edges></project-connectors>
+</project>"#;
+
+    #[test]
+    fn publishers_and_their_orchestration_go_subscribers_stay() {
+        let (out, n) = without_publishers(P).unwrap();
+        assert_eq!(n, 2);
+        let f = parse(Path::new("t"), &out).unwrap();
+        let ws = &f.projects[0].contqueries[0].windows;
+        assert!(
+            ws.iter().all(|w| w.publisher_connectors.is_empty()),
+            "{out}"
+        );
+        assert!(out.contains("name='out'"), "{out}");
+        assert!(
+            !out.contains("'cq/a/in'") && !out.contains("'cq/b/inb'"),
+            "{out}"
+        );
+        assert!(!out.contains("name='G1'"), "{out}");
+        assert!(out.contains("<edge source='G2' target='G3'/>"), "{out}");
+        assert!(out.contains("source='G3' target='G2'"), "{out}");
+        assert!(
+            !out.contains("target='G2'/><edge source='G2'"),
+            "the G1->G2 edge went: {out}"
+        );
+        assert_eq!(without_publishers(&out).unwrap().1, 0);
+    }
+
+    #[test]
+    fn orchestration_of_publishers_only_goes_whole() {
+        let x = "<project name='p'><contqueries><contquery name='cq'><windows><window-source name='a'><connectors><connector class='fs' name='in'><properties><property name='type'>pub</property></properties></connector></connectors></window-source></windows></contquery></contqueries><project-connectors><connector-groups><connector-group name='G'><connector-entry connector='cq/a/in' state='finished'/></connector-group></connector-groups><edges/></project-connectors></project>";
+        let (out, n) = without_publishers(x).unwrap();
+        assert_eq!(n, 1);
+        assert!(!out.contains("connector"), "{out}");
+    }
 }

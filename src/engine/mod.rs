@@ -31,6 +31,7 @@
 //! the IO is in `sender.rs` and `http.rs`.
 
 pub mod deadletter;
+pub mod deployed;
 pub mod encode;
 pub mod http;
 pub mod models;

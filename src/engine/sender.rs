@@ -57,8 +57,29 @@ impl Settings {
 #[derive(Debug)]
 pub struct Deploy {
     pub name: String,
-    /// The `<project>` element.
+    /// The `<project>` element as loaded: without its publisher connectors
+    /// (`config::project::without_publishers`).
     pub xml: String,
+    /// FNV-1a of `xml`: which version an engine runs (`deployed`).
+    pub fingerprint: u64,
+    /// Publisher connectors taken out of the project.
+    pub publishers_removed: usize,
+}
+
+impl Deploy {
+    /// The project `xml` (a `<project>` element) to load as `name`, without
+    /// its publisher connectors. A project whose XML does not parse (the
+    /// config checked it did) is loaded as written.
+    pub fn new(name: &str, xml: &str) -> Deploy {
+        let (xml, publishers_removed) = crate::config::project::without_publishers(xml)
+            .unwrap_or_else(|_| (xml.to_string(), 0));
+        Deploy {
+            name: name.to_string(),
+            fingerprint: crate::cluster::fingerprint(&xml),
+            xml,
+            publishers_removed,
+        }
+    }
 }
 
 /// What the rest of the manager sees of an engine.
@@ -72,7 +93,11 @@ pub struct Status {
     pub rejected_blocks: u64,
     /// Publish attempts that will be retried.
     pub failed_requests: u64,
+    /// Project loads (adopted and kept projects are not loads).
     pub deploys: u64,
+    /// Loads refused, and projects the engine lost again before any event
+    /// was taken (a deploy that does not take).
+    pub deploy_failures: u64,
     pub request_bytes: u64,
     pub last_error: Option<String>,
     /// Events not sent because the leader reported them delivered.
@@ -90,6 +115,7 @@ impl Default for Status {
             rejected_blocks: 0,
             failed_requests: 0,
             deploys: 0,
+            deploy_failures: 0,
             request_bytes: 0,
             last_error: None,
             skipped_events: 0,
@@ -161,6 +187,8 @@ pub struct Shared<S: Storage> {
     /// Notified after every acknowledgement (cursors to persist).
     pub acked: Event,
     pub dead_letters: RefCell<DeadLetters>,
+    /// Which project versions this manager loaded on which engine.
+    pub deployed: RefCell<super::deployed::Deployed>,
     /// Target windows by destination index (the journal's `target`).
     pub windows: Vec<Window>,
     pub failover: Failover,
@@ -298,6 +326,13 @@ pub struct Sender {
     /// records fails (a slow engine that times out on large requests gets
     /// smaller ones instead of the same one again), doubled back on success.
     request_max: usize,
+    /// The cause of the last deploy trouble logged (logged once per cause).
+    last_cause: Option<String>,
+    /// No event was taken since the last deploy: a project lost now did
+    /// not take, and the next deploy waits a backoff and loads anew.
+    fresh_deploy: bool,
+    /// Load the projects even where the engine lists them.
+    force_reload: bool,
 }
 
 fn now_ms() -> u64 {
@@ -329,6 +364,9 @@ impl Sender {
             last_answer: Instant::now(),
             split_until: 0,
             request_max: REQUEST_BODY_MAX,
+            last_cause: None,
+            fresh_deploy: false,
+            force_reload: false,
         }
     }
 
@@ -426,11 +464,95 @@ impl Sender {
         ))
     }
 
-    async fn deploy(&mut self) -> Result<(), String> {
+    /// The engine's key in [`super::deployed::Deployed`].
+    fn deployed_key(&self) -> String {
+        format!("{}@{}", self.name, self.client.authority())
+    }
+
+    /// The names of the projects the engine runs (`GET {base}/projects`,
+    /// esp-protocol.md §2.2: `project` elements with a `name`).
+    async fn list_projects(&mut self) -> Result<Vec<String>, String> {
+        let base = self.health.base.expect("listing follows a probe");
+        let deadline = self.settings.heartbeat_deadline();
+        let r = self
+            .get(&format!("{base}/projects"), deadline)
+            .await
+            .map_err(|e| format!("GET {base}/projects: {e}"))?;
+        if !r.is_success() {
+            return Err(format!("GET {base}/projects: {}", super::answer_text(&r)));
+        }
+        let text = String::from_utf8_lossy(&r.body);
+        let opts = roxmltree::ParsingOptions {
+            allow_dtd: false,
+            nodes_limit: crate::limits::XML_NODES_MAX,
+            ..roxmltree::ParsingOptions::default()
+        };
+        let doc = roxmltree::Document::parse_with_options(text.trim(), opts)
+            .map_err(|e| format!("GET {base}/projects: the answer is not XML: {e}"))?;
+        Ok(doc
+            .descendants()
+            .filter(|n| n.has_tag_name("project"))
+            .filter_map(|n| n.attribute("name").map(str::to_string))
+            .collect())
+    }
+
+    /// The first of our projects the engine does not list, if any.
+    async fn missing_project(&mut self) -> Result<Option<String>, String> {
+        let listed = self.list_projects().await?;
+        Ok(self
+            .projects
+            .iter()
+            .find(|p| !listed.contains(&p.name))
+            .map(|p| p.name.clone()))
+    }
+
+    /// Loads each project the engine does not run in this version (the
+    /// table in `deployed`'s docs). Returns whether anything was loaded.
+    async fn deploy<S: Storage>(&mut self, shared: &Shared<S>) -> Result<bool, String> {
         let base = self.health.base.expect("deploy follows a probe");
+        let listed = self.list_projects().await?;
+        let key = self.deployed_key();
+        let mut loaded = false;
         for p in self.projects.clone() {
+            let recorded = shared.deployed.borrow().get(&key, &p.name);
+            let mut plan = super::deployed::plan(listed.contains(&p.name), recorded, p.fingerprint);
+            if self.force_reload && plan != super::deployed::Plan::Load {
+                log::warn!(
+                    "engine '{}': lists project '{}' but does not take its events; loading it again",
+                    self.name,
+                    p.name
+                );
+                plan = super::deployed::Plan::Reload;
+            }
+            match plan {
+                super::deployed::Plan::Keep => {
+                    log::info!(
+                        "engine '{}': already runs project '{}' as configured; not reloaded",
+                        self.name,
+                        p.name
+                    );
+                    continue;
+                }
+                super::deployed::Plan::Adopt => {
+                    log::info!(
+                        "engine '{}': already runs project '{}', which this state dir has no record of loading; kept as it is (not reloaded)",
+                        self.name,
+                        p.name
+                    );
+                    self.record_deployed(shared, &key, &p);
+                    continue;
+                }
+                super::deployed::Plan::Reload if !self.force_reload => log::warn!(
+                    "engine '{}': project '{}' changed in the config since it was loaded; reloading it (its windows start empty)",
+                    self.name,
+                    p.name
+                ),
+                _ => {}
+            }
+            // Publisher connectors were taken out of the XML, so starting
+            // the connectors starts only the project's subscribers.
             let path = format!(
-                "{base}/projects/{}?overwrite=true&start=true",
+                "{base}/projects/{}?overwrite=true&connectors=true&start=true",
                 super::encode::path_segment(&p.name)
             );
             let r = self
@@ -440,11 +562,21 @@ impl Sender {
                 Outcome::Done => {
                     self.status.update(|s| s.deploys += 1);
                     log::info!(
-                        "engine '{}': project '{}' deployed ({} bytes)",
+                        "engine '{}': project '{}' deployed ({} bytes{})",
                         self.name,
                         p.name,
-                        p.xml.len()
+                        p.xml.len(),
+                        if p.publishers_removed > 0 {
+                            format!(
+                                ", without its {} publisher connectors",
+                                p.publishers_removed
+                            )
+                        } else {
+                            String::new()
+                        }
                     );
+                    self.record_deployed(shared, &key, &p);
+                    loaded = true;
                 }
                 Outcome::Rejected { message, .. } | Outcome::Lost(message) => {
                     return Err(format!("deploying project '{}' refused: {message}", p.name))
@@ -454,7 +586,55 @@ impl Sender {
                 }
             }
         }
-        Ok(())
+        self.force_reload = false;
+        Ok(loaded)
+    }
+
+    fn record_deployed<S: Storage>(&self, shared: &Shared<S>, key: &str, p: &Deploy) {
+        if let Err(e) = shared
+            .deployed
+            .borrow_mut()
+            .set(key, &p.name, p.fingerprint)
+        {
+            log::warn!(
+                "engine '{}': cannot record the load of project '{}' in {}: {e}; a restart asks the engine again",
+                self.name,
+                p.name,
+                super::deployed::FILE_NAME
+            );
+        }
+    }
+
+    /// A deploy that did not take or was refused: counted, shown in the
+    /// status, logged once per change of cause.
+    fn deploy_trouble(&mut self, cause: String) {
+        self.status.update(|s| {
+            s.deploy_failures += 1;
+            s.last_error = Some(cause.clone());
+        });
+        if self.last_cause.as_deref() != Some(cause.as_str()) {
+            log::warn!("engine '{}': {cause}", self.name);
+            self.last_cause = Some(cause);
+        }
+    }
+
+    /// The engine lost a project (or never took it): deploy again, after a
+    /// backoff when no event was taken since the last deploy.
+    async fn project_lost(&mut self, why: String) {
+        self.health.lost();
+        if self.fresh_deploy {
+            self.force_reload = true;
+            self.deploy_trouble(format!(
+                "the project does not take: right after deploying, {why}; deploying again after a backoff"
+            ));
+            let d = self.backoff.next_delay();
+            self.sleep(d).await;
+        } else {
+            log::warn!(
+                "engine '{}': {why}; it lost its projects (restarted?), deploying them again",
+                self.name
+            );
+        }
     }
 
     /// The next block for this engine, or `None` when caught up (then the
@@ -610,14 +790,15 @@ impl Sender {
                         }
                     }
                 }
-                State::Deploying => match self.deploy().await {
-                    Ok(()) => {
+                State::Deploying => match self.deploy(&shared).await {
+                    Ok(_loaded) => {
                         self.health.deployed();
-                        self.backoff.reset();
+                        self.fresh_deploy = true;
                         self.last_answer = Instant::now();
                         log::info!("engine '{}': ready", self.name);
                     }
                     Err(why) => {
+                        self.deploy_trouble(why.clone());
                         self.fail(why);
                         let d = self.backoff.next_delay();
                         self.sleep(d).await;
@@ -722,6 +903,8 @@ impl Sender {
         let r = self.put_xml(&path, &b.body, self.settings.timeout).await;
         match classify(&r) {
             Outcome::Done => {
+                self.fresh_deploy = false;
+                self.last_cause = None;
                 self.answered();
                 self.request_max = (self.request_max * 2).min(REQUEST_BODY_MAX);
                 self.acknowledge(shared, b, false);
@@ -740,6 +923,26 @@ impl Sender {
             }
             Outcome::Rejected { status, message } => {
                 self.answered();
+                // ESP's status for "no such project" is not documented
+                // (esp-protocol.md §2.3): a refusal goes to the dead
+                // letters only once the engine still lists the project.
+                match self.missing_project().await {
+                    Ok(None) => {}
+                    Ok(Some(p)) => {
+                        self.project_lost(format!(
+                            "refused {} ({message}) and does not list project '{p}'",
+                            w.label
+                        ))
+                        .await;
+                        return false;
+                    }
+                    Err(why) => {
+                        self.fail(format!("refused {} ({message}); {why}", w.label));
+                        let d = self.backoff.next_delay();
+                        self.sleep(d).await;
+                        return false;
+                    }
+                }
                 let letter = Letter {
                     time_ms: now_ms(),
                     engine: &self.name,
@@ -776,13 +979,9 @@ impl Sender {
                 true
             }
             Outcome::Lost(why) => {
-                log::warn!(
-                    "engine '{}': does not know {} ({why}); it lost its projects, redeploying",
-                    self.name,
-                    w.label
-                );
                 self.answered();
-                self.health.lost();
+                self.project_lost(format!("does not know {} ({why})", w.label))
+                    .await;
                 false
             }
             Outcome::Retry(why) => {
@@ -823,9 +1022,13 @@ impl Sender {
         });
     }
 
+    /// The engine answered. The backoff starts over, except while a fresh
+    /// deploy has not taken an event yet (a deploy that does not take backs off).
     fn answered(&mut self) {
         self.health.answered();
-        self.backoff.reset();
+        if !self.fresh_deploy {
+            self.backoff.reset();
+        }
         self.last_answer = Instant::now();
     }
 
@@ -856,17 +1059,17 @@ impl Sender {
                 return;
             }
         }
-        let base = self.health.base.expect("ready after a probe");
-        let r = self
-            .get(
-                &format!("{base}/server"),
-                self.settings.heartbeat_deadline(),
-            )
-            .await;
-        match r {
-            Ok(r) if r.is_success() => self.answered(),
-            Ok(r) => self.fail(format!("heartbeat: {}", super::answer_text(&r))),
-            Err(e) => self.fail(format!("heartbeat: {e}")),
+        // The heartbeat asks for the projects, not only whether the server
+        // answers: an engine that restarted gets its projects back within
+        // a tick even when no event flows.
+        match self.missing_project().await {
+            Ok(None) => self.answered(),
+            Ok(Some(p)) => {
+                self.answered();
+                self.project_lost(format!("no longer lists project '{p}'"))
+                    .await;
+            }
+            Err(why) => self.fail(format!("heartbeat: {why}")),
         }
         // The next heartbeat is a tick after this one.
         self.last_answer = Instant::now();

@@ -4,17 +4,34 @@
 //! schema, and records them.
 //!
 //! Served under `/eventStreamProcessing/v1` and/or `/SASESP` (`-base`):
-//! - `GET server`: `<server engine="edgecm-standin" version=".." pubsub=".."/>`;
-//! - `GET projects`: the loaded projects;
-//! - `PUT projects/{name}`: loads (or replaces) a project; a malformed one
-//!   gets 400 with an ESP-style error document;
-//! - `DELETE projects/{name}`;
+//! - `GET server`: `<server engine="edgecm-standin" version="6.2" pubsub=".."/>`
+//!   (a numeric version, as esppy parses it: esp-protocol.md §2.2);
+//! - `GET projects`: `<projects><project name=".." state="running|stopped"/>..`;
+//!   `GET projects/{name}`: the project's XML as loaded;
+//! - `PUT projects/{name}?overwrite=&connectors=&start=`: loads a project
+//!   under the URL's name (esppy's `load_project` names it so, §2.2).
+//!   Without `overwrite=true` a project of that name is not replaced (400);
+//!   with it, the old one and everything its windows held are gone, as in
+//!   ESP. `start` (default true) runs it; `connectors` (default true, as in
+//!   esppy) would start its connectors: a load that would start publisher
+//!   connectors is logged in `DIR/wire.log` (`publishers_started=N`), since
+//!   on a real engine they would publish the project's own input files;
+//! - `PUT projects/{name}/state?value=running|stopped`; `DELETE projects/{name}`;
 //! - `PUT windows/{p}/{cq}/{w}/state?value=injected`: an `<events>` body,
-//!   decoded with the source decoder against the window's schema; 404 for an
-//!   unknown project or window, 400 for a bad event (the whole block is
+//!   decoded with the source decoder against the window's schema; only into
+//!   a source window of a running project; "no such project or window" is
+//!   answered with `-missing-status` (404, or 400: ESP's status for it is
+//!   not documented, §2.3), a bad event with 400 (the whole block is
 //!   refused). Accepted events are appended, in arrival order, to
 //!   `DIR/{p}.{cq}.{w}.csv` as `opcode,flags,f1,...` lines, in the CSV
-//!   dialect the sources read, before the answer is sent.
+//!   dialect the sources read, before the answer is sent;
+//! - `GET events/{p}/{cq}/{w}`: `<events count="N"/>`, what the window
+//!   received since its project was loaded (a reload empties it).
+//!
+//! `DIR/wire.log` keeps, in arrival order, one line per load
+//! (`load NAME overwrite=.. connectors=.. start=.. publishers=N
+//! publishers_started=N`) and per accepted inject (`inject P/CQ/W N`): the
+//! tests read from it what an engine held before what.
 //!
 //! Like an ESP server, it forgets its projects when restarted. Recordings
 //! survive a SIGKILL: each block is one `write` to a file opened for append,
@@ -84,6 +101,8 @@ pub struct Settings {
     pub require_basic: Option<String>,
     /// `-require-bearer TOKEN|@FILE`.
     pub require_bearer: Option<String>,
+    /// The status for "no such project or window" (`-missing-status`).
+    pub missing_status: u16,
 }
 
 impl Default for Settings {
@@ -99,6 +118,7 @@ impl Default for Settings {
             tls: None,
             require_basic: None,
             require_bearer: None,
+            missing_status: 404,
         }
     }
 }
@@ -112,6 +132,9 @@ struct WindowInfo {
 struct Loaded {
     xml: String,
     windows: BTreeMap<(String, String), WindowInfo>,
+    running: bool,
+    /// Events each window received since the load.
+    held: BTreeMap<(String, String), u64>,
 }
 
 /// The stand-in's state; [`StandIn::handle`] answers one request.
@@ -122,6 +145,16 @@ pub struct StandIn {
     injects: u64,
     /// Events recorded since start.
     pub events: u64,
+    /// Project loads since start.
+    pub loads: u64,
+}
+
+/// How a project is loaded (`PUT projects/{name}`'s parameters).
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    overwrite: bool,
+    connectors: bool,
+    start: bool,
 }
 
 /// An answer: status and XML body.
@@ -180,6 +213,7 @@ impl StandIn {
             files: BTreeMap::new(),
             injects: 0,
             events: 0,
+            loads: 0,
         }
     }
 
@@ -205,29 +239,48 @@ impl StandIn {
             .map(percent_decode)
             .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        let value = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("value="))
-            .unwrap_or("");
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        };
+        let value = param("value").unwrap_or("");
         match (method, parts.as_slice()) {
             ("GET" | "HEAD", ["server"]) => (
                 200,
                 format!(
-                    "<server engine=\"edgecm-standin\" version=\"edgecm-standin {}\" pubsub=\"{}\" standin=\"true\"/>",
-                    env!("CARGO_PKG_VERSION"),
-                    self.settings.pubsub
+                    "<server engine=\"edgecm-standin\" version=\"6.2\" pubsub=\"{}\" standin=\"edgecm {}\"/>",
+                    self.settings.pubsub,
+                    env!("CARGO_PKG_VERSION")
                 ),
             ),
             (_, ["server"]) => error(405, &format!("{method} is not allowed on server; allowed: GET"), &[]),
             ("GET", ["projects"]) => {
                 let mut b = String::from("<projects>");
                 for (name, p) in &self.projects {
-                    b.push_str(&format!("<project name=\"{}\" bytes=\"{}\"/>", escape(name), p.xml.len()));
+                    let state = if p.running { "running" } else { "stopped" };
+                    b.push_str(&format!("<project name=\"{}\" state=\"{state}\"/>", escape(name)));
                 }
                 b.push_str("</projects>");
                 (200, b)
             }
-            ("PUT" | "POST", ["projects", name]) => self.load(name, body),
+            ("PUT" | "POST", ["projects", name]) => {
+                let flag = |n: &str, default: bool| param(n).map_or(default, |v| v == "true");
+                let how = Load {
+                    overwrite: flag("overwrite", false),
+                    connectors: flag("connectors", true),
+                    start: flag("start", true),
+                };
+                self.load(name, body, how)
+            }
+            ("PUT", ["projects", name, "state"]) => match (self.projects.get_mut(*name), value) {
+                (Some(p), "running" | "stopped") => {
+                    p.running = value == "running";
+                    ok(&format!("project '{name}' {value}"))
+                }
+                (Some(_), _) => error(400, &format!("project state {value:?} is not supported by the stand-in; accepted: running, stopped"), &[]),
+                (None, _) => self.missing(&format!("project '{name}' does not exist")),
+            },
             ("DELETE", ["projects", name]) => match self.projects.remove(*name) {
                 Some(_) => ok(&format!("project '{name}' deleted")),
                 None => error(404, &format!("project '{name}' does not exist"), &[]),
@@ -246,11 +299,45 @@ impl StandIn {
                 &[],
             ),
             (_, ["windows", ..]) => error(405, &format!("{method} is not allowed here; allowed: PUT .../state?value=injected"), &[]),
+            ("GET", ["events", p, cq, w]) => match self.projects.get(*p).and_then(|l| {
+                l.windows.contains_key(&(cq.to_string(), w.to_string())).then(|| {
+                    l.held.get(&(cq.to_string(), w.to_string())).copied().unwrap_or(0)
+                })
+            }) {
+                Some(n) => (200, format!("<events count=\"{n}\"/>")),
+                None => self.missing(&format!("window '{p}/{cq}/{w}' does not exist")),
+            },
             _ => error(404, &format!("no such resource: {path}"), &[]),
         }
     }
 
-    fn load(&mut self, name: &str, body: &[u8]) -> Answer {
+    /// "No such project or window", with `-missing-status`.
+    fn missing(&self, message: &str) -> Answer {
+        error(self.settings.missing_status, message, &[])
+    }
+
+    /// Appends a line to `DIR/wire.log` (when recording).
+    fn wire(&mut self, line: &str) -> Result<(), Answer> {
+        let Some(dir) = &self.settings.record else {
+            return Ok(());
+        };
+        record(
+            &mut self.files,
+            dir,
+            "wire.log",
+            format!("{line}\n").as_bytes(),
+        )
+        .map_err(|e| error(500, &format!("cannot record: {e}"), &[]))
+    }
+
+    fn load(&mut self, name: &str, body: &[u8], how: Load) -> Answer {
+        if self.projects.contains_key(name) && !how.overwrite {
+            return error(
+                400,
+                &format!("project '{name}' already exists"),
+                &["load with overwrite=true to replace it".to_string()],
+            );
+        }
         let Ok(text) = std::str::from_utf8(body) else {
             return error(400, "the project is not UTF-8 text", &[]);
         };
@@ -311,24 +398,59 @@ impl StandIn {
             }
         }
         let count = windows.len();
+        let publishers: usize = p
+            .contqueries
+            .iter()
+            .flat_map(|c| &c.windows)
+            .map(|w| w.publisher_connectors.len())
+            .sum();
+        let started = if how.connectors && how.start {
+            publishers
+        } else {
+            0
+        };
+        if let Err(a) = self.wire(&format!(
+            "load {name} overwrite={} connectors={} start={} publishers={publishers} publishers_started={started}",
+            how.overwrite, how.connectors, how.start
+        )) {
+            return a;
+        }
+        // A reload replaces the project: its windows start empty.
         self.projects.insert(
             name.to_string(),
             Loaded {
                 xml: p.xml.clone(),
                 windows,
+                running: how.start,
+                held: BTreeMap::new(),
             },
         );
-        log::info!("stand-in: project '{name}' loaded ({count} windows)");
-        ok(&format!("project '{name}' loaded and started"))
+        self.loads += 1;
+        if started > 0 {
+            log::warn!("stand-in: project '{name}' loaded with its {started} publisher connectors started (they would publish the project's own input)");
+        }
+        log::debug!("stand-in: project '{name}' loaded ({count} windows)");
+        ok(&format!(
+            "project '{name}' loaded{}",
+            if how.start { " and started" } else { "" }
+        ))
     }
 
     fn inject(&mut self, p: &str, cq: &str, w: &str, body: &[u8]) -> Answer {
         self.injects += 1;
+        let missing = self.settings.missing_status;
         let Some(project) = self.projects.get_mut(p) else {
-            return error(404, &format!("project '{p}' does not exist"), &[]);
+            return error(missing, &format!("project '{p}' does not exist"), &[]);
         };
+        if !project.running {
+            return error(400, &format!("project '{p}' is not running"), &[]);
+        }
         let Some(win) = project.windows.get_mut(&(cq.to_string(), w.to_string())) else {
-            return error(404, &format!("window '{p}/{cq}/{w}' does not exist"), &[]);
+            return error(
+                missing,
+                &format!("window '{p}/{cq}/{w}' does not exist"),
+                &[],
+            );
         };
         if self.settings.fail_every > 0 && self.injects.is_multiple_of(self.settings.fail_every) {
             return error(
@@ -387,10 +509,16 @@ impl StandIn {
             return error(400, &format!("events for '{p}/{cq}/{w}' refused"), &[f]);
         }
         if let Some(dir) = &self.settings.record {
-            let key = format!("{p}.{cq}.{w}");
-            if let Err(e) = record(&mut self.files, dir, &key, &lines) {
+            let file = format!("{p}.{cq}.{w}.csv");
+            if let Err(e) = record(&mut self.files, dir, &file, &lines) {
                 return error(500, &format!("cannot record events: {e}"), &[]);
             }
+        }
+        if let Err(a) = self.wire(&format!("inject {p}/{cq}/{w} {n}")) {
+            return a;
+        }
+        if let Some(l) = self.projects.get_mut(p) {
+            *l.held.entry((cq.to_string(), w.to_string())).or_insert(0) += n;
         }
         self.events += n;
         ok(&format!("{n} events injected"))
@@ -430,7 +558,7 @@ fn record(
 ) -> io::Result<()> {
     if !files.contains_key(key) {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{key}.csv"));
+        let path = dir.join(key);
         let mut f = OpenOptions::new()
             .create(true)
             .read(true)
@@ -516,12 +644,12 @@ pub fn serve_on(listener: std::net::TcpListener, settings: Settings) -> io::Resu
         let (s, guard) = (s.clone(), guard.clone());
         async move {
             let (status, text) = if !guard.accepts(rq.header("authorization")) {
-                log::info!("stand-in: {} {} -> 401", rq.method, rq.url);
+                log::debug!("stand-in: {} {} -> 401", rq.method, rq.url);
                 error(401, "credentials required", &[])
             } else {
                 let (status, text) = s.borrow_mut().handle(&rq.method, &rq.url, &rq.body);
                 if status >= 400 {
-                    log::info!("stand-in: {} {} -> {status}", rq.method, rq.url);
+                    log::debug!("stand-in: {} {} -> {status}", rq.method, rq.url);
                 }
                 (status, text)
             };
