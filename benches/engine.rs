@@ -135,6 +135,7 @@ fn run_case(
         acked: Default::default(),
         dead_letters: DeadLetters::new(&dir).into(),
         deployed: Default::default(),
+        reference: edgecm::journal::reference::Reference::memory(1 << 20).into(),
         windows: vec![window.clone()],
         failover: Default::default(),
     });

@@ -571,7 +571,7 @@ impl Core {
             let st = &v.status;
             let _ = write!(
                 o,
-                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"deploy_failures\": {}, \"skipped\": {}, \"last_error\": {}}}",
+                "{}\n    {{\"cluster\": {}, \"name\": {}, \"serving\": {}, \"host\": {}, \"ha_port\": {}, \"state\": \"{}\", \"backlog\": {}, \"acked\": {}, \"rejected\": {}, \"failed_requests\": {}, \"deploys\": {}, \"deploy_failures\": {}, \"reference_resent\": {}, \"skipped\": {}, \"last_error\": {}}}",
                 if i > 0 { "," } else { "" },
                 json_str(&v.cluster),
                 json_str(&v.slot),
@@ -585,18 +585,24 @@ impl Core {
                 st.failed_requests,
                 st.deploys,
                 st.deploy_failures,
+                st.reference_resent,
                 st.skipped_events,
                 st.last_error.as_deref().map_or("null".to_string(), json_str)
             );
         }
         let j = self.shared.journal.borrow();
+        let r = self.shared.reference.borrow();
         let _ = write!(
             o,
-            "\n  ],\n  \"journal\": {{\"bytes\": {}, \"segments\": {}, \"appended_events\": {}, \"synced_events\": {}}}\n}}\n",
+            "\n  ],\n  \"journal\": {{\"bytes\": {}, \"segments\": {}, \"appended_events\": {}, \"synced_events\": {}}},\n  \"reference\": {{\"bytes\": {}, \"bytes_max\": {}, \"events\": {}, \"dropped_events\": {}}}\n}}\n",
             j.bytes(),
             j.segment_count(),
             j.next_seq(),
-            j.synced_seq()
+            j.synced_seq(),
+            r.bytes(),
+            crate::limits::REFERENCE_BYTES_MAX,
+            r.events,
+            r.dropped_events
         );
         o
     }
@@ -668,7 +674,7 @@ impl Core {
         }
         let views = self.all_engine_views();
         type EngineFn = fn(&EngineView) -> u64;
-        let engine_metrics: [(&str, &str, &str, EngineFn); 7] = [
+        let engine_metrics: [(&str, &str, &str, EngineFn); 8] = [
             (
                 "engine_backlog_events",
                 "gauge",
@@ -704,6 +710,12 @@ impl Core {
                 "counter",
                 "Loads refused, and projects lost again before the engine took an event.",
                 |v| v.status.deploy_failures,
+            ),
+            (
+                "engine_reference_resent_events_total",
+                "counter",
+                "Reference events sent again to the engine after it got its project anew.",
+                |v| v.status.reference_resent,
             ),
             (
                 "engine_up",
@@ -772,6 +784,31 @@ impl Core {
             "fsync/fdatasync calls on the journal (files and folder).",
         );
         let _ = writeln!(o, "edgecm_journal_syncs_total {}", j.storage().syncs());
+        let r = self.shared.reference.borrow();
+        for (name, kind, help, v) in [
+            (
+                "reference_bytes",
+                "gauge",
+                "Bytes of reference data kept for engines that get their project anew.",
+                r.bytes(),
+            ),
+            (
+                "reference_events",
+                "gauge",
+                "Reference events kept.",
+                r.events,
+            ),
+            (
+                "reference_dropped_events_total",
+                "counter",
+                "Reference events not kept: past the reference store's cap.",
+                r.dropped_events,
+            ),
+        ] {
+            family(&mut o, name, kind, help);
+            let _ = writeln!(o, "edgecm_{name} {v}");
+        }
+        drop(r);
         let n = self.node.borrow();
         family(
             &mut o,

@@ -138,6 +138,8 @@ struct Feed {
     cluster: usize,
     dest: u16,
     routes: Routes,
+    /// Its records are kept as reference data (`journal::reference`).
+    reference: bool,
 }
 
 /// Slots a cluster may have beyond its config's engines (added at run time).
@@ -238,6 +240,25 @@ impl Core {
                 options.state_dir.display()
             )
         })?;
+        let reference = crate::journal::reference::Reference::open(
+            &options.state_dir,
+            crate::limits::REFERENCE_BYTES_MAX,
+            journal.next_seq(),
+        )
+        .map_err(|e| {
+            format!(
+                "cannot open {}/{}: {e}",
+                options.state_dir.display(),
+                crate::journal::reference::FILE_NAME
+            )
+        })?;
+        if reference.cut_bytes > 0 {
+            log::warn!(
+                "reference data: cut {} bytes at the end of {} (torn, damaged, or not in the journal)",
+                reference.cut_bytes,
+                crate::journal::reference::FILE_NAME
+            );
+        }
         let r = &journal.recovery;
         if r.records > 0 || r.torn_bytes > 0 || !r.corrupt.is_empty() {
             log::info!(
@@ -299,6 +320,7 @@ impl Core {
             acked: Event::new(),
             dead_letters: RefCell::new(DeadLetters::new(&options.state_dir)),
             deployed: RefCell::new(crate::engine::deployed::Deployed::open(&options.state_dir)),
+            reference: RefCell::new(reference),
             windows,
             failover: Default::default(),
         });
@@ -414,6 +436,9 @@ impl Core {
     ) -> EngineHandle {
         let id = self.offsets[c] + slot;
         // Logs name the engine serving the slot (a spare by its own name).
+        let first = u32::from(self.offsets[c]);
+        let n = u32::from(self.capacity[c]);
+        let cluster_mask = (first..first + n).fold(0u64, |m, i| m | (1u64 << i));
         let s = Sender::new(
             id,
             &engine.name,
@@ -422,6 +447,7 @@ impl Core {
             self.deploys(c),
             self.settings(),
         )
+        .in_cluster(cluster_mask)
         .watched_by(self.engine_changed.clone());
         // Checked at start for configured engines; one added later without
         // what it needs is still started, and its requests fail visibly.
@@ -762,6 +788,7 @@ impl Core {
                     cluster: m.cluster,
                     dest,
                     routes: Routes::default(),
+                    reference: is_reference(m, map),
                 });
                 dest += 1;
             }
@@ -928,9 +955,11 @@ impl Core {
                     break;
                 }
             }
-            let r = self.shared.journal.borrow_mut().sync();
+            // Reference data first: whatever the journal holds, it holds too.
+            let r = self.shared.reference.borrow_mut().sync();
+            let r = r.and_then(|()| self.shared.journal.borrow_mut().sync().map(|_| ()));
             match r {
-                Ok(_) => {
+                Ok(()) => {
                     if failures > 0 {
                         log::info!("journal: syncing works again");
                     }
@@ -985,6 +1014,7 @@ impl Core {
             }
             future::or(l, unit(Timer::at(deadline))).await;
         }
+        let _ = self.shared.reference.borrow_mut().sync();
         let _ = self.shared.journal.borrow_mut().sync();
         self.shared.synced.notify(usize::MAX);
         // Senders go on until caught up or the grace period ends.
@@ -1139,10 +1169,50 @@ struct SourceRun {
     counted: Option<u64>,
 }
 
+/// Whether map `map` of `m` carries reference data: it multicasts, or its
+/// source is in an orchestration group that others wait for.
+fn is_reference(m: &crate::config::EspMap, map: &crate::config::Map) -> bool {
+    if map.destination.policy == crate::config::Policy::Multicast {
+        return true;
+    }
+    let o = &m.orchestration;
+    o.groups.iter().enumerate().any(|(g, group)| {
+        group.entries.iter().any(|e| e.source == map.source) && o.edges.iter().any(|e| e.0 == g)
+    })
+}
+
 /// Room for one more event in a record, besides the header.
 const RECORD_PAYLOAD_MAX: usize = crate::journal::RECORD_MAX - crate::journal::record::HEADER_LEN;
 
 impl SourceRun {
+    /// Keeps a reference record just appended at `seq` (contract 7).
+    fn keep_reference(&self, seq: u64, rec: &NewRecord, f: &Feed, payload: &[u8]) {
+        let r = crate::journal::reference::RefRecord {
+            seq,
+            dest: rec.dest.bits(),
+            target: rec.target,
+            count: rec.count,
+            multicast: *f.router.policy() == crate::config::Policy::Multicast,
+        };
+        let mut store = self.core.shared.reference.borrow_mut();
+        let before = store.dropped_events;
+        match store.append(&r, payload) {
+            Ok(true) => {}
+            Ok(false) if before == 0 => log::warn!(
+                "reference data: {} holds {} bytes, its cap; further reference events of source '{}' and others are not kept, so engines that get their project later will not receive them again",
+                crate::journal::reference::FILE_NAME,
+                store.bytes(),
+                self.status.name
+            ),
+            Ok(false) => {}
+            Err(e) => log::error!(
+                "reference data: cannot keep {} events of source '{}': {e}; engines that get their project later will not receive them again",
+                rec.count,
+                self.status.name
+            ),
+        }
+    }
+
     /// Reads until the source ends, fails or is stopped; returns how it ended.
     async fn pump(&mut self, mut source: AnySource) -> SourceState {
         let stop = self.core.stop_sources.clone();
@@ -1310,7 +1380,10 @@ impl SourceRun {
                 let room = self.core.room.listen();
                 let r = self.core.shared.journal.borrow_mut().append(rec, payload);
                 let full = match r {
-                    Ok(_) => {
+                    Ok(seq) => {
+                        if f.reference {
+                            self.keep_reference(seq, &rec, f, payload);
+                        }
                         self.core.appended.notify(usize::MAX);
                         break;
                     }

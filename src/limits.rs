@@ -27,3 +27,11 @@ pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Largest request body `edgecm engine` accepts (a block of events as XML).
 pub const STANDIN_BODY_MAX: usize = 16 * 1024 * 1024;
+
+/// Flash kept for reference data (`journal::reference`): the events of the
+/// maps that orchestration orders first, or that multicast, kept after every
+/// engine took them so that an engine that gets its project anew (a spare,
+/// an added engine, one that restarted) receives them again first. Past it,
+/// further reference events are not kept (counted, warned once). No RAM cost
+/// beyond one record's payload while an engine is being replayed.
+pub const REFERENCE_BYTES_MAX: u64 = 8 * 1024 * 1024;

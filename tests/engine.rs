@@ -144,6 +144,7 @@ fn shared(j: Journal<MemStorage>, dir: &Path) -> Rc<Shared<MemStorage>> {
         acked: Default::default(),
         dead_letters: DeadLetters::new(dir).into(),
         deployed: Default::default(),
+        reference: edgecm::journal::reference::Reference::memory(1 << 20).into(),
         windows: vec![window()],
         failover: Default::default(),
     })

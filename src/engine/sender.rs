@@ -102,6 +102,8 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Events not sent because the leader reported them delivered.
     pub skipped_events: u64,
+    /// Reference events sent again after a load.
+    pub reference_resent: u64,
 }
 
 impl Default for Status {
@@ -119,6 +121,7 @@ impl Default for Status {
             request_bytes: 0,
             last_error: None,
             skipped_events: 0,
+            reference_resent: 0,
         }
     }
 }
@@ -189,6 +192,8 @@ pub struct Shared<S: Storage> {
     pub dead_letters: RefCell<DeadLetters>,
     /// Which project versions this manager loaded on which engine.
     pub deployed: RefCell<super::deployed::Deployed>,
+    /// Reference data kept for engines that get their projects anew.
+    pub reference: RefCell<crate::journal::reference::Reference>,
     /// Target windows by destination index (the journal's `target`).
     pub windows: Vec<Window>,
     pub failover: Failover,
@@ -333,6 +338,23 @@ pub struct Sender {
     fresh_deploy: bool,
     /// Load the projects even where the engine lists them.
     force_reload: bool,
+    /// Global ids of this engine's cluster, as bits (reference data).
+    cluster_mask: u64,
+    /// Reference data still to send again before anything else.
+    replay: Option<Replay>,
+    /// Projects loaded whose load is recorded once the replay is done.
+    loaded: Vec<Rc<Deploy>>,
+}
+
+/// Where an engine's replay of reference data stands.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    /// Next record's offset in the reference store.
+    offset: u64,
+    /// Records from this seq on are still in the journal for this engine:
+    /// they come the usual way.
+    below: u64,
+    sent: u64,
 }
 
 fn now_ms() -> u64 {
@@ -367,6 +389,9 @@ impl Sender {
             last_cause: None,
             fresh_deploy: false,
             force_reload: false,
+            cluster_mask: u64::MAX,
+            replay: None,
+            loaded: Vec::new(),
         }
     }
 
@@ -378,6 +403,12 @@ impl Sender {
     ) -> Sender {
         let c = std::mem::replace(&mut self.client, Client::new("", 0));
         self.client = c.with_transport(t).with_auth(auth);
+        self
+    }
+
+    /// The engine's cluster holds the global ids whose bits are set in `mask`.
+    pub fn in_cluster(mut self, mask: u64) -> Sender {
+        self.cluster_mask = mask;
         self
     }
 
@@ -549,6 +580,9 @@ impl Sender {
                 ),
                 _ => {}
             }
+            // Marked as loading until its reference data is sent again: a
+            // restart in between reloads it (a recorded 0 is no version).
+            shared.deployed.borrow_mut().set(&key, &p.name, 0).ok();
             // Publisher connectors were taken out of the XML, so starting
             // the connectors starts only the project's subscribers.
             let path = format!(
@@ -575,7 +609,7 @@ impl Sender {
                             String::new()
                         }
                     );
-                    self.record_deployed(shared, &key, &p);
+                    self.loaded.push(p.clone());
                     loaded = true;
                 }
                 Outcome::Rejected { message, .. } | Outcome::Lost(message) => {
@@ -791,7 +825,15 @@ impl Sender {
                     }
                 }
                 State::Deploying => match self.deploy(&shared).await {
-                    Ok(_loaded) => {
+                    Ok(loaded) => {
+                        if loaded {
+                            let below = shared.journal.borrow().cursor(self.id).unwrap_or(0);
+                            self.replay = Some(Replay {
+                                offset: 0,
+                                below,
+                                sent: 0,
+                            });
+                        }
                         self.health.deployed();
                         self.fresh_deploy = true;
                         self.last_answer = Instant::now();
@@ -804,6 +846,9 @@ impl Sender {
                         self.sleep(d).await;
                     }
                 },
+                State::Ready | State::Failing if self.replay.is_some() => {
+                    self.replay_step(&shared).await;
+                }
                 State::Ready | State::Failing => {
                     if block.is_none() {
                         seen_synced = shared.journal.borrow().synced_seq();
@@ -943,38 +988,12 @@ impl Sender {
                         return false;
                     }
                 }
-                let letter = Letter {
-                    time_ms: now_ms(),
-                    engine: &self.name,
-                    window: &w.label,
-                    first_seq: b.first_seq,
-                    count: b.count,
-                    status,
-                    message: &message,
-                    body: &b.body,
-                };
-                let written = shared.dead_letters.borrow_mut().write(&letter);
-                if let Err(e) = written {
-                    // Never acknowledge a refused block that is not on flash.
-                    log::error!(
-                        "engine '{}': refused block at seq {} ({message}) cannot be written to {}: {e}; keeping it",
-                        self.name,
-                        b.first_seq,
-                        shared.dead_letters.borrow().path().display()
-                    );
-                    let d = self.backoff.next_delay();
-                    self.sleep(d).await;
+                if !self
+                    .dead_letter(shared, w, b.first_seq, b.count, status, &message, &b.body)
+                    .await
+                {
                     return false;
                 }
-                log::warn!(
-                    "engine '{}': refused {} events for {} (seq {}..{}): {message}; written to {}",
-                    self.name,
-                    b.count,
-                    w.label,
-                    b.first_seq,
-                    b.end_seq,
-                    shared.dead_letters.borrow().path().display()
-                );
                 self.acknowledge(shared, b, true);
                 true
             }
@@ -994,6 +1013,158 @@ impl Sender {
                 self.sleep(d).await;
                 false
             }
+        }
+    }
+
+    /// Writes a refused block to the dead letters; false (after a backoff)
+    /// when it cannot be written, so that it is kept and tried again.
+    #[allow(clippy::too_many_arguments)]
+    async fn dead_letter<S: Storage>(
+        &mut self,
+        shared: &Shared<S>,
+        w: &super::encode::Window,
+        first_seq: u64,
+        count: u32,
+        status: u16,
+        message: &str,
+        body: &[u8],
+    ) -> bool {
+        let letter = Letter {
+            time_ms: now_ms(),
+            engine: &self.name,
+            window: &w.label,
+            first_seq,
+            count,
+            status,
+            message,
+            body,
+        };
+        let written = shared.dead_letters.borrow_mut().write(&letter);
+        if let Err(e) = written {
+            // Never acknowledge a refused block that is not on flash.
+            log::error!(
+                "engine '{}': refused block at seq {first_seq} ({message}) cannot be written to {}: {e}; keeping it",
+                self.name,
+                shared.dead_letters.borrow().path().display()
+            );
+            let d = self.backoff.next_delay();
+            self.sleep(d).await;
+            return false;
+        }
+        log::warn!(
+            "engine '{}': refused {count} events for {} (seq {first_seq}): {message}; written to {}",
+            self.name,
+            w.label,
+            shared.dead_letters.borrow().path().display()
+        );
+        true
+    }
+
+    /// Sends the next request of reference data again (after a load), or
+    /// ends the replay when none is left.
+    async fn replay_step<S: Storage>(&mut self, shared: &Shared<S>) {
+        let Some(r) = self.replay else { return };
+        let mut payload = Vec::new();
+        let mut body = Vec::new();
+        let mut target: Option<usize> = None;
+        let (mut next, mut count, mut first) = (r.offset, 0u32, None);
+        loop {
+            let got = shared.reference.borrow().read_at(next, &mut payload);
+            let (h, after) = match got {
+                Ok(Some(x)) => x,
+                Ok(None) => break,
+                Err(e) => {
+                    log::error!(
+                        "engine '{}': reading reference data: {e}; what follows it is not sent again",
+                        self.name
+                    );
+                    break;
+                }
+            };
+            let t = usize::from(h.target);
+            let wanted = h.seq < r.below && h.wanted_by(self.id, self.cluster_mask);
+            let Some(w) = shared.windows.get(t).filter(|_| wanted) else {
+                next = after;
+                continue;
+            };
+            if target.is_some_and(|b| b != t) || body.len() >= self.request_max {
+                break;
+            }
+            if target.is_none() {
+                body.extend_from_slice(b"<events>");
+                target = Some(t);
+            }
+            let mark = body.len();
+            if event_elements(&payload, w, &mut body).is_err() {
+                body.truncate(mark);
+            } else {
+                count += h.count;
+                first.get_or_insert(h.seq);
+            }
+            next = after;
+        }
+        let Some(t) = target else {
+            self.finish_replay(shared, r.sent);
+            return;
+        };
+        body.extend_from_slice(b"</events>");
+        let w = &shared.windows[t];
+        let base = self.health.base.expect("ready after a probe");
+        let path = format!("{base}{}", w.inject_path);
+        let answer = self.put_xml(&path, &body, self.settings.timeout).await;
+        let done = match classify(&answer) {
+            Outcome::Done => {
+                self.fresh_deploy = false;
+                self.answered();
+                self.status
+                    .update(|s| s.reference_resent += u64::from(count));
+                true
+            }
+            Outcome::Rejected { status, message } => {
+                self.answered();
+                self.dead_letter(
+                    shared,
+                    w,
+                    first.unwrap_or(0),
+                    count,
+                    status,
+                    &message,
+                    &body,
+                )
+                .await
+            }
+            Outcome::Lost(why) => {
+                self.answered();
+                self.project_lost(format!("does not know {} ({why})", w.label))
+                    .await;
+                false
+            }
+            Outcome::Retry(why) => {
+                self.status.update(|s| s.failed_requests += 1);
+                self.fail(format!("sending reference data to {}: {why}", w.label));
+                let d = self.backoff.next_delay();
+                self.sleep(d).await;
+                false
+            }
+        };
+        if let (true, Some(r)) = (done, &mut self.replay) {
+            r.offset = next;
+            r.sent += u64::from(count);
+        }
+    }
+
+    /// The replay is over: the loads it completes are recorded.
+    fn finish_replay<S: Storage>(&mut self, shared: &Shared<S>, sent: u64) {
+        self.replay = None;
+        if sent > 0 {
+            log::info!(
+                "engine '{}': {sent} reference events sent again before any other",
+                self.name
+            );
+        }
+        let key = self.deployed_key();
+        for p in std::mem::take(&mut self.loaded) {
+            self.record_deployed(shared, &key, &p);
         }
     }
 

@@ -63,7 +63,19 @@ pub fn report(dir: &Path, now_ms: u64) -> io::Result<String> {
         };
         let _ = writeln!(w, "  {src}: {p}");
     }
+    let (records, events, bytes, bad) = super::reference::summary(dir)?;
+    let _ = writeln!(
+        w,
+        "reference data (kept for engines that get their project anew): {records} records, {events} events, {bytes} bytes (at most {})",
+        crate::limits::REFERENCE_BYTES_MAX
+    );
     let mut damage = Vec::new();
+    if bad > 0 {
+        damage.push(format!(
+            "{bad} bytes at the end of {} do not read (cut at the next start)",
+            super::reference::FILE_NAME
+        ));
+    }
     if r.torn_bytes > 0 {
         damage.push(format!(
             "torn tail of {} bytes in the last segment (cut at the next start)",

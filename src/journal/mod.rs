@@ -79,6 +79,7 @@ pub mod crc;
 pub mod inspect;
 pub mod queue;
 pub mod record;
+pub mod reference;
 pub mod storage;
 
 pub use queue::{Full, Journal, Limits, NewRecord, ReadPos, Recovery};
