@@ -203,6 +203,9 @@ pub struct EngineCmd {
     /// the HTTP status for "no such project or window": 404 or 400 (ESP's is not documented; default 404)
     #[argh(option, default = "404")]
     pub missing_status: u16,
+    /// refuse every project load with 400 (a fault for tests)
+    #[argh(switch)]
+    pub refuse_loads: bool,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -260,6 +263,8 @@ const LONG_OPTIONS: &[&str] = &[
     "delay-ms",
     "fail-every",
     "reject-window",
+    "missing-status",
+    "refuse-loads",
     "dateformat",
     "trades",
     "dir",

@@ -117,6 +117,7 @@ fn engine(e: &cli::EngineCmd) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        refuse_loads: e.refuse_loads,
     };
     match standin::serve(e.http, settings) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1123,7 +1123,7 @@ fn resolve_target(
         r.warn(
             at,
             format!(
-                "target window {}/{}/{} carries its own publisher connector ({}) in {}:{}:{}; the engine will publish into it too",
+                "target window {}/{}/{} carries its own publisher connector ({}) in {}:{}:{}; edgecm loads the project without its publisher connectors (the manager publishes into this window)",
                 p.name,
                 cq.name,
                 w.name,

@@ -806,12 +806,16 @@ impl Sender {
                     let failed = self.health.state() == State::Failed;
                     match self.probe().await {
                         Ok(base) => {
-                            if failed {
+                            // Quiet while a deploy keeps failing for the same cause.
+                            let quiet = self.last_cause.is_some();
+                            if failed && !quiet {
                                 log::info!("engine '{}': answers again; redeploying", self.name);
                             }
                             self.health.probed(base);
                             self.last_answer = Instant::now();
-                            log::info!("engine '{}': REST API at {base}", self.name);
+                            if !quiet {
+                                log::info!("engine '{}': REST API at {base}", self.name);
+                            }
                         }
                         Err(why) => {
                             self.fail(why);
@@ -840,8 +844,10 @@ impl Sender {
                         log::info!("engine '{}': ready", self.name);
                     }
                     Err(why) => {
+                        // Logged once per cause (not by `fail`, which logs each).
                         self.deploy_trouble(why.clone());
-                        self.fail(why);
+                        self.health.failed(why);
+                        self.sync_status();
                         let d = self.backoff.next_delay();
                         self.sleep(d).await;
                     }

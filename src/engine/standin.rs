@@ -44,7 +44,8 @@
 //! test can revoke a token mid-stream).
 //!
 //! Fault switches: `-delay-ms` before each answer, `-fail-every N` (every Nth
-//! inject gets 503), `-reject-window NAME` (injects into it get 400).
+//! inject gets 503), `-reject-window NAME` (injects into it get 400),
+//! `-refuse-loads` (every load gets 400, logged as `refused-load NAME`).
 
 use crate::config::project::{self, Project};
 use crate::engine::encode::escape;
@@ -103,6 +104,8 @@ pub struct Settings {
     pub require_bearer: Option<String>,
     /// The status for "no such project or window" (`-missing-status`).
     pub missing_status: u16,
+    /// Refuse every project load with 400 (`-refuse-loads`).
+    pub refuse_loads: bool,
 }
 
 impl Default for Settings {
@@ -119,6 +122,7 @@ impl Default for Settings {
             require_basic: None,
             require_bearer: None,
             missing_status: 404,
+            refuse_loads: false,
         }
     }
 }
@@ -331,6 +335,16 @@ impl StandIn {
     }
 
     fn load(&mut self, name: &str, body: &[u8], how: Load) -> Answer {
+        if self.settings.refuse_loads {
+            if let Err(a) = self.wire(&format!("refused-load {name}")) {
+                return a;
+            }
+            return error(
+                400,
+                &format!("project '{name}' refused"),
+                &["the stand-in runs with -refuse-loads".to_string()],
+            );
+        }
         if self.projects.contains_key(name) && !how.overwrite {
             return error(
                 400,

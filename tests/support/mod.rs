@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cm;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,0 +1,379 @@
+//! Engines that join (ARCHITECTURE §2, contract 7), through the real binary
+//! on 127.0.0.1 with the seed's own names (`../shared/corpus/cm/broker-local.xml`:
+//! `<project name='test'>`, `<project-name>project</project-name>`): every
+//! engine that gets the project anew (first deploy, spare takeover, added
+//! over REST, restarted) holds the complete reference data before its first
+//! trade; a running project is never reloaded because the manager restarted;
+//! no load starts the project's own publishers; a refused deploy backs off.
+//!
+//! What each engine did is read from its stand-in's `wire.log` (loads and
+//! injects in arrival order).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+use support::cm::Run;
+
+const TRADES: &str = "project/query/trades";
+const VENUES: &str = "project/query/venuesSource";
+const RESTRICTED: &str = "project/query/restrictedSource";
+const MAP: &str = "esp-map1";
+const V1: &str = "/eventStreamProcessing/v1";
+
+struct Broker {
+    run: Run,
+    trades: usize,
+    venues: usize,
+    restricted: usize,
+}
+
+/// Trades in the esppy broker model's schema, `broker` spread over 1..200.
+fn trades_file(path: &PathBuf, n: usize) {
+    let mut s = String::with_capacity(n * 90);
+    for id in 1..=n {
+        s.push_str(&format!(
+            "i,n,{id},SYM{},0,{},0,{}.5,{},{},{},{},{},{},2016-01-16 08:30:{:02}.{:06}\n",
+            id % 17,
+            1452951000 + id / 1000,
+            10 + id % 90,
+            1000 + id % 500,
+            55000 + (id % 10) * 111,
+            1 + id * 7 % 199,
+            id % 300,
+            id % 301,
+            id % 2,
+            id / 1000 % 60,
+            id % 1000
+        ));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn count_lines(p: PathBuf) -> usize {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// The seed's broker config on `engines` stand-ins, `trades` generated
+/// trades read at `rate` events/s (None: as fast as it goes).
+fn broker(
+    name: &str,
+    trades: usize,
+    rate: Option<u32>,
+    standin: &[&str],
+    manager: &[&str],
+) -> Broker {
+    let shared = support::shared();
+    let dir = support::scratch(&format!("{name}-input"));
+    let file = dir.join("trades.csv");
+    trades_file(&file, trades);
+    let inputs = BTreeMap::from([("../esp/esppy__broker_surv_trades.csv", file)]);
+    let edit = |t: String| match rate {
+        Some(r) => {
+            let at = "<property name='blocksize'>50</property>";
+            assert!(t.contains(at));
+            t.replace(at, &format!("{at}<property name='rate'>{r}</property>"))
+        }
+        None => t,
+    };
+    let run = Run::start_edited(
+        name,
+        &shared.join("corpus/cm/broker-local.xml"),
+        4,
+        &inputs,
+        standin,
+        manager,
+        &edit,
+    );
+    Broker {
+        run,
+        trades,
+        venues: count_lines(shared.join("corpus/esp/esppy__broker_surv_venues.csv")),
+        restricted: count_lines(shared.join("corpus/cm/restricted.csv")),
+    }
+}
+
+/// Distinct trade ids `engines` recorded.
+fn unique_trades(run: &Run, engines: usize) -> usize {
+    let mut ids: Vec<u64> = (0..engines)
+        .flat_map(|e| run.recorded(e, "project.query.trades"))
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
+}
+
+/// `wire.log` of engine `e` from its last load on.
+fn since_last_load(run: &Run, e: usize) -> Vec<String> {
+    let lines = run.lines(e, "wire.log");
+    let last = lines
+        .iter()
+        .rposition(|l| l.starts_with("load "))
+        .unwrap_or_else(|| panic!("esp{} never loaded a project: {lines:?}", e + 1));
+    lines[last..].to_vec()
+}
+
+/// Events injected into `window` in `lines`, and how many of them came
+/// before the first inject into `before` (all of them when there is none).
+fn injected(lines: &[String], window: &str, before: &str) -> (usize, usize) {
+    let mut total = 0;
+    let mut early = 0;
+    let mut seen_before = false;
+    for l in lines {
+        let mut f = l.split(' ');
+        if f.next() != Some("inject") {
+            continue;
+        }
+        let (w, n) = (
+            f.next().unwrap(),
+            f.next().unwrap().parse::<usize>().unwrap(),
+        );
+        if w == before {
+            seen_before = true;
+        }
+        if w == window {
+            total += n;
+            if !seen_before {
+                early += n;
+            }
+        }
+    }
+    (total, early)
+}
+
+impl Broker {
+    /// Engine `e` got the whole reference data after its last load, before
+    /// any trade.
+    fn holds_reference_first(&self, e: usize) {
+        let lines = since_last_load(&self.run, e);
+        let (v, v_early) = injected(&lines, VENUES, TRADES);
+        let (r, r_early) = injected(&lines, RESTRICTED, TRADES);
+        assert_eq!(
+            (v_early, r_early),
+            (self.venues, self.restricted),
+            "esp{}: reference events before its first trade (venues {v}, restricted {r} in all): {lines:?}",
+            e + 1
+        );
+    }
+
+    fn loads(&self, e: usize) -> Vec<String> {
+        self.run
+            .lines(e, "wire.log")
+            .into_iter()
+            .filter(|l| l.starts_with("load "))
+            .collect()
+    }
+}
+
+#[test]
+fn one_load_per_engine_without_publishers_and_a_manager_restart_loads_nothing() {
+    let mut b = broker("join-restart", 2_000, None, &[], &[]);
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    for e in 0..3 {
+        let loads = b.loads(e);
+        assert_eq!(loads.len(), 1, "esp{}: {loads:?}", e + 1);
+        assert!(
+            loads[0].starts_with("load project ")
+                && loads[0].ends_with("publishers=0 publishers_started=0"),
+            "loaded under its project-name, without its 4 publisher connectors: {loads:?}"
+        );
+        b.holds_reference_first(e);
+    }
+    assert!(
+        b.loads(3).is_empty(),
+        "the spare is not loaded while all are up"
+    );
+    for restart in 1..=3 {
+        b.run.stop_manager();
+        b.run.start_manager();
+        b.run.wait_until("every engine ready again", |r| {
+            r.this_log()
+                .matches("already runs project 'project' as configured")
+                .count()
+                == 3
+        });
+        for e in 0..3 {
+            assert_eq!(
+                b.loads(e).len(),
+                1,
+                "restart {restart}: esp{} reloaded",
+                e + 1
+            );
+        }
+        let log = b.run.this_log();
+        assert!(!log.contains("deployed"), "restart {restart} loaded: {log}");
+    }
+}
+
+#[test]
+fn an_engine_restarted_gets_its_project_and_reference_data_back_with_no_traffic() {
+    let mut b = broker(
+        "join-engine-restart",
+        2_000,
+        None,
+        &[],
+        &["-ticktime", "200", "-retries", "3"],
+    );
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    let trades_before = b.run.recorded(0, "project.query.trades").len();
+    let t0 = Instant::now();
+    b.run.engines[0].restart();
+    b.run
+        .wait_until("esp1 loaded again with its reference data", |r| {
+            let lines = r.lines(0, "wire.log");
+            let loads = lines.iter().filter(|l| l.starts_with("load ")).count();
+            loads == 2 && {
+                let after = since_last_load(r, 0);
+                injected(&after, VENUES, TRADES).0 == b.venues
+                    && injected(&after, RESTRICTED, TRADES).0 == b.restricted
+            }
+        });
+    eprintln!(
+        "esp1 restarted: project and {} reference events back after {:?} (ticktime 200 ms x retries 3 = 600 ms)",
+        b.venues + b.restricted,
+        t0.elapsed()
+    );
+    b.holds_reference_first(0);
+    assert_eq!(
+        b.run.recorded(0, "project.query.trades").len(),
+        trades_before,
+        "acknowledged trades are not sent again"
+    );
+    let log = b.run.log();
+    assert!(log.contains("no longer lists project 'project'"), "{log}");
+    assert!(log.contains("reference events sent again"), "{log}");
+}
+
+#[test]
+fn a_spare_and_an_added_engine_hold_the_reference_data_before_their_first_trade() {
+    let mut b = broker(
+        "join-spare",
+        20_000,
+        Some(5_000),
+        &[],
+        &["-http", "0", "-ticktime", "200", "-retries", "2"],
+    );
+    let port = b.run.admin_port();
+    b.run.wait_until("esp1 takes trades", |r| {
+        !r.recorded(0, "project.query.trades").is_empty()
+    });
+    b.run.engines[0].kill();
+    let rec = b.run.dir.join("esp5");
+    let esp5 = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let (code, msg) = support::http(
+        port,
+        "PUT",
+        &format!("{V1}/routerEngines/{MAP}/esp5"),
+        &format!(
+            "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
+            esp5.port
+        ),
+    );
+    assert!((200..300).contains(&code), "{code} {msg}");
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 5) == n);
+    b.run.wait_until("the spare took over", |r| {
+        !r.lines(3, "wire.log").is_empty()
+    });
+    assert_eq!(b.loads(3).len(), 1, "the spare loaded once");
+    b.holds_reference_first(3);
+    assert_eq!(b.loads(4).len(), 1, "the added engine loaded once");
+    b.holds_reference_first(4);
+    assert!(
+        !b.run.recorded(4, "project.query.trades").is_empty(),
+        "the added engine takes trades"
+    );
+    let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert!(status.contains("\"reference_resent\": "), "{status}");
+    assert!(status.contains("\"reference\": {\"bytes\": "), "{status}");
+    drop(esp5);
+}
+
+#[test]
+fn a_400_for_a_lost_project_redeploys_instead_of_dead_lettering() {
+    let mut b = broker(
+        "join-400",
+        20_000,
+        Some(5_000),
+        &["-missing-status", "400"],
+        &["-ticktime", "200", "-retries", "1000"],
+    );
+    b.run.wait_until("esp1 takes trades", |r| {
+        !r.recorded(0, "project.query.trades").is_empty()
+    });
+    b.run.engines[0].restart();
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    assert!(
+        !b.run.dir.join("state/dead-letters.xml").exists(),
+        "nothing dead-lettered: {}",
+        std::fs::read_to_string(b.run.dir.join("state/dead-letters.xml")).unwrap_or_default()
+    );
+    assert_eq!(b.loads(0).len(), 2);
+    b.holds_reference_first(0);
+}
+
+#[test]
+fn a_refused_deploy_backs_off_is_counted_and_logged_once() {
+    let mut b = broker(
+        "join-refused",
+        100,
+        None,
+        &["-refuse-loads"],
+        &["-http", "0", "-ticktime", "100", "-retries", "2"],
+    );
+    let port = b.run.admin_port();
+    let t0 = Instant::now();
+    let failures = |status: &str| -> Vec<u64> {
+        status
+            .split("\"deploy_failures\": ")
+            .skip(1)
+            .map(|r| r.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    b.run.wait_until("five refused deploys on esp1", |_| {
+        let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+        failures(&status).first().is_some_and(|&n| n >= 5)
+    });
+    let took = t0.elapsed();
+    let attempts = b
+        .run
+        .lines(0, "wire.log")
+        .iter()
+        .filter(|l| l.starts_with("refused-load"))
+        .count();
+    let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert!(status.contains("refused"), "last_error says why: {status}");
+    assert!(!status.contains("\"state\": \"ready\""), "{status}");
+    let (_, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
+    assert!(
+        metrics.contains("edgecm_engine_deploy_failures_total{cluster=\"local\",engine=\"esp1\""),
+        "{metrics}"
+    );
+    // Backoff: at least 50+100+200+400 ms (each wait is drawn from [d/2, d])
+    // before the fifth attempt; a loop would make thousands.
+    assert!(took.as_millis() >= 750, "{attempts} attempts in {took:?}");
+    assert!(attempts <= 8, "{attempts} attempts in {took:?}");
+    let log = b.run.log();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("esp1") && l.contains("deploying project 'project' refused"))
+        .count();
+    assert!(
+        said <= 3,
+        "logged {said} times for {attempts} attempts:\n{log}"
+    );
+    eprintln!("{attempts} refused deploys in {took:?}, logged {said} times");
+}
