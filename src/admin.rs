@@ -7,7 +7,8 @@
 //! - `GET status`: JSON; `GET metrics`: Prometheus text, the same numbers;
 //! - `GET routerEngines[/{esp-map}[/{engine}]]`: engines with state and backlog (XML);
 //! - `PUT routerEngines/{esp-map}/{engine}` with `<esp-engine name host port ha_port/>`;
-//! - `DELETE routerEngines/{esp-map}/{engine}`.
+//! - `DELETE routerEngines/{esp-map}/{engine}` (a spare in reserve: taken out of reserve);
+//!   spares are listed as `<spare-esp-engine ... state="reserve|serving" serves=SLOT>`.
 
 use crate::daemon::Core;
 use crate::engine::encode::escape;
@@ -293,6 +294,14 @@ struct EngineView {
     backlog: u64,
 }
 
+/// A configured spare: in reserve, or serving a slot since a failover.
+struct SpareView {
+    cluster: String,
+    engine: crate::config::Engine,
+    /// The slot it serves; None while in reserve.
+    serves: Option<String>,
+}
+
 impl Core {
     /// Answers calls until the channel closes (never, while running).
     pub(crate) async fn serve_admin(
@@ -344,8 +353,11 @@ impl Core {
                 for i in maps {
                     let m = &self.config.esp_maps[i];
                     let views = self.engine_views(m.cluster);
+                    let spares = self.spare_views(m.cluster);
                     if let Some(e) = &engine {
-                        if !views.iter().any(|v| &v.slot == e) {
+                        if !views.iter().any(|v| &v.slot == e)
+                            && !spares.iter().any(|s| &s.engine.name == e)
+                        {
                             return Reply::text(
                                 404,
                                 format!("esp-map '{}' routes to no engine named '{e}'", m.name),
@@ -374,6 +386,24 @@ impl Core {
                             v.backlog,
                             v.status.acked_events,
                             v.status.rejected_events
+                        );
+                    }
+                    for s in spares
+                        .iter()
+                        .filter(|s| engine.as_ref().is_none_or(|e| &s.engine.name == e))
+                    {
+                        let _ = writeln!(
+                            out,
+                            "    <spare-esp-engine name=\"{}\" host=\"{}\" port=\"{}\" ha_port=\"{}\" state=\"{}\"{}/>",
+                            escape(&s.engine.name),
+                            escape(&s.engine.host),
+                            s.engine.port,
+                            s.engine.ha_port,
+                            if s.serves.is_some() { "serving" } else { "reserve" },
+                            s.serves
+                                .as_ref()
+                                .map(|n| format!(" serves=\"{}\"", escape(n)))
+                                .unwrap_or_default()
                         );
                     }
                     out.push_str("  </esp-map>\n");
@@ -443,6 +473,20 @@ impl Core {
                     Err(reply) => return reply,
                 };
                 let c = self.config.esp_maps[i].cluster;
+                let spare = self.memberships[c].borrow_mut().remove_spare(&engine);
+                if spare.is_some() {
+                    log::info!(
+                        "admin API: spare '{engine}' removed from cluster '{}'",
+                        self.config.clusters[c].name
+                    );
+                    return Reply::text(
+                        200,
+                        format!(
+                            "spare '{engine}' removed from cluster '{}'; it will not take over a failed engine",
+                            self.config.clusters[c].name
+                        ),
+                    );
+                }
                 match self.remove_engine(c, &engine) {
                     Ok(moved) => Reply::text(
                         200,
@@ -495,6 +539,29 @@ impl Core {
                         .unwrap_or_default(),
                     backlog: j.backlog(id),
                 }
+            })
+            .collect()
+    }
+
+    /// Every configured spare of cluster `c` and what it does.
+    fn spare_views(&self, c: usize) -> Vec<SpareView> {
+        let m = self.memberships[c].borrow();
+        self.config.clusters[c]
+            .spares
+            .iter()
+            .filter_map(|e| {
+                let serves = m
+                    .slots()
+                    .iter()
+                    .find(|s| s.engine.name == e.name)
+                    .map(|s| s.name.clone());
+                let reserve = m.spares().iter().any(|s| s.name == e.name);
+                // A spare removed over the admin API is neither.
+                (serves.is_some() || reserve).then(|| SpareView {
+                    cluster: self.config.clusters[c].name.clone(),
+                    engine: e.clone(),
+                    serves,
+                })
             })
             .collect()
     }
@@ -588,6 +655,22 @@ impl Core {
                 st.reference_resent,
                 st.skipped_events,
                 st.last_error.as_deref().map_or("null".to_string(), json_str)
+            );
+        }
+        o.push_str("\n  ],\n  \"spares\": [");
+        let spares: Vec<SpareView> = (0..self.memberships.len())
+            .flat_map(|c| self.spare_views(c))
+            .collect();
+        for (i, s) in spares.iter().enumerate() {
+            let _ = write!(
+                o,
+                "{}\n    {{\"cluster\": {}, \"name\": {}, \"host\": {}, \"ha_port\": {}, \"serves\": {}}}",
+                if i > 0 { "," } else { "" },
+                json_str(&s.cluster),
+                json_str(&s.engine.name),
+                json_str(&s.engine.host),
+                s.engine.ha_port,
+                s.serves.as_deref().map_or("null".to_string(), json_str)
             );
         }
         let j = self.shared.journal.borrow();
@@ -734,6 +817,23 @@ impl Core {
                     label(&v.slot),
                     label(&v.serving.name),
                     get(v)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "spare_engine",
+            "gauge",
+            "1 for each configured spare; serves names the slot it took over (empty while in reserve).",
+        );
+        for c in 0..self.memberships.len() {
+            for s in self.spare_views(c) {
+                let _ = writeln!(
+                    o,
+                    "edgecm_spare_engine{{cluster=\"{}\",spare=\"{}\",serves=\"{}\"}} 1",
+                    label(&s.cluster),
+                    label(&s.engine.name),
+                    label(s.serves.as_deref().unwrap_or(""))
                 );
             }
         }

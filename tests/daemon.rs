@@ -394,8 +394,21 @@ fn admin_api_status_metrics_engines_and_clear_errors() {
         );
     }
     assert!(
-        !engines.contains("name=\"esp4\""),
+        !engines.contains("<esp-engine name=\"esp4\""),
         "the spare is not routed to: {engines}"
+    );
+    assert!(
+        engines.contains("<spare-esp-engine name=\"esp4\"")
+            && engines.contains("state=\"reserve\""),
+        "the spare is listed as such: {engines}"
+    );
+    assert!(
+        status.contains("\"spares\": [") && status.contains("\"serves\": null"),
+        "{status}"
+    );
+    assert!(
+        metrics.contains("edgecm_spare_engine{cluster=\"demo\",spare=\"esp4\",serves=\"\"} 1"),
+        "{metrics}"
     );
     let put = |engine: &str, body: &str| {
         support::http(
@@ -434,6 +447,25 @@ fn admin_api_status_metrics_engines_and_clear_errors() {
         &format!("{V1}/routerEngines/{MAP}/esp7"),
         "",
     );
+    assert_eq!(code, 404, "{msg}");
+    // A spare's name: known to PUT (409), GET and DELETE alike.
+    let (code, msg) = put(
+        "esp4",
+        "<esp-engine name='esp4' host='127.0.0.1' port='1' ha_port='2'/>",
+    );
+    assert_eq!(code, 409, "{msg}");
+    let (code, msg) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}/esp4"), "");
+    assert_eq!(code, 200, "{msg}");
+    assert!(msg.contains("<spare-esp-engine name=\"esp4\""), "{msg}");
+    let (code, msg) = support::http(
+        port,
+        "DELETE",
+        &format!("{V1}/routerEngines/{MAP}/esp4"),
+        "",
+    );
+    assert_eq!(code, 200, "{msg}");
+    assert!(msg.contains("spare 'esp4' removed"), "{msg}");
+    let (code, msg) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}/esp4"), "");
     assert_eq!(code, 404, "{msg}");
     let (code, msg) = support::http(port, "GET", &format!("{V1}/routerEngines/nomap"), "");
     assert_eq!(code, 404, "{msg}");

@@ -290,6 +290,16 @@ fn a_spare_and_an_added_engine_hold_the_reference_data_before_their_first_trade(
     b.holds_reference_first(3);
     assert_eq!(b.loads(4).len(), 1, "the added engine loaded once");
     b.holds_reference_first(4);
+    let (_, engines) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");
+    assert!(
+        engines.contains("<spare-esp-engine name=\"esp4\"") && engines.contains("serves=\"esp1\""),
+        "{engines}"
+    );
+    let (_, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
+    assert!(
+        metrics.contains("edgecm_spare_engine{cluster=\"local\",spare=\"esp4\",serves=\"esp1\"} 1"),
+        "{metrics}"
+    );
     assert!(
         !b.run.recorded(4, "project.query.trades").is_empty(),
         "the added engine takes trades"
@@ -297,6 +307,7 @@ fn a_spare_and_an_added_engine_hold_the_reference_data_before_their_first_trade(
     let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
     assert!(status.contains("\"reference_resent\": "), "{status}");
     assert!(status.contains("\"reference\": {\"bytes\": "), "{status}");
+    assert!(status.contains("\"serves\": \"esp1\""), "{status}");
     drop(esp5);
 }
 

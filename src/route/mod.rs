@@ -261,6 +261,12 @@ impl Membership {
         Ok(slot)
     }
 
+    /// Takes an unused spare out of reserve (admin API).
+    pub fn remove_spare(&mut self, name: &str) -> Option<Engine> {
+        let i = self.spares.iter().position(|s| s.name == name)?;
+        Some(self.spares.remove(i))
+    }
+
     /// Marks the engine serving a slot failed; the first unused spare takes
     /// its place and name. Failing an already failed slot is a no-op.
     pub fn fail(&mut self, name: &str) -> Result<Failover, MembershipError> {
