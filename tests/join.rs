@@ -388,3 +388,96 @@ fn a_refused_deploy_backs_off_is_counted_and_logged_once() {
     );
     eprintln!("{attempts} refused deploys in {took:?}, logged {said} times");
 }
+
+/// The closing note's figures (not a check of speed): a trades run with 5
+/// manager restarts, 3 engine restarts and one spare takeover. Run with
+/// `cargo test --release --test join figures -- --ignored --nocapture`
+/// (`EDGECM_JOIN_TRADES`, default 200,000).
+#[test]
+#[ignore]
+fn figures_restarts_and_a_takeover() {
+    let n: usize = std::env::var("EDGECM_JOIN_TRADES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let mut b = broker(
+        "join-figures",
+        n,
+        Some(20_000),
+        &[],
+        &["-ticktime", "200", "-retries", "3"],
+    );
+    let t0 = Instant::now();
+    // (share of the trades reached, what happens then)
+    let plan: [(usize, &str); 9] = [
+        (10, "manager"),
+        (20, "esp2"),
+        (25, "manager"),
+        (35, "esp3"),
+        (40, "manager"),
+        (50, "esp2"),
+        (55, "manager"),
+        (65, "kill esp1"),
+        (70, "manager"),
+    ];
+    for (pct, what) in plan {
+        let at = n * pct / 100;
+        b.run.wait_until(&format!("{pct}% of the trades"), |r| {
+            unique_trades(r, 4) >= at
+        });
+        match what {
+            "manager" => {
+                b.run.stop_manager();
+                b.run.start_manager();
+            }
+            "kill esp1" => b.run.engines[0].kill(),
+            e => {
+                let i: usize = e[3..].parse::<usize>().unwrap() - 1;
+                b.run.engines[i].restart();
+            }
+        }
+    }
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    let took = t0.elapsed();
+    let lines: usize = (0..4)
+        .map(|e| b.run.recorded(e, "project.query.trades").len())
+        .sum();
+    let unique = unique_trades(&b.run, 4);
+    println!("{n} trades at 20,000/s, 5 manager restarts (SIGTERM), 3 engine restarts, esp1 killed (spare esp4 takes over), {took:?}");
+    println!("| engine | project loads | reference events received | of which re-sent |");
+    println!("|---|---|---|---|");
+    for e in 0..4 {
+        let all = b.run.lines(e, "wire.log");
+        let (v, _) = injected(&all, VENUES, TRADES);
+        let (r, _) = injected(&all, RESTRICTED, TRADES);
+        let loads = b.loads(e).len();
+        let once = if loads > 0 {
+            b.venues + b.restricted
+        } else {
+            0
+        };
+        println!(
+            "| esp{} | {loads} | {} | {} |",
+            e + 1,
+            v + r,
+            (v + r).saturating_sub(once)
+        );
+        if loads > 0 {
+            b.holds_reference_first(e);
+        }
+    }
+    let kept = std::fs::metadata(b.run.dir.join("state/reference"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "flash kept for reference data: {kept} bytes ({} events)",
+        b.venues + b.restricted
+    );
+    println!(
+        "lost: {}, duplicate trade lines: {}",
+        n - unique,
+        lines - unique
+    );
+    assert_eq!(unique, n);
+}

@@ -65,3 +65,57 @@ fn the_journal_never_grows_past_its_byte_cap_and_frees_room_when_segments_are_ac
     assert_eq!(j.segment_count(), 1);
     j.append(rec(1, 1), &payload).expect("room again");
 }
+
+/// A source that finished keeps its position after the segment that held
+/// its last record is freed (contract 1: a restart does not read it again).
+#[test]
+fn a_finished_sources_position_survives_the_reclaim_of_its_segment() {
+    use edgecm::journal::{MemStorage, Position};
+    let limits = Limits {
+        segment_max: 4096,
+        bytes_max: 1 << 20,
+        engine_events_max: 1 << 20,
+    };
+    let mut j = Journal::open(MemStorage::new(7), limits).unwrap();
+    j.add_engine(0);
+    j.sync().unwrap();
+    let mut rec = support::journal_rec(1, 1);
+    rec.source = 1;
+    rec.position = Position::File {
+        dev: 1,
+        ino: 2,
+        offset: 280,
+    };
+    j.append(rec, b"venue").unwrap();
+    // Another source goes on long enough for segments to roll.
+    for k in 0..200u64 {
+        let mut r = support::journal_rec(1, 1);
+        r.source = 2;
+        r.position = Position::Socket { seq: k };
+        j.append(r, &[b'x'; 100]).unwrap();
+        j.sync().unwrap();
+    }
+    let end = j.next_seq();
+    j.ack(0, end, 201);
+    j.sync().unwrap();
+    let before = j.segment_count();
+    let storage = j.into_storage();
+    let j = Journal::open(storage, limits).unwrap();
+    assert!(
+        j.segments()
+            .next()
+            .is_some_and(|(n, _)| n != "00000000000000000000.seg"),
+        "the first segment was freed ({before} segments before)"
+    );
+    assert_eq!(
+        j.positions().get(&1),
+        Some(&Position::File {
+            dev: 1,
+            ino: 2,
+            offset: 280
+        }),
+        "{:?}",
+        j.positions()
+    );
+    assert_eq!(j.positions().get(&2), Some(&Position::Socket { seq: 199 }));
+}

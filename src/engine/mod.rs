@@ -14,18 +14,22 @@
 //! ```
 //! - probe: `GET /eventStreamProcessing/v1/server`, then `GET /SASESP/server`;
 //!   the first that answers 2xx is the engine's base path from then on;
-//! - deploy: `PUT {base}/projects/{name}?overwrite=true&start=true` with the
-//!   `<project>` element, for each project mapped to the engine's cluster;
-//!   nothing is published before every deploy succeeded;
+//! - deploy: `GET {base}/projects`, then, for each project mapped to the
+//!   engine's cluster that the engine does not run in this version
+//!   ([`deployed`]), `PUT {base}/projects/{project-name}?overwrite=true&connectors=true&start=true`
+//!   with the `<project>` element less its publisher connectors; then the
+//!   reference data it lost is sent again (`journal::reference`) before
+//!   anything else; nothing else is published before every deploy succeeded;
 //! - publish: one journal record = one `PUT {base}/windows/{p}/{cq}/{w}/state?value=injected`
 //!   with an `<events>` body ([`encode`]); 2xx acknowledges it, 4xx sends it
-//!   to the dead-letter file and acknowledges it, a 404 ("no such project or
-//!   window": the engine restarted and forgot its projects) redeploys and
-//!   retries, anything else retries after a capped, jittered backoff;
-//! - heartbeat: `GET {base}/server` every `-ticktime` ms when no request
-//!   answered within the tick; `-retries` failures in a row (heartbeats or
-//!   publishes) make the engine Failed; a heartbeat that answers again starts
-//!   over at Deploying.
+//!   to the dead-letter file and acknowledges it while the engine still
+//!   lists the project, a 404 or a 4xx from an engine that no longer lists
+//!   it (it restarted) redeploys and retries, anything else retries after a
+//!   capped, jittered backoff;
+//! - heartbeat: `GET {base}/projects` every `-ticktime` ms when no request
+//!   answered within the tick (a project missing redeploys); `-retries`
+//!   failures in a row (heartbeats or publishes) make the engine Failed; a
+//!   heartbeat that answers again starts over at Deploying.
 //!
 //! Pure logic here ([`Health`], [`Backoff`], [`classify`], [`error_message`]);
 //! the IO is in `sender.rs` and `http.rs`.

@@ -128,7 +128,74 @@ pub struct Journal<S: Storage> {
     /// The source's event count at that position (None: unknown).
     counts: BTreeMap<u16, Option<u64>>,
     pending_counts: BTreeMap<u16, Option<u64>>,
+    /// Each source's latest record (its first seq), durable and pending:
+    /// reclaim must not delete the segment that holds a source's position
+    /// before the positions file has it.
+    pos_seq: BTreeMap<u16, u64>,
+    pending_pos_seq: BTreeMap<u16, u64>,
+    /// What the positions file holds (as last written or read).
+    saved_positions: BTreeMap<u16, (Position, Option<u64>)>,
     pub recovery: Recovery,
+}
+
+/// Where each source stands when the segment that held its latest record
+/// is deleted (a source that finished, or has been quiet, while engines
+/// caught up): written (write-new, fsync, rename) before such a deletion,
+/// read before the segments at recovery, whose records override it. Without
+/// it, a finished source would be read again from its start after a restart.
+const POSITIONS_FILE: &str = "positions";
+const POSITIONS_MAGIC: &[u8; 4] = b"EPOS";
+
+fn encode_positions(p: &BTreeMap<u16, (Position, Option<u64>)>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + p.len() * 36);
+    b.extend_from_slice(POSITIONS_MAGIC);
+    b.push(1);
+    b.extend_from_slice(&(p.len() as u16).to_le_bytes());
+    for (&src, &(pos, count)) in p {
+        b.extend_from_slice(&src.to_le_bytes());
+        let (kind, x, y, z) = match pos {
+            Position::None => (0u8, 0, 0, 0),
+            Position::File { dev, ino, offset } => (1, dev, ino, offset),
+            Position::Socket { seq } => (2, seq, 0, 0),
+        };
+        b.push(kind);
+        for v in [x, y, z] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.push(u8::from(count.is_some()));
+        b.extend_from_slice(&count.unwrap_or(0).to_le_bytes());
+    }
+    let c = crc::crc32c(&b);
+    b.extend_from_slice(&c.to_le_bytes());
+    b
+}
+
+fn decode_positions(b: &[u8]) -> Option<BTreeMap<u16, (Position, Option<u64>)>> {
+    let (body, tail) = b.split_at(b.len().checked_sub(4)?);
+    if crc::crc32c(body).to_le_bytes() != tail || body.get(..5)? != b"EPOS\x01" {
+        return None;
+    }
+    let n = u16::from_le_bytes(body.get(5..7)?.try_into().ok()?) as usize;
+    let mut out = BTreeMap::new();
+    let mut at = 7;
+    for _ in 0..n {
+        let e = body.get(at..at + 36)?;
+        let u = |i: usize| u64::from_le_bytes(e[i..i + 8].try_into().expect("8 bytes"));
+        let pos = match e[2] {
+            0 => Position::None,
+            1 => Position::File {
+                dev: u(3),
+                ino: u(11),
+                offset: u(19),
+            },
+            2 => Position::Socket { seq: u(3) },
+            _ => return None,
+        };
+        let count = (e[27] == 1).then(|| u(28));
+        out.insert(u16::from_le_bytes([e[0], e[1]]), (pos, count));
+        at += 36;
+    }
+    Some(out)
 }
 
 const ENOSPC: i32 = 28;
@@ -171,8 +238,19 @@ impl<S: Storage> Journal<S> {
             .collect();
         names.sort();
         let mut segments = Vec::new();
-        let mut positions = BTreeMap::new();
-        let mut counts = BTreeMap::new();
+        let saved_positions = if storage.list()?.iter().any(|n| n == POSITIONS_FILE) {
+            let len = storage.len(POSITIONS_FILE)? as usize;
+            let mut b = vec![0u8; len.min(1 << 20)];
+            let n = storage.read_at(POSITIONS_FILE, 0, &mut b)?;
+            decode_positions(&b[..n]).unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        let mut positions: BTreeMap<u16, Position> =
+            saved_positions.iter().map(|(&s, &(p, _))| (s, p)).collect();
+        let mut counts: BTreeMap<u16, Option<u64>> =
+            saved_positions.iter().map(|(&s, &(_, c))| (s, c)).collect();
+        let mut pos_seq = BTreeMap::new();
         let backlog: BTreeMap<EngineId, u64> = cursors.keys().map(|&e| (e, 0)).collect();
         // Both scan callbacks move them: cursor records forward, event records the backlog.
         let cursors = std::cell::RefCell::new(cursors);
@@ -202,6 +280,7 @@ impl<S: Storage> Journal<S> {
                     rec.events += u64::from(h.count);
                     positions.insert(h.source, h.position);
                     counts.insert(h.source, count_at_position(&h.origin));
+                    pos_seq.insert(h.source, h.first_seq);
                     let cursors = cursors.borrow();
                     let mut backlog = backlog.borrow_mut();
                     for e in h.dest.iter() {
@@ -279,6 +358,9 @@ impl<S: Storage> Journal<S> {
             pending_positions: BTreeMap::new(),
             counts,
             pending_counts: BTreeMap::new(),
+            pos_seq,
+            pending_pos_seq: BTreeMap::new(),
+            saved_positions,
             recovery: rec,
         };
         if j.recovery.lost_events > 0 {
@@ -485,6 +567,7 @@ impl<S: Storage> Journal<S> {
         self.pending_positions.insert(source, position);
         self.pending_counts
             .insert(source, count_at_position(&origin));
+        self.pending_pos_seq.insert(source, h.first_seq);
         Ok(h.first_seq)
     }
 
@@ -530,6 +613,7 @@ impl<S: Storage> Journal<S> {
         self.synced_seq = self.next_seq;
         self.positions.append(&mut self.pending_positions);
         self.counts.append(&mut self.pending_counts);
+        self.pos_seq.append(&mut self.pending_pos_seq);
         if with_cursors {
             self.durable_cursors.clone_from(&self.cursors);
             self.cursors_dirty = false;
@@ -840,8 +924,43 @@ impl<S: Storage> Journal<S> {
             .copied()
             .min()
             .unwrap_or(self.synced_seq);
-        while self.segments.len() > 1 && self.segments[0].end_seq <= min {
-            let s = self.segments.remove(0);
+        let mut n = 0;
+        while n + 1 < self.segments.len() && self.segments[n].end_seq <= min {
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // Sources whose latest record goes with these segments: their
+        // positions reach the positions file first.
+        let kept_from = self.segments[n].first_seq;
+        let doomed: Vec<u16> = self
+            .pos_seq
+            .iter()
+            .filter(|&(&src, &seq)| src != super::REROUTED && seq < kept_from)
+            .map(|(&src, _)| src)
+            .collect();
+        let now = |src: &u16| {
+            (
+                self.positions.get(src).copied().unwrap_or_default(),
+                self.counts.get(src).copied().flatten(),
+            )
+        };
+        if doomed
+            .iter()
+            .any(|src| self.saved_positions.get(src) != Some(&now(src)))
+        {
+            let all: BTreeMap<u16, (Position, Option<u64>)> = self
+                .positions
+                .keys()
+                .filter(|&&src| src != super::REROUTED)
+                .map(|src| (*src, now(src)))
+                .collect();
+            self.storage
+                .replace(POSITIONS_FILE, &encode_positions(&all))?;
+            self.saved_positions = all;
+        }
+        for s in self.segments.drain(..n) {
             self.storage.remove(&s.name)?;
         }
         Ok(())
