@@ -452,11 +452,8 @@ fn figures_restarts_and_a_takeover() {
         let (v, _) = injected(&all, VENUES, TRADES);
         let (r, _) = injected(&all, RESTRICTED, TRADES);
         let loads = b.loads(e).len();
-        let once = if loads > 0 {
-            b.venues + b.restricted
-        } else {
-            0
-        };
+        // esp1-3 got them from the journal first; the spare only by a replay.
+        let once = if e < 3 { b.venues + b.restricted } else { 0 };
         println!(
             "| esp{} | {loads} | {} | {} |",
             e + 1,
