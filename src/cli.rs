@@ -20,7 +20,7 @@ pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;
 /// every accepted event on flash until an engine acknowledged it. Options take
 /// one dash or two (-http 12347 or --http 12347).
 pub struct Cli {
-    /// port for the admin REST API; PORT binds 127.0.0.1, ADDR:PORT binds ADDR (0: any free port, logged)
+    /// port for the admin REST API; PORT binds 127.0.0.1, ADDR:PORT binds ADDR (0: any free port, logged); -http-admin is the same (the 4.2 spelling)
     #[argh(option, from_str_fn(parse_listen))]
     pub http: Option<SocketAddr>,
 
@@ -277,6 +277,8 @@ pub fn normalize<S: AsRef<str>>(args: &[S]) -> Vec<String> {
         .map(|a| {
             let a = a.as_ref();
             match a.strip_prefix('-') {
+                // The 4.2 `dfesp_am_server` spelling in the seed.
+                Some("http-admin" | "-http-admin") => "--http".to_string(),
                 Some(rest) if !rest.starts_with('-') && LONG_OPTIONS.contains(&rest) => {
                     format!("-{a}")
                 }

@@ -312,7 +312,10 @@ impl Core {
             .esp_maps
             .iter()
             .flat_map(|m| &m.maps)
-            .map(|m| Window::of(&m.destination))
+            .map(|m| Window {
+                transactional: config.raw_sources[m.source].fs.transactional,
+                ..Window::of(&m.destination)
+            })
             .collect();
         let shared = Rc::new(Shared {
             journal: RefCell::new(journal),

@@ -296,6 +296,24 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
             eprintln!("edgecm: -standby {e}");
             return ExitCode::from(2);
         }
+        // A standby resumes where the leader stopped only if both route
+        // every event alike (the seed: failover with hash policies).
+        let rr: Vec<String> = config
+            .esp_maps
+            .iter()
+            .flat_map(|m| m.maps.iter().map(move |map| (m, map)))
+            .filter(|(_, map)| map.destination.policy == edgecm::config::Policy::RoundRobin)
+            .map(|(m, map)| format!("esp-map '{}' map '{}'", m.name, map.name))
+            .collect();
+        if !rr.is_empty() {
+            eprintln!(
+                "edgecm: -standby: failover needs routing that every manager computes alike from the event itself, and {} {} round-robin ({}); accepted with -standby: hash-destination, multicast-destination",
+                rr.join(", "),
+                if rr.len() == 1 { "uses" } else { "use" },
+                config.file.display()
+            );
+            return ExitCode::from(2);
+        }
     }
     let fingerprint = edgecm::cluster::fingerprint(&format!(
         "{:?}{:?}{:?}",

@@ -464,3 +464,66 @@ fn deb_script_packages_the_binary_unit_and_config_as_conffiles() {
         "/etc/edgecm/cluster.xml\n/etc/edgecm/sensors-project.xml\n"
     );
 }
+
+#[test]
+fn http_admin_is_the_4_2_spelling_of_http() {
+    let a = cli::parse(&["-http-admin", "12347", "-cluster-manager", "c.xml"]).unwrap();
+    let b = cli::parse(&["-http", "12347", "-cluster-manager", "c.xml"]).unwrap();
+    assert_eq!(a, b);
+    let c = cli::parse(&["--http-admin", "0.0.0.0:1", "-cluster-manager", "c.xml"]).unwrap();
+    assert_eq!(c.http, Some("0.0.0.0:1".parse().unwrap()));
+}
+
+#[test]
+fn standby_with_round_robin_is_refused_and_says_why() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
+    let dir = support::scratch("cli-standby-rr");
+    for f in ["surveillance.xml", "venues.csv", "restricted.csv"] {
+        std::fs::copy(demo.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("trades.csv"), "").unwrap();
+    let mut text = std::fs::read_to_string(demo.join("broker-demo.xml"))
+        .unwrap()
+        .replace("@ESP1@", "1")
+        .replace("@ESP2@", "2")
+        .replace("@ESP3@", "3")
+        .replace("@ESP4@", "4")
+        .replace("@PUBSUB1@", "1")
+        .replace("@PUBSUB2@", "2")
+        .replace("@PUBSUB3@", "3")
+        .replace("@PUBSUB4@", "4");
+    // The trades map becomes round-robin (no hash fields).
+    let start = text.find("<hash-destination").unwrap();
+    let fields = text[start..].find("<fields>").unwrap() + start;
+    let fields_end = text[fields..].find("</fields>").unwrap() + fields + "</fields>".len();
+    text.replace_range(fields..fields_end, "");
+    text = text.replacen("<hash-destination", "<roundrobin-destination", 1);
+    text = text.replacen("</hash-destination>", "</roundrobin-destination>", 1);
+    let cfg = dir.join("rr.xml");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let state = dir.join("state");
+    let out = edgecm(&[
+        "-cluster-manager",
+        cfg,
+        "-http",
+        "0",
+        "-standby",
+        "127.0.0.1:9",
+        "-state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("-standby: failover needs routing")
+            && err.contains("round-robin")
+            && err.contains("trades"),
+        "{err}"
+    );
+    let (stdout, _) = check_ok(cfg);
+    assert!(
+        stdout.contains("round-robin"),
+        "the config itself is fine: {stdout}"
+    );
+}

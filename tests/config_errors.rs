@@ -40,6 +40,24 @@ fn errors_of(edits: &[(&str, &str)]) -> Vec<String> {
     }
 }
 
+/// Values SAS's own clients write: `snapshot` on a publisher (esppy sets
+/// it), `addcsvopcode=insert` (esppy's value).
+#[test]
+fn publisher_values_sas_clients_write_are_accepted() {
+    let pub_ = "<property name='type'>pub</property>";
+    for extra in [
+        "<property name='snapshot'>false</property>",
+        "<property name='snapshot'>true</property>",
+        "<property name='addcsvopcode'>insert</property>",
+    ] {
+        let with = format!("{pub_}{extra}");
+        assert_eq!(errors_of(&[(pub_, &with)]), Vec::<String>::new(), "{extra}");
+    }
+    let bad = format!("{pub_}<property name='addcsvopcode'>upsert</property>");
+    let e = errors_of(&[(pub_, &bad)]);
+    assert!(e[0].contains("accepted: true, false, insert"), "{e:?}");
+}
+
 #[test]
 fn the_valid_base_config_is_valid() {
     let c =
@@ -171,28 +189,28 @@ const CASES: &[Case] = &[
         name: "target_window_not_found",
         edits: &[("<window-func>trades</window-func>", "<window-func>nope</window-func>")],
         expect: &[
-            "config.xml:31:15: window-func 'nope' is not a window of p1/cq; its source windows: trades, venues, oddtypes, fed",
+            "config.xml:34:17: window-func 'nope' is not a window of p1/cq; its source windows: trades, venues, oddtypes, fed",
         ],
     },
     Case {
         name: "target_window_not_a_source",
         edits: &[("<window-func>venues</window-func>", "<window-func>big</window-func>")],
         expect: &[
-            "config.xml:42:15: window 'big' is a <window-filter>; events can be published only into source windows: trades, venues, oddtypes, fed",
+            "config.xml:45:17: window 'big' is a <window-filter>; events can be published only into source windows: trades, venues, oddtypes, fed",
         ],
     },
     Case {
         name: "target_contquery_not_found",
         edits: &[("<contquery-func>cq</contquery-func>", "<contquery-func>cqx</contquery-func>")],
         expect: &[
-            "config.xml:31:15: contquery-func 'cqx' is not a contquery of project 'p1'; it has: cq",
+            "config.xml:33:17: contquery-func 'cqx' is not a contquery of project 'p1'; it has: cq",
         ],
     },
     Case {
         name: "target_project_not_the_model",
         edits: &[("<project-func>p1</project-func>", "<project-func>p2</project-func>")],
         expect: &[
-            "config.xml:31:15: project-func 'p2' is not the project of model-ref 'model' (project-name 'p1')",
+            "config.xml:32:17: project-func 'p2' is not the project of model-ref 'model' (project-name 'p1')",
         ],
     },
     Case {
@@ -270,7 +288,7 @@ const CASES: &[Case] = &[
         edits: &[("<property name='fsname'>trades.csv</property>", "<property name='filename'>trades.csv</property>")],
         expect: &[
             "config.xml:11:9: raw-source 'trades': raw-source is missing the required property 'fsname'",
-            "config.xml:15:13: raw-source 'trades': unknown property 'filename' for class fs; accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection",
+            "config.xml:15:13: raw-source 'trades': unknown property 'filename' for class fs; accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection, snapshot",
         ],
     },
     Case {
@@ -296,9 +314,9 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "subscriber_only_property",
-        edits: &[("<property name='type'>pub</property>", "<property name='type'>pub</property><property name='snapshot'>true</property>")],
+        edits: &[("<property name='type'>pub</property>", "<property name='type'>pub</property><property name='collapse'>true</property>")],
         expect: &[
-            "config.xml:13:49: raw-source 'trades': property 'snapshot' belongs to fs subscribers; a raw-source is a publisher. Accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection",
+            "config.xml:13:49: raw-source 'trades': property 'collapse' belongs to fs subscribers; a raw-source is a publisher. Accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection, snapshot",
         ],
     },
     Case {

@@ -145,3 +145,52 @@ fn the_gateway_example_config_delivers() {
         );
     }
 }
+
+#[test]
+fn transactional_sources_send_each_record_as_one_transaction() {
+    let shared = support::shared();
+    let cfg = shared.join("corpus/cm/broker-local.xml");
+    let trades = lines_of(&shared.join("corpus/esp/esppy__broker_surv_trades.csv"));
+    let edit = |t: String| {
+        let at = "<property name='blocksize'>50</property>";
+        t.replace(
+            at,
+            &format!("{at}<property name='transactional'>true</property>"),
+        )
+    };
+    let mut run = Run::start_edited(
+        "cfg-transactional",
+        &cfg,
+        4,
+        &BTreeMap::new(),
+        &[],
+        &[],
+        &edit,
+    );
+    run.wait_until("every trade recorded", |r| {
+        (0..4)
+            .map(|e| r.recorded(e, "project.query.trades").len())
+            .sum::<usize>()
+            >= trades
+    });
+    let mut requests = 0;
+    for e in 0..3 {
+        for l in run.lines(e, "wire.log") {
+            if l.starts_with("inject project/query/trades ") {
+                requests += 1;
+                assert!(l.ends_with(" transaction"), "{l}");
+                let n: usize = l.split(' ').nth(2).unwrap().parse().unwrap();
+                assert!(
+                    n <= 50,
+                    "one record (a block of at most 50) per transaction: {l}"
+                );
+            } else if l.starts_with("inject ") {
+                assert!(
+                    !l.ends_with(" transaction"),
+                    "venues are not transactional: {l}"
+                );
+            }
+        }
+    }
+    assert!(requests >= trades / 50, "{requests} requests");
+}

@@ -61,6 +61,7 @@ fn window() -> Window {
         project: "trading".into(),
         fields: s.fields.iter().map(|f| Tag::new(&f.name, f.key)).collect(),
         opcode: None,
+        transactional: false,
     }
 }
 

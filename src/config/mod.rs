@@ -1065,9 +1065,11 @@ fn resolve_target(
     model: &ProjectRef,
 ) -> Option<Schema> {
     let p = &model.project;
+    // Errors point at the element that names the wrong thing.
+    let func = |name: &str| at.children().find(|n| n.has_tag_name(name)).unwrap_or(at);
     if t.project != p.name {
         r.error(
-            at,
+            func("project-func"),
             format!(
                 "project-func '{}' is not the project of model-ref '{}' (project-name '{}')",
                 t.project, model.name, p.name
@@ -1078,7 +1080,7 @@ fn resolve_target(
     let Some(cq) = p.contquery(&t.contquery) else {
         let have: Vec<&str> = p.contqueries.iter().map(|c| c.name.as_str()).collect();
         r.error(
-            at,
+            func("contquery-func"),
             format!(
                 "contquery-func '{}' is not a contquery of project '{}'; it has: {}",
                 t.contquery,
@@ -1096,7 +1098,7 @@ fn resolve_target(
         .collect();
     let Some(w) = cq.windows.iter().find(|w| w.name == t.window) else {
         r.error(
-            at,
+            func("window-func"),
             format!(
                 "window-func '{}' is not a window of {}/{}; its source windows: {}",
                 t.window,
@@ -1109,7 +1111,7 @@ fn resolve_target(
     };
     if !w.is_source() {
         r.error(
-            at,
+            func("window-func"),
             format!(
                 "window '{}' is a <{}>; events can be published only into source windows: {}",
                 w.name,

@@ -31,6 +31,9 @@ pub struct Window {
     /// Each schema field's element tags, in schema order.
     pub fields: Vec<Tag>,
     pub opcode: Option<Opcode>,
+    /// The source's `transactional`: each record goes as one
+    /// `<transaction>`, one record per request.
+    pub transactional: bool,
 }
 
 /// A field's element tags, built once per window so that a field costs
@@ -72,6 +75,7 @@ impl Window {
                 .map(|f| Tag::new(&f.name, f.key))
                 .collect(),
             opcode: d.opcode,
+            transactional: false,
         }
     }
 }
@@ -174,6 +178,7 @@ mod tests {
                 Tag::new("note", false),
             ],
             opcode,
+            transactional: false,
         }
     }
 

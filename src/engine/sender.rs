@@ -280,6 +280,8 @@ struct Block {
     body: Vec<u8>,
     /// (raw-source, count) acknowledged with it (`Failover::acked`).
     marks: Vec<(u16, u64)>,
+    /// One `<transaction>` (the window's source is transactional).
+    transactional: bool,
 }
 
 /// A request grows by whole records while its body is under this. It is the
@@ -307,6 +309,9 @@ pub async fn sync_on_ack<S: Storage>(shared: Rc<Shared<S>>) {
 
 impl Block {
     fn closed(mut self) -> Block {
+        if self.transactional {
+            self.body.extend_from_slice(b"</transaction>");
+        }
         self.body.extend_from_slice(b"</events>");
         self
     }
@@ -706,6 +711,7 @@ impl Sender {
             let target = usize::from(h.target);
             if let Some(b) = &block {
                 if b.target != target
+                    || b.transactional
                     || b.body.len() >= self.request_max
                     || b.first_seq < self.split_until
                 {
@@ -729,6 +735,9 @@ impl Sender {
             let b = block.get_or_insert_with(|| {
                 let mut body = Vec::with_capacity(payload.len() * 4 + 32);
                 body.extend_from_slice(b"<events>");
+                if w.transactional {
+                    body.extend_from_slice(b"<transaction>");
+                }
                 Block {
                     first_seq: h.first_seq,
                     end_seq: h.first_seq,
@@ -738,6 +747,7 @@ impl Sender {
                     target,
                     body,
                     marks: Vec::new(),
+                    transactional: w.transactional,
                 }
             });
             let mark = b.body.len();
@@ -1093,11 +1103,14 @@ impl Sender {
                 next = after;
                 continue;
             };
-            if target.is_some_and(|b| b != t) || body.len() >= self.request_max {
+            if target.is_some_and(|b| b != t || w.transactional) || body.len() >= self.request_max {
                 break;
             }
             if target.is_none() {
                 body.extend_from_slice(b"<events>");
+                if w.transactional {
+                    body.extend_from_slice(b"<transaction>");
+                }
                 target = Some(t);
             }
             let mark = body.len();
@@ -1113,8 +1126,11 @@ impl Sender {
             self.finish_replay(shared, r.sent);
             return;
         };
-        body.extend_from_slice(b"</events>");
         let w = &shared.windows[t];
+        if w.transactional {
+            body.extend_from_slice(b"</transaction>");
+        }
+        body.extend_from_slice(b"</events>");
         let base = self.health.base.expect("ready after a probe");
         let path = format!("{base}{}", w.inject_path);
         let answer = self.put_xml(&path, &body, self.settings.timeout).await;

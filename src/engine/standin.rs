@@ -30,7 +30,8 @@
 //!
 //! `DIR/wire.log` keeps, in arrival order, one line per load
 //! (`load NAME overwrite=.. connectors=.. start=.. publishers=N
-//! publishers_started=N`) and per accepted inject (`inject P/CQ/W N`): the
+//! publishers_started=N`) and per accepted inject (`inject P/CQ/W N`, with
+//! ` transaction` when the body was one `<transaction>`): the
 //! tests read from it what an engine held before what.
 //!
 //! Like an ESP server, it forgets its projects when restarted. Recordings
@@ -528,7 +529,13 @@ impl StandIn {
                 return error(500, &format!("cannot record events: {e}"), &[]);
             }
         }
-        if let Err(a) = self.wire(&format!("inject {p}/{cq}/{w} {n}")) {
+        // A block sent as one `<transaction>` (esp-protocol.md §5.4) is marked.
+        let tx = if memchr::memmem::find(body, b"<transaction>").is_some() {
+            " transaction"
+        } else {
+            ""
+        };
+        if let Err(a) = self.wire(&format!("inject {p}/{cq}/{w} {n}{tx}")) {
             return a;
         }
         if let Some(l) = self.projects.get_mut(p) {
