@@ -206,6 +206,9 @@ pub struct EngineCmd {
     /// refuse every project load with 400 (a fault for tests)
     #[argh(switch)]
     pub refuse_loads: bool,
+    /// serve under this path first, like a Kubernetes ingress (e.g. /SASEventStreamProcessingServer/p1)
+    #[argh(option, default = "String::new()")]
+    pub base_prefix: String,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -265,6 +268,7 @@ const LONG_OPTIONS: &[&str] = &[
     "reject-window",
     "missing-status",
     "refuse-loads",
+    "base-prefix",
     "dateformat",
     "trades",
     "dir",

@@ -118,6 +118,16 @@ fn engine(e: &cli::EngineCmd) -> ExitCode {
             }
         },
         refuse_loads: e.refuse_loads,
+        prefix: match e.base_prefix.as_str() {
+            "" => String::new(),
+            p if p.starts_with('/') && !p.contains(['?', '#', ' ']) => {
+                p.trim_end_matches('/').to_string()
+            }
+            p => {
+                eprintln!("edgecm engine: -base-prefix {p:?} is not accepted; accepted: a path starting with /, e.g. /SASEventStreamProcessingServer/p1");
+                return ExitCode::from(2);
+            }
+        },
     };
     match standin::serve(e.http, settings) {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,6 +39,28 @@
 //! and a line cut short by a kill is removed when the file is next opened
 //! (its block was never acknowledged, so the manager sends it again).
 //!
+//! What each behaviour rests on (`shared/design/esp-protocol.md`; tags:
+//! [C] seen in SAS's public code, [I] inferred from it, [G] guessed):
+//!
+//! | behaviour | section | tag |
+//! |---|---|---|
+//! | REST under `/eventStreamProcessing/v1` and `/SASESP`; a prefix before them behind a Viya ingress (`-base-prefix`) | §2.1, §1 | [C] |
+//! | `GET server`: `version` (numeric: esppy parses it), `engine`, `pubsub` | §2.2 | [C] |
+//! | `HEAD {base}/`: 200, 401 without credentials | §2.2 | [C] |
+//! | `PUT projects/{name}` with `overwrite`, `connectors`, `start`; the URL names the project | §2.2 | [C] (esppy `load_project`) |
+//! | no replacing without `overwrite=true`; `connectors`, `start` default true | §2.2 | [I] (esppy always sends them; its defaults are true) |
+//! | a reload empties the project's windows | §2.2 | [I] (replace = a new project) |
+//! | `GET projects`, `GET projectXml?name=`, `GET windows/{p}/{cq}/{w}?schema=true` | §2.2 | [C] |
+//! | `PUT projects/{name}/state?value=running\|stopped`, `DELETE projects/{name}` | §2.2 | [C] |
+//! | inject: `PUT windows/{p}/{cq}/{w}/state?value=injected`, XML `<events>[<transaction>]<event>` | §2.2, §5.4 | [C] |
+//! | only into source windows of a running project | §9 | [I] |
+//! | unknown fields, missing keys, values not of the field's type refused, the block whole | §5.1, §5.2 | [I] |
+//! | no `Content-Type`, `application/xml` or `text/xml` accepted; others 415 | §2.2 | [I] (esppy sends none with a project, esp-connect `text/xml`) |
+//! | error bodies `<response code><message><details><detail>` | §2.3 | [G] (esppy reads `message` and `details/detail` [C]) |
+//! | the status for "no such project": 404, or 400 with `-missing-status` | §2.3 | [U] |
+//! | `GET events/{p}/{cq}/{w}` with a `count` | §2.2 | [C] (its children are not kept here) |
+//! | forgets everything when restarted | §2.2 | [I] |
+//!
 //! Security switches: `-tls-cert/-tls-key` (HTTPS), `-require-basic
 //! USER:PASS` and `-require-bearer TOKEN|@FILE` (401 without them; with
 //! `@FILE` the accepted tokens are re-read from FILE at each request, so a
@@ -107,6 +129,9 @@ pub struct Settings {
     pub missing_status: u16,
     /// Refuse every project load with 400 (`-refuse-loads`).
     pub refuse_loads: bool,
+    /// Served under this path first (`-base-prefix`), like a Viya ingress's
+    /// `/SASEventStreamProcessingServer/<project>`; empty: at the root.
+    pub prefix: String,
 }
 
 impl Default for Settings {
@@ -124,12 +149,17 @@ impl Default for Settings {
             require_bearer: None,
             missing_status: 404,
             refuse_loads: false,
+            prefix: String::new(),
         }
     }
 }
 
 struct WindowInfo {
     source: bool,
+    /// The element name (`window-source`, ...).
+    kind: String,
+    /// `(name, type, key)` of each schema field.
+    fields: Vec<(String, String, bool)>,
     decoder: Option<Decoder>,
     schema_error: Option<String>,
 }
@@ -223,21 +253,48 @@ impl StandIn {
     }
 
     /// Answers one request. `url` is the path with its query.
-    pub fn handle(&mut self, method: &str, url: &str, body: &[u8]) -> Answer {
+    /// Answers one request; `content_type` is the request's header.
+    pub fn handle(
+        &mut self,
+        method: &str,
+        url: &str,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+    ) -> Answer {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let Some(rest) = self.settings.bases.prefixes().iter().find_map(|p| {
-            path.strip_prefix(p)
+        let prefix = self.settings.prefix.trim_end_matches('/');
+        let bases: Vec<String> = self
+            .settings
+            .bases
+            .prefixes()
+            .iter()
+            .map(|b| format!("{prefix}{b}"))
+            .collect();
+        let Some(rest) = bases.iter().find_map(|p| {
+            path.strip_prefix(p.as_str())
                 .or_else(|| (path == &p[..p.len() - 1]).then_some(""))
         }) else {
             return error(
                 404,
                 &format!("no such resource: {path}"),
-                &[format!(
-                    "this stand-in serves {}",
-                    self.settings.bases.prefixes().join(" and ")
-                )],
+                &[format!("this stand-in serves {}", bases.join(" and "))],
             );
         };
+        // Bodies are XML here; no Content-Type is taken as XML (esppy sends
+        // none with a project), anything else is refused.
+        if !body.is_empty() {
+            if let Some(ct) = content_type {
+                let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
+                let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+                if !matches!(mime.as_str(), "application/xml" | "text/xml") {
+                    return error(
+                        415,
+                        &format!("Content-Type {mime:?} is not accepted here"),
+                        &["accepted: application/xml, text/xml".to_string()],
+                    );
+                }
+            }
+        }
         let parts: Vec<String> = rest
             .split('/')
             .filter(|s| !s.is_empty())
@@ -251,6 +308,44 @@ impl StandIn {
         };
         let value = param("value").unwrap_or("");
         match (method, parts.as_slice()) {
+            // esppy's probe: `HEAD {base}/` answers 401 when credentials are needed.
+            ("HEAD" | "GET", []) => (200, String::new()),
+            ("GET", ["projectXml"]) => {
+                let want: Vec<&str> = param("name").map(|n| n.split('|').collect()).unwrap_or_default();
+                let mut b = String::from("<projects>");
+                for (name, p) in &self.projects {
+                    if want.is_empty() || want.contains(&name.as_str()) {
+                        b.push_str(&p.xml);
+                    }
+                }
+                b.push_str("</projects>");
+                (200, b)
+            }
+            ("GET", ["windows", p, cq, w]) => {
+                let found = self
+                    .projects
+                    .get(*p)
+                    .and_then(|l| l.windows.get(&(cq.to_string(), w.to_string())));
+                match found {
+                    Some(win) => {
+                        let mut b = format!("<windows><{} name=\"{}\">", win.kind, escape(w));
+                        if param("schema") == Some("true") {
+                            b.push_str("<schema><fields>");
+                            for (n, t, key) in &win.fields {
+                                b.push_str(&format!(
+                                    "<field name=\"{}\" type=\"{t}\"{}/>",
+                                    escape(n),
+                                    if *key { " key=\"true\"" } else { "" }
+                                ));
+                            }
+                            b.push_str("</fields></schema>");
+                        }
+                        b.push_str(&format!("</{}></windows>", win.kind));
+                        (200, b)
+                    }
+                    None => self.missing(&format!("window '{p}/{cq}/{w}' does not exist")),
+                }
+            }
             ("GET" | "HEAD", ["server"]) => (
                 200,
                 format!(
@@ -402,10 +497,20 @@ impl StandIn {
                     Some(Err(d)) => (None, Some(d.message.clone())),
                     None => (None, Some("the window declares no schema".to_string())),
                 };
+                let fields = match &w.schema {
+                    Some(Ok(schema)) => schema
+                        .fields
+                        .iter()
+                        .map(|f| (f.name.clone(), f.ty.name().to_string(), f.key))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 windows.insert(
                     (cq.name.clone(), w.name.clone()),
                     WindowInfo {
                         source: w.is_source(),
+                        kind: w.kind.clone(),
+                        fields,
                         decoder,
                         schema_error,
                     },
@@ -668,7 +773,8 @@ pub fn serve_on(listener: std::net::TcpListener, settings: Settings) -> io::Resu
                 log::debug!("stand-in: {} {} -> 401", rq.method, rq.url);
                 error(401, "credentials required", &[])
             } else {
-                let (status, text) = s.borrow_mut().handle(&rq.method, &rq.url, &rq.body);
+                let ct = rq.header("content-type");
+                let (status, text) = s.borrow_mut().handle(&rq.method, &rq.url, ct, &rq.body);
                 if status >= 400 {
                     log::debug!("stand-in: {} {} -> {status}", rq.method, rq.url);
                 }
@@ -748,5 +854,185 @@ impl Guard {
             },
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "<project name='p'><contqueries><contquery name='cq'><windows>\
+        <window-source name='trades'><schema-string>id*:int64,sym:string,price:double,at:stamp</schema-string>\
+        <connectors><connector class='fs' name='in'><properties><property name='type'>pub</property></properties></connector></connectors></window-source>\
+        <window-filter name='big'><expression>price &gt; 10</expression></window-filter>\
+        </windows><edges><edge source='trades' target='big'/></edges></contquery></contqueries></project>";
+    const XML: Option<&[u8]> = Some(b"application/xml");
+    const V1: &str = "/eventStreamProcessing/v1";
+
+    fn loaded() -> StandIn {
+        let mut s = StandIn::new(Settings::default());
+        let (code, body) = s.handle(
+            "PUT",
+            &format!("{V1}/projects/p?overwrite=true"),
+            XML,
+            P.as_bytes(),
+        );
+        assert_eq!(code, 200, "{body}");
+        s
+    }
+
+    fn inject(s: &mut StandIn, window: &str, ct: Option<&[u8]>, events: &str) -> Answer {
+        s.handle(
+            "PUT",
+            &format!("{V1}/windows/p/cq/{window}/state?value=injected"),
+            ct,
+            format!("<events>{events}</events>").as_bytes(),
+        )
+    }
+
+    /// An ESP-shaped error: `message` and `details/detail` (esp-protocol.md §2.3).
+    fn esp_error(a: &Answer, code: u16, words: &str) {
+        assert_eq!(a.0, code, "{}", a.1);
+        assert!(a.1.contains("<message>"), "{}", a.1);
+        assert!(a.1.contains(words), "{words:?} not in {}", a.1);
+    }
+
+    const GOOD: &str = "<event><opcode>i</opcode><id key='true'>1</id><sym>A</sym><price>2.5</price><at>2016-01-16 08:30:00.000468</at></event>";
+
+    #[test]
+    fn injects_are_checked_as_strictly_as_esp() {
+        let mut s = loaded();
+        assert_eq!(inject(&mut s, "trades", XML, GOOD).0, 200);
+        let unknown = GOOD.replace("<sym>A</sym>", "<sym>A</sym><venue>1</venue>");
+        esp_error(&inject(&mut s, "trades", XML, &unknown), 400, "venue");
+        let no_key = GOOD.replace("<id key='true'>1</id>", "");
+        esp_error(&inject(&mut s, "trades", XML, &no_key), 400, "key field");
+        let bad = GOOD.replace("2.5", "cheap");
+        esp_error(&inject(&mut s, "trades", XML, &bad), 400, "price");
+        esp_error(
+            &inject(&mut s, "trades", Some(b"application/json"), GOOD),
+            415,
+            "Content-Type",
+        );
+        assert_eq!(
+            inject(&mut s, "trades", Some(b"text/xml; charset=utf-8"), GOOD).0,
+            200
+        );
+        assert_eq!(
+            inject(&mut s, "trades", None, GOOD).0,
+            200,
+            "no Content-Type is XML"
+        );
+        esp_error(
+            &inject(&mut s, "big", XML, GOOD),
+            400,
+            "not a source window",
+        );
+        esp_error(&inject(&mut s, "nope", XML, GOOD), 404, "does not exist");
+        let (code, _) = s.handle(
+            "PUT",
+            &format!("{V1}/projects/p/state?value=stopped"),
+            None,
+            b"",
+        );
+        assert_eq!(code, 200);
+        esp_error(&inject(&mut s, "trades", XML, GOOD), 400, "not running");
+        s.handle(
+            "PUT",
+            &format!("{V1}/projects/p/state?value=running"),
+            None,
+            b"",
+        );
+        assert_eq!(inject(&mut s, "trades", XML, GOOD).0, 200);
+    }
+
+    #[test]
+    fn loads_honour_overwrite_and_a_reload_empties_the_windows() {
+        let mut s = loaded();
+        inject(&mut s, "trades", XML, GOOD);
+        inject(&mut s, "trades", XML, GOOD);
+        let held = |s: &mut StandIn| {
+            s.handle("GET", &format!("{V1}/events/p/cq/trades"), None, b"")
+                .1
+        };
+        assert_eq!(held(&mut s), "<events count=\"2\"/>");
+        let again = s.handle("PUT", &format!("{V1}/projects/p"), XML, P.as_bytes());
+        esp_error(&again, 400, "already exists");
+        assert_eq!(
+            held(&mut s),
+            "<events count=\"2\"/>",
+            "a refused load changes nothing"
+        );
+        let r = s.handle(
+            "PUT",
+            &format!("{V1}/projects/p?overwrite=true&start=false"),
+            XML,
+            P.as_bytes(),
+        );
+        assert_eq!(r.0, 200);
+        assert_eq!(
+            held(&mut s),
+            "<events count=\"0\"/>",
+            "a reload empties the windows"
+        );
+        esp_error(&inject(&mut s, "trades", XML, GOOD), 400, "not running");
+        assert_eq!(s.loads, 2);
+        let list = s.handle("GET", &format!("{V1}/projects"), None, b"").1;
+        assert_eq!(
+            list,
+            "<projects><project name=\"p\" state=\"stopped\"/></projects>"
+        );
+    }
+
+    #[test]
+    fn the_rest_surface_sas_clients_read() {
+        let mut s = loaded();
+        let server = s.handle("GET", "/SASESP/server", None, b"").1;
+        assert!(server.contains("version=\"6.2\""), "{server}");
+        assert_eq!(s.handle("HEAD", V1, None, b"").0, 200);
+        let xml = s
+            .handle("GET", &format!("{V1}/projectXml?name=p"), None, b"")
+            .1;
+        assert!(xml.starts_with("<projects><project name='p'"), "{xml}");
+        let w = s
+            .handle(
+                "GET",
+                &format!("{V1}/windows/p/cq/trades?schema=true"),
+                None,
+                b"",
+            )
+            .1;
+        assert_eq!(
+            w,
+            "<windows><window-source name=\"trades\"><schema><fields><field name=\"id\" type=\"int64\" key=\"true\"/><field name=\"sym\" type=\"string\"/><field name=\"price\" type=\"double\"/><field name=\"at\" type=\"stamp\"/></fields></schema></window-source></windows>"
+        );
+        assert_eq!(
+            s.handle("DELETE", &format!("{V1}/projects/p"), None, b"").0,
+            200
+        );
+        assert_eq!(
+            s.handle("DELETE", &format!("{V1}/projects/p"), None, b"").0,
+            404
+        );
+    }
+
+    #[test]
+    fn a_base_prefix_and_the_status_for_a_missing_project() {
+        let mut s = StandIn::new(Settings {
+            prefix: "/SASEventStreamProcessingServer/p1".into(),
+            missing_status: 400,
+            ..Settings::default()
+        });
+        let at_root = s.handle("GET", &format!("{V1}/server"), None, b"");
+        assert_eq!(at_root.0, 404);
+        let base = format!("/SASEventStreamProcessingServer/p1{V1}");
+        assert_eq!(s.handle("GET", &format!("{base}/server"), None, b"").0, 200);
+        let r = s.handle(
+            "PUT",
+            &format!("{base}/windows/p/cq/trades/state?value=injected"),
+            XML,
+            b"<events/>",
+        );
+        esp_error(&r, 400, "project 'p' does not exist");
     }
 }
