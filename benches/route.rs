@@ -59,6 +59,8 @@ fn main() {
                 ha_port: 2,
                 tls: false,
                 auth_user: None,
+                prefix: String::new(),
+                connect: None,
             })
             .collect();
         let m = Membership::new(&engines, &[]).expect("membership");

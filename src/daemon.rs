@@ -451,6 +451,7 @@ impl Core {
             self.settings(),
         )
         .in_cluster(cluster_mask)
+        .at(&engine.prefix, engine.connect.clone())
         .watched_by(self.engine_changed.clone());
         // Checked at start for configured engines; one added later without
         // what it needs is still started, and its requests fail visibly.

@@ -58,6 +58,80 @@ fn publisher_values_sas_clients_write_are_accepted() {
     assert!(e[0].contains("accepted: true, false, insert"), "{e:?}");
 }
 
+/// `<esp-engine url>` (ours): scheme, host, port and path prefix in one;
+/// `connect` names where to connect instead.
+#[test]
+fn engines_by_url_and_connect_address() {
+    use edgecm::config::parse_engine_url as url;
+    assert_eq!(
+        url("https://esp-server.example.com/SASEventStreamProcessingServer/p1/").unwrap(),
+        (
+            "esp-server.example.com".into(),
+            443,
+            true,
+            "/SASEventStreamProcessingServer/p1".into()
+        )
+    );
+    assert_eq!(
+        url("https://h.example:8443/SASEventStreamProcessingServer/p1/eventStreamProcessing/v1/")
+            .unwrap(),
+        (
+            "h.example".into(),
+            8443,
+            true,
+            "/SASEventStreamProcessingServer/p1".into()
+        )
+    );
+    assert_eq!(
+        url("http://[::1]:31415").unwrap(),
+        ("::1".into(), 31415, false, String::new())
+    );
+    assert_eq!(
+        url("http://h/SASESP").unwrap(),
+        ("h".into(), 80, false, String::new())
+    );
+    for bad in [
+        "ftp://h/",
+        "https://",
+        "https://h:0/",
+        "https://h:x/",
+        "https://h/p?q=1",
+        "h:1",
+    ] {
+        assert!(url(bad).is_err(), "{bad}");
+    }
+    let e = edgecm::config::parse_engine(
+        "t",
+        "<esp-engine name='e' url='https://h.example/p/' connect='127.0.0.1:8443'/>",
+    )
+    .unwrap();
+    assert_eq!(
+        (e.host.as_str(), e.ha_port, e.tls, e.prefix.as_str()),
+        ("h.example", 443, true, "/p")
+    );
+    assert_eq!(e.connect, Some(("127.0.0.1".to_string(), 8443)));
+    let errs = |x: &str| {
+        edgecm::config::parse_engine("t", x)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let both = errs("<esp-engine name='e' url='https://h/' host='h' ha_port='1'/>");
+    assert!(both.contains("host and url name the same thing"), "{both}");
+    let bad = errs("<esp-engine name='e' host='h' port='1' ha_port='2' connect='nowhere'/>");
+    assert!(
+        bad.contains("connect \"nowhere\" is not accepted; accepted: HOST:PORT"),
+        "{bad}"
+    );
+    let scheme = errs("<esp-engine name='e' url='ftp://h/'/>");
+    assert!(
+        scheme.contains("t:1:") && scheme.contains("http or https"),
+        "{scheme}"
+    );
+}
+
 #[test]
 fn the_valid_base_config_is_valid() {
     let c =
@@ -95,7 +169,7 @@ const CASES: &[Case] = &[
         name: "unknown_attribute",
         edits: &[("<esp-engine name='e1'", "<esp-engine colour='red' name='e1'")],
         expect: &[
-            "config.xml:61:25: unknown attribute 'colour' on <esp-engine>; accepted: name, host, port, ha_port, tls",
+            "config.xml:61:25: unknown attribute 'colour' on <esp-engine>; accepted: name, host, port, ha_port, tls, url, connect",
         ],
     },
     Case {

@@ -13,6 +13,8 @@ fn engine(name: &str) -> Engine {
         ha_port: 2,
         tls: false,
         auth_user: None,
+        prefix: String::new(),
+        connect: None,
     }
 }
 

@@ -36,6 +36,12 @@ impl Case {
 
     /// The config: trades multicast to one engine at `host:port`.
     fn config(&self, host: &str, port: u16, tls: bool, auth_user: Option<&str>, rate: u32) {
+        let engine = format!("host='{host}' port='1' ha_port='{port}' tls='{tls}'");
+        self.config_engine(&engine, auth_user, rate);
+    }
+
+    /// The config with the engine's attributes (besides its name) as given.
+    fn config_engine(&self, engine: &str, auth_user: Option<&str>, rate: u32) {
         let auth = auth_user.map_or(String::new(), |u| format!("<auth-user>{u}</auth-user>"));
         let rate = if rate > 0 {
             format!("<property name='rate'>{rate}</property>")
@@ -59,7 +65,7 @@ impl Case {
         <window-func>trades</window-func></publish-target></multicast-destination>
     </map></esp-map></esp-maps>
   <esp-clusters><esp-cluster name='c' redundancy='1'><esp-engines>
-    <esp-engine name='esp1' host='{host}' port='1' ha_port='{port}' tls='{tls}'>{auth}</esp-engine>
+    <esp-engine name='esp1' {engine}>{auth}</esp-engine>
   </esp-engines></esp-cluster></esp-clusters>
 </esp-cluster-manager></esp-cluster-managers></engine>"
         );
@@ -220,6 +226,88 @@ fn https_to_an_engine_with_a_private_ca_delivers_everything() {
         c.recorded() >= c.trades as usize
     });
     assert_eq!(case.recorded(), 3000);
+}
+
+/// An engine behind a Kubernetes ingress: its REST API under a path
+/// (`-base-prefix`), its name not in DNS yet (`connect`, like `curl
+/// --resolve`), HTTPS checked against that name.
+#[test]
+fn an_engine_behind_an_ingress_path_under_a_name_that_does_not_resolve() {
+    let case = Case::new("tls-ingress", 2000);
+    let pki = ca("ingress");
+    let name = "esp-server.example.invalid";
+    let cert = pki.leaf(&case.dir, &[name], (2020, 2090));
+    let rec = case.dir.join("esp1");
+    let prefix = "/SASEventStreamProcessingServer/surveillance";
+    let engine = StandIn::start(
+        0,
+        &[
+            "-record",
+            rec.to_str().unwrap(),
+            "-tls-cert",
+            cert.0.to_str().unwrap(),
+            "-tls-key",
+            cert.1.to_str().unwrap(),
+            "-base-prefix",
+            prefix,
+        ],
+    );
+    case.config_engine(
+        &format!(
+            "url='https://{name}{prefix}/' connect='127.0.0.1:{}'",
+            engine.port
+        ),
+        None,
+        0,
+    );
+    let ca = pki.write_ca(&case.dir);
+    let mut m = Stop(case.manager(&["-cacert", ca.to_str().unwrap()]));
+    case.wait(
+        "all trades recorded through the ingress path",
+        &mut m.0,
+        |c| c.recorded() >= c.trades as usize,
+    );
+    assert_eq!(case.recorded(), 2000);
+    let log = case.log();
+    assert!(
+        log.contains("REST API at /eventStreamProcessing/v1"),
+        "{log}"
+    );
+    let wire = std::fs::read_to_string(rec.join("wire.log")).unwrap();
+    assert!(wire.starts_with("load surveillance "), "{wire}");
+    drop(m);
+    // The same with the REST base in the URL, as Viya documents it.
+    let case2 = Case::new("tls-ingress-base", 500);
+    let cert2 = pki.leaf(&case2.dir, &[name], (2020, 2090));
+    let rec2 = case2.dir.join("esp1");
+    let engine2 = StandIn::start(
+        0,
+        &[
+            "-record",
+            rec2.to_str().unwrap(),
+            "-tls-cert",
+            cert2.0.to_str().unwrap(),
+            "-tls-key",
+            cert2.1.to_str().unwrap(),
+            "-base-prefix",
+            prefix,
+            "-base",
+            "v1",
+        ],
+    );
+    case2.config_engine(
+        &format!(
+            "url='https://{name}{prefix}/eventStreamProcessing/v1/' connect='127.0.0.1:{}'",
+            engine2.port
+        ),
+        None,
+        0,
+    );
+    let ca2 = pki.write_ca(&case2.dir);
+    let mut m2 = Stop(case2.manager(&["-cacert", ca2.to_str().unwrap()]));
+    case2.wait("all trades recorded", &mut m2.0, |c| {
+        c.recorded() >= c.trades as usize
+    });
 }
 
 /// Each bad certificate: the engine fails with rustls's reason in the log,

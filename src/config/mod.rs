@@ -172,6 +172,13 @@ pub struct Engine {
     /// Our extension: HTTPS to this engine.
     pub tls: bool,
     pub auth_user: Option<String>,
+    /// Our extension (`url`): a path the REST bases sit under, as behind a
+    /// Kubernetes ingress (`/SASEventStreamProcessingServer/p1`); empty: none.
+    pub prefix: String,
+    /// Our extension (`connect='ADDR:PORT'`): where to connect, when it is
+    /// not where `host` resolves (like `curl --resolve`); `host` is still
+    /// what `Host` and TLS (SNI and the certificate check) name.
+    pub connect: Option<(String, u16)>,
 }
 
 #[derive(Debug, Clone)]
@@ -706,12 +713,63 @@ pub fn parse_engine(origin: &str, text: &str) -> Result<Engine, Vec<Diagnostic>>
 }
 
 fn read_engine(r: &mut Reader, e: Node, names: &mut Vec<String>) -> Option<Engine> {
-    r.check_attrs(e, &["name", "host", "port", "ha_port", "tls"]);
+    r.check_attrs(
+        e,
+        &["name", "host", "port", "ha_port", "tls", "url", "connect"],
+    );
     let name = r.req_attr(e, "name");
-    let host = r.req_attr(e, "host");
-    let port = read_port(r, e, "port");
-    let ha_port = read_port(r, e, "ha_port");
-    let tls = r.bool_attr(e, "tls", false);
+    // `url` (ours) stands for host, ha_port, tls and a path prefix.
+    let (host, ha_port, tls, prefix) = match e.attribute("url") {
+        Some(url) => {
+            for a in ["host", "ha_port", "tls"] {
+                if e.attribute(a).is_some() {
+                    r.attr_error(
+                        e,
+                        a,
+                        format!("{a} and url name the same thing; give one of them"),
+                    );
+                }
+            }
+            match parse_engine_url(url) {
+                Ok((host, port, tls, prefix)) => (Some(host), Some(port), tls, prefix),
+                Err(m) => {
+                    r.attr_error(e, "url", m);
+                    (None, None, false, String::new())
+                }
+            }
+        }
+        None => (
+            r.req_attr(e, "host").map(str::to_string),
+            read_port(r, e, "ha_port"),
+            r.bool_attr(e, "tls", false),
+            String::new(),
+        ),
+    };
+    // The pub/sub port is only reported (`-output-routers`); behind an
+    // ingress it is often not reachable at all, so optional with `url`.
+    let port = match (e.attribute("url"), e.attribute("port")) {
+        (Some(_), None) => Some(0),
+        _ => read_port(r, e, "port"),
+    };
+    let connect = match e.attribute("connect") {
+        None => None,
+        Some(c) => {
+            match crate::cli::parse_peer(c) {
+                Ok((h, p)) => Some((
+                    h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                    p,
+                )),
+                Err(_) => {
+                    r.attr_error(
+                    e,
+                    "connect",
+                    format!("connect {c:?} is not accepted; accepted: HOST:PORT, e.g. 127.0.0.1:8443"),
+                );
+                    return None;
+                }
+            }
+        }
+    };
     let kids = r.children(e, &["auth-user"]);
     if kids.len() > 1 {
         r.error(
@@ -740,12 +798,63 @@ fn read_engine(r: &mut Reader, e: Node, names: &mut Vec<String>) -> Option<Engin
     names.push(name.to_string());
     Some(Engine {
         name: name.to_string(),
-        host: host?.to_string(),
+        host: host?,
         port: port?,
         ha_port: ha_port?,
         tls,
         auth_user,
+        prefix,
+        connect,
     })
+}
+
+/// `http(s)://HOST[:PORT][/PATH]` of an `<esp-engine url>`: (host, port,
+/// tls, path prefix). A path that ends in a REST base
+/// (`/eventStreamProcessing/v1`, `/SASESP`) gives the prefix before it.
+pub fn parse_engine_url(url: &str) -> Result<(String, u16, bool, String), String> {
+    let accepted = "accepted: http(s)://HOST[:PORT][/PATH], e.g. https://esp.example.com/SASEventStreamProcessingServer/p1/";
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "url {url:?}: the scheme must be http or https; {accepted}"
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if path.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "url {url:?}: no query, fragment or space in the path; {accepted}"
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty() && !h.ends_with(':') && (h.starts_with('[') || !h.contains(':')) =>
+        {
+            let port =
+                p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| {
+                    format!("url {url:?}: port {p:?} is not a port from 1 to 65535")
+                })?;
+            (h, port)
+        }
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("url {url:?} names no host; {accepted}"));
+    }
+    let mut prefix = path.trim_end_matches('/').to_string();
+    for base in crate::engine::BASES {
+        if let Some(p) = prefix.strip_suffix(base) {
+            prefix = p.to_string();
+            break;
+        }
+    }
+    Ok((host.to_string(), port, tls, prefix))
 }
 
 fn read_port(r: &mut Reader, e: Node, attr: &str) -> Option<u16> {

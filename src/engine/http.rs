@@ -264,6 +264,9 @@ pub struct Client {
     transport: Transport,
     auth: Option<Rc<Credential>>,
     accept: &'static str,
+    /// Where to connect instead of where `host` resolves (`Host` and TLS
+    /// still name `host`).
+    connect_to: Option<(String, u16)>,
 }
 
 impl Client {
@@ -277,7 +280,15 @@ impl Client {
             transport: Transport::Plain,
             auth: None,
             accept: "application/xml",
+            connect_to: None,
         }
+    }
+
+    /// Connects to `addr` instead of where the host resolves (like `curl
+    /// --resolve`): for an engine behind an ingress not yet in DNS.
+    pub fn with_connect(mut self, addr: Option<(String, u16)>) -> Client {
+        self.connect_to = addr;
+        self
     }
 
     /// The `Accept` header (default `application/xml`, what ESP answers in).
@@ -378,7 +389,11 @@ impl Client {
     }
 
     async fn connect(&mut self, timeout: Duration) -> Result<(), HttpError> {
-        let addrs = crate::net::resolve(&self.host, self.port, timeout)
+        let (host, port) = match &self.connect_to {
+            Some((h, p)) => (h.as_str(), *p),
+            None => (self.host.as_str(), self.port),
+        };
+        let addrs = crate::net::resolve(host, port, timeout)
             .await
             .map_err(HttpError::Resolve)?;
         let mut last = None;

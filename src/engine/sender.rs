@@ -347,6 +347,8 @@ pub struct Sender {
     cluster_mask: u64,
     /// Reference data still to send again before anything else.
     replay: Option<Replay>,
+    /// The path the REST bases sit under (`<esp-engine url>`), or empty.
+    prefix: String,
     /// Projects loaded whose load is recorded once the replay is done.
     loaded: Vec<Rc<Deploy>>,
 }
@@ -397,6 +399,7 @@ impl Sender {
             cluster_mask: u64::MAX,
             replay: None,
             loaded: Vec::new(),
+            prefix: String::new(),
         }
     }
 
@@ -408,6 +411,15 @@ impl Sender {
     ) -> Sender {
         let c = std::mem::replace(&mut self.client, Client::new("", 0));
         self.client = c.with_transport(t).with_auth(auth);
+        self
+    }
+
+    /// Reaches the engine's REST bases under `prefix` (an ingress path), and
+    /// connects to `connect` instead of where its host resolves.
+    pub fn at(mut self, prefix: &str, connect: Option<(String, u16)>) -> Sender {
+        self.prefix = prefix.trim_end_matches('/').to_string();
+        let c = std::mem::replace(&mut self.client, Client::new("", 0));
+        self.client = c.with_connect(connect);
         self
     }
 
@@ -485,12 +497,13 @@ impl Sender {
         }
         let mut answers = Vec::new();
         for base in order {
-            match self.get(&format!("{base}/server"), deadline).await {
+            let path = format!("{}{base}/server", self.prefix);
+            match self.get(&path, deadline).await {
                 Ok(r) if r.is_success() => return Ok(base),
-                Ok(r) => answers.push(format!("{base}/server: {}", super::answer_text(&r))),
+                Ok(r) => answers.push(format!("{path}: {}", super::answer_text(&r))),
                 Err(e) => {
                     // Nothing listens or nothing answers: the other base cannot do better.
-                    return Err(format!("GET {base}/server: {e}"));
+                    return Err(format!("GET {path}: {e}"));
                 }
             }
         }
@@ -498,6 +511,12 @@ impl Sender {
             "answers neither ESP base path ({})",
             answers.join("; ")
         ))
+    }
+
+    /// The REST base that answered, under the engine's path prefix.
+    fn base(&self) -> String {
+        let base = self.health.base.expect("requests follow a probe");
+        format!("{}{base}", self.prefix)
     }
 
     /// The engine's key in [`super::deployed::Deployed`].
@@ -508,7 +527,7 @@ impl Sender {
     /// The names of the projects the engine runs (`GET {base}/projects`,
     /// esp-protocol.md §2.2: `project` elements with a `name`).
     async fn list_projects(&mut self) -> Result<Vec<String>, String> {
-        let base = self.health.base.expect("listing follows a probe");
+        let base = self.base();
         let deadline = self.settings.heartbeat_deadline();
         let r = self
             .get(&format!("{base}/projects"), deadline)
@@ -545,7 +564,7 @@ impl Sender {
     /// Loads each project the engine does not run in this version (the
     /// table in `deployed`'s docs). Returns whether anything was loaded.
     async fn deploy<S: Storage>(&mut self, shared: &Shared<S>) -> Result<bool, String> {
-        let base = self.health.base.expect("deploy follows a probe");
+        let base = self.base();
         let listed = self.list_projects().await?;
         let key = self.deployed_key();
         let mut loaded = false;
@@ -959,8 +978,7 @@ impl Sender {
     /// Sends one block; true when it is done with (acknowledged or dead-lettered).
     async fn publish<S: Storage>(&mut self, shared: &Shared<S>, b: &Block) -> bool {
         let w = &shared.windows[b.target];
-        let base = self.health.base.expect("ready after a probe");
-        let path = format!("{base}{}", w.inject_path);
+        let path = format!("{}{}", self.base(), w.inject_path);
         let r = self.put_xml(&path, &b.body, self.settings.timeout).await;
         match classify(&r) {
             Outcome::Done => {
@@ -1131,8 +1149,7 @@ impl Sender {
             body.extend_from_slice(b"</transaction>");
         }
         body.extend_from_slice(b"</events>");
-        let base = self.health.base.expect("ready after a probe");
-        let path = format!("{base}{}", w.inject_path);
+        let path = format!("{}{}", self.base(), w.inject_path);
         let answer = self.put_xml(&path, &body, self.settings.timeout).await;
         let done = match classify(&answer) {
             Outcome::Done => {
