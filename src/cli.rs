@@ -56,11 +56,11 @@ pub struct Cli {
     #[argh(switch)]
     pub insecure_admin: bool,
 
-    /// write the project XML that is deployed to this file at start
+    /// write the local ESP project (raw-sources as ESP fs connectors) to this file at start
     #[argh(option)]
     pub output_projects: Option<PathBuf>,
 
-    /// write the equivalent ESP router model to this file at start
+    /// write the ESP router that routes the local project like the esp-maps to this file at start
     #[argh(option)]
     pub output_routers: Option<PathBuf>,
 

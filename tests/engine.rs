@@ -540,38 +540,104 @@ fn an_answer_that_never_comes_times_out() {
 
 #[test]
 fn output_models_describe_what_is_deployed_and_routed() {
+    use edgecm::engine::models::{LOCAL_CONTQUERY, LOCAL_PROJECT};
+    use edgecm::engine::standin::{Settings, StandIn};
     let cfg = support::shared().join("corpus/cm/broker-local.xml");
     let config = edgecm::config::Config::load(cfg.to_str().unwrap()).expect("broker-local");
+    // The local project: read by the stand-in's model reader, and loaded.
     let projects = edgecm::engine::models::projects_xml(&config);
-    let doc = roxmltree::Document::parse(&projects).expect("projects XML parses");
-    assert_eq!(doc.root_element().tag_name().name(), "project");
+    let file = edgecm::config::project::parse(Path::new("p.xml"), &projects)
+        .unwrap_or_else(|d| panic!("{d}\n{projects}"));
+    let p = &file.projects[0];
+    assert_eq!(p.name, LOCAL_PROJECT);
+    let windows = &p.contquery(LOCAL_CONTQUERY).unwrap().windows;
+    let names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["trades", "venuesSource", "restrictedSource"]);
+    for w in windows {
+        assert!(w.is_source());
+        assert_eq!(
+            w.publisher_connectors,
+            [w.name.clone()],
+            "ESP's fs connector reads it"
+        );
+        let map = config
+            .esp_maps
+            .iter()
+            .flat_map(|m| &m.maps)
+            .find(|m| config.raw_sources[m.source].name == w.name)
+            .unwrap();
+        let schema = w.schema.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(schema.fields, map.destination.schema.fields, "{}", w.name);
+    }
+    assert!(
+        projects.contains("esppy__broker_surv_trades.csv"),
+        "{projects}"
+    );
+    assert!(
+        projects.contains("<connector-entry connector=\"cq/trades/trades\" state=\"finished\"/>")
+            && projects.contains("<edge source=\"esp-map1.G1\" target=\"esp-map1.G2\"/>"),
+        "orchestration: {projects}"
+    );
+    let mut s = StandIn::new(Settings::default());
+    let v1 = "/eventStreamProcessing/v1";
+    let (code, body) = s.handle(
+        "PUT",
+        &format!("{v1}/projects/{LOCAL_PROJECT}"),
+        None,
+        projects.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    // The router: read by the stand-in, routes matching only the local windows.
     let routers = edgecm::engine::models::routers_xml(&config);
-    let doc = roxmltree::Document::parse(&routers).expect("router XML parses");
-    let engines: Vec<(&str, &str)> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("esp-engine"))
-        .map(|n| (n.attribute("name").unwrap(), n.attribute("port").unwrap()))
+    let (code, body) = s.handle(
+        "PUT",
+        &format!("{v1}/routers/broker"),
+        None,
+        routers.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}\n{routers}");
+    let r = edgecm::config::router::parse(&routers).unwrap();
+    assert_eq!(
+        r.engines,
+        [
+            ("esp1".to_string(), "127.0.0.1".to_string(), 41003),
+            ("esp2".to_string(), "127.0.0.1".to_string(), 41006),
+            ("esp3".to_string(), "127.0.0.1".to_string(), 41009)
+        ]
+    );
+    // venues and restricted: one destination per engine (multicast); trades: one (hash, commented).
+    assert_eq!(r.destinations.len(), 7);
+    let exprs: Vec<(&str, &str, &str, &str)> = r
+        .routes
+        .iter()
+        .map(|rt| {
+            (
+                rt.expr("engine-expr").unwrap(),
+                rt.expr("project-expr").unwrap(),
+                rt.expr("contquery-expr").unwrap(),
+                rt.expr("window-expr").unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
-        engines,
-        [("esp1", "41003"), ("esp2", "41006"), ("esp3", "41009")]
+        exprs,
+        [
+            ("^esp_local$", "^edgecm_local$", "^cq$", "^venuesSource$"),
+            (
+                "^esp_local$",
+                "^edgecm_local$",
+                "^cq$",
+                "^restrictedSource$"
+            ),
+            ("^esp_local$", "^edgecm_local$", "^cq$", "^trades$"),
+        ]
     );
-    let dests: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("publish-destination"))
-        .collect();
-    // venues and restricted: one per engine (multicast); trades: one (hash, commented).
-    assert_eq!(dests.len(), 7);
-    assert!(dests
-        .iter()
-        .all(|d| d.attribute("opcode") == Some("insert")));
-    let routes: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("esp-route"))
-        .map(|n| n.attribute("to").unwrap().to_string())
-        .collect();
-    assert_eq!(routes.len(), 3);
-    assert_eq!(routes[2], "dest4");
+    assert_eq!(r.routes[2].to, ["dest4"]);
+    assert_eq!(r.routes[0].to, ["dest2-esp1", "dest2-esp2", "dest2-esp3"]);
     assert!(routers.contains("no documented string hash"), "{routers}");
     assert!(routers.contains("esp4"), "the spare is mentioned");
+    assert_eq!(
+        edgecm::engine::models::regex_literal("a.b(c)"),
+        "a\\.b\\(c\\)"
+    );
 }

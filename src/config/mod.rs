@@ -13,6 +13,7 @@
 
 pub mod fs;
 pub mod project;
+pub mod router;
 mod summary;
 pub mod xml;
 
@@ -58,6 +59,9 @@ pub struct ProjectRef {
 pub struct RawSource {
     pub name: String,
     pub fs: FsSource,
+    /// The properties as written (`-output-projects` gives them to ESP's
+    /// own fs connector).
+    pub properties: Vec<(String, String)>,
 }
 
 /// `esp-maps/esp-map`: routes raw-sources into one project on one cluster.
@@ -573,6 +577,7 @@ fn read_raw_sources(r: &mut Reader, node: Node, base_dir: &Path) -> Vec<Slot<Raw
                 Some(RawSource {
                     name: name.to_string(),
                     fs,
+                    properties: props.clone(),
                 }),
             )),
             Err(errs) => {

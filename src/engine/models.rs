@@ -1,54 +1,173 @@
-//! What `-output-projects` and `-output-routers` write at start: the project
-//! XML that is deployed, and the equivalent ESP router model
-//! (esp-protocol.md §7.1), so an operator can deploy either by hand.
+//! What `-output-projects` and `-output-routers` write at start: the seed's
+//! "two configuration files that start connectors and a router on the local
+//! ESP server", so an operator can run the same routing with ESP alone.
+//!
+//! - The local project ([`projects_xml`]): one source window per raw-source,
+//!   named after it, with the schema of the window it feeds, carrying ESP's
+//!   own fs publisher connector with the raw-source's properties; the
+//!   esp-maps' orchestration becomes `<project-connectors>`.
+//! - The router ([`routers_xml`], esp-protocol.md §7.1): engines by their
+//!   pub/sub `port`, the local one as `esp_local`; one `publish-destination`
+//!   per map and engine for multicast, one per map otherwise; one route per
+//!   map whose `*-expr` match that source window of the local project only.
+//!
+//! What ESP's router cannot say is written as comments where it applies:
+//! round-robin per block, our seedless hash, the durable ring, redundancy,
+//! spares, and the manager's own journal (an ESP router keeps nothing for an
+//! engine that is down).
 
 use super::encode::escape;
-use crate::config::{Config, Policy};
+use crate::config::{AdapterState, Config, Map, Policy};
 use std::fmt::Write;
 
-/// The projects deployed to the engines: one `<project>` element as
-/// written in its file, or several inside `<engine><projects>`.
-pub fn projects_xml(config: &Config) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    match config.projects.as_slice() {
-        [one] => {
-            let _ = writeln!(out, "<!-- deployed by edgecm as project '{}' -->", one.name);
-            out.push_str(&one.project.xml);
-            out.push('\n');
-        }
-        many => {
-            out.push_str("<engine>\n<projects>\n");
-            for p in many {
-                let _ = writeln!(out, "<!-- deployed by edgecm as project '{}' -->", p.name);
-                out.push_str(&p.project.xml);
-                out.push('\n');
-            }
-            out.push_str("</projects>\n</engine>\n");
-        }
-    }
-    out
+/// The local project's name and continuous query.
+pub const LOCAL_PROJECT: &str = "edgecm_local";
+pub const LOCAL_CONTQUERY: &str = "cq";
+/// The name ESP's router gives the engine it runs in (config.rs refuses it
+/// for an engine of ours).
+pub const LOCAL_ENGINE: &str = "esp_local";
+
+/// Comment text: `--` may not stand inside an XML comment.
+fn comment(s: &str) -> String {
+    s.replace("--", "- -")
 }
 
-/// The ESP router model equivalent to the config's esp-maps: engines by
-/// their pub/sub `port`, one `publish-destination` per map (per engine for
-/// multicast), and comments where ESP's functions cannot say what edgecm does.
+/// The first map of each raw-source some map reads, in raw-source order.
+fn fed(config: &Config) -> Vec<(usize, &Map)> {
+    let maps: Vec<&Map> = config.esp_maps.iter().flat_map(|m| &m.maps).collect();
+    (0..config.raw_sources.len())
+        .filter_map(|i| maps.iter().find(|m| m.source == i).map(|m| (i, *m)))
+        .collect()
+}
+
+/// The local project: a source window and an fs publisher per raw-source.
+pub fn projects_xml(config: &Config) -> String {
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        o,
+        "<!-- Written by edgecm {} from {}: the local ESP project that reads the raw-sources with ESP's own fs connectors. Load it on the local ESP server with the router of -output-routers. The engines run {} as edgecm deploys it (without its publisher connectors). -->",
+        env!("CARGO_PKG_VERSION"),
+        comment(&escape(&config.file.display().to_string())),
+        comment(
+            &config
+                .projects
+                .iter()
+                .map(|p| format!("project '{}'", p.project.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    );
+    let _ = writeln!(
+        o,
+        "<project name=\"{LOCAL_PROJECT}\" pubsub=\"auto\" threads=\"1\">\n  <contqueries>\n    <contquery name=\"{LOCAL_CONTQUERY}\">\n      <windows>"
+    );
+    for (i, map) in fed(config) {
+        let raw = &config.raw_sources[i];
+        let _ = writeln!(
+            o,
+            "        <window-source name=\"{}\" insert-only=\"false\">\n          <schema>\n            <fields>",
+            escape(&raw.name)
+        );
+        for f in &map.destination.schema.fields {
+            let _ = writeln!(
+                o,
+                "              <field name=\"{}\" type=\"{}\"{}/>",
+                escape(&f.name),
+                f.ty.name(),
+                if f.key { " key=\"true\"" } else { "" }
+            );
+        }
+        let _ = writeln!(
+            o,
+            "            </fields>\n          </schema>\n          <connectors>\n            <connector class=\"fs\" name=\"{}\">\n              <properties>",
+            escape(&raw.name)
+        );
+        for (k, v) in &raw.properties {
+            // Files as the manager resolved them: the ESP server runs elsewhere.
+            let v = match (k.as_str(), &raw.fs.fsname) {
+                ("fsname", crate::config::FsName::File(p)) => p.display().to_string(),
+                _ => v.clone(),
+            };
+            let _ = writeln!(
+                o,
+                "                <property name=\"{}\">{}</property>",
+                escape(k),
+                escape(&v)
+            );
+        }
+        o.push_str("              </properties>\n            </connector>\n          </connectors>\n        </window-source>\n");
+    }
+    o.push_str("      </windows>\n    </contquery>\n  </contqueries>\n");
+    // Orchestration: adapter groups become connector groups (started = running).
+    let groups: Vec<(String, &crate::config::AdapterGroup)> = config
+        .esp_maps
+        .iter()
+        .flat_map(|m| {
+            m.orchestration
+                .groups
+                .iter()
+                .map(move |g| (format!("{}.{}", m.name, g.name), g))
+        })
+        .collect();
+    if !groups.is_empty() {
+        o.push_str("  <project-connectors>\n    <connector-groups>\n");
+        for (name, g) in &groups {
+            let _ = writeln!(o, "      <connector-group name=\"{}\">", escape(name));
+            for e in &g.entries {
+                let src = escape(&config.raw_sources[e.source].name);
+                let state = match e.state {
+                    AdapterState::Started => "running",
+                    AdapterState::Finished => "finished",
+                };
+                let _ = writeln!(
+                    o,
+                    "        <connector-entry connector=\"{LOCAL_CONTQUERY}/{src}/{src}\" state=\"{state}\"/>"
+                );
+            }
+            o.push_str("      </connector-group>\n");
+        }
+        o.push_str("    </connector-groups>\n    <edges>\n");
+        for m in &config.esp_maps {
+            let o_ = &m.orchestration;
+            for &(from, to) in &o_.edges {
+                let _ = writeln!(
+                    o,
+                    "      <edge source=\"{}\" target=\"{}\"/>",
+                    escape(&format!("{}.{}", m.name, o_.groups[from].name)),
+                    escape(&format!("{}.{}", m.name, o_.groups[to].name))
+                );
+            }
+        }
+        o.push_str("    </edges>\n  </project-connectors>\n");
+    }
+    o.push_str("</project>\n");
+    o
+}
+
+/// The router that sends the local project's source windows to the engines.
 pub fn routers_xml(config: &Config) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         o,
-        "<!-- Written by edgecm {} from {}: the ESP router equivalent of its esp-maps. -->",
+        "<!-- Written by edgecm {} from {}: the ESP router equivalent of its esp-maps, routing the windows of the local project '{LOCAL_PROJECT}' (-output-projects). An ESP router keeps nothing on disk for an engine that is down, has no spares and no redundancy: what edgecm's journal, spares and redundancy add is not in here. -->",
         env!("CARGO_PKG_VERSION"),
-        escape(&config.file.display().to_string())
+        comment(&escape(&config.file.display().to_string()))
     );
     o.push_str("<engine>\n  <esp-routers>\n");
     let _ = writeln!(o, "    <esp-router name=\"{}\">", escape(&config.manager));
     o.push_str("      <esp-engines>\n");
+    o.push_str("        <!-- the ESP server this router runs in, where the local project is -->\n");
     for c in &config.clusters {
         let _ = writeln!(
             o,
-            "        <!-- cluster '{}', redundancy {} -->",
-            escape(&c.name),
-            c.redundancy
+            "        <!-- cluster '{}', redundancy {}{} -->",
+            comment(&escape(&c.name)),
+            c.redundancy,
+            if c.redundancy > 1 {
+                ": edgecm sends each event to that many engines; these destinations name one"
+            } else {
+                ""
+            }
         );
         for e in &c.engines {
             let _ = writeln!(
@@ -62,9 +181,9 @@ pub fn routers_xml(config: &Config) -> String {
         for e in &c.spares {
             let _ = writeln!(
                 o,
-                "        <!-- spare, not routed to until an engine fails (an ESP router has no spares): <esp-engine name=\"{}\" host=\"{}\" port=\"{}\"/> -->",
-                escape(&e.name),
-                escape(&e.host),
+                "        <!-- spare, routed to only after an engine fails (an ESP router has no spares): <esp-engine name=\"{}\" host=\"{}\" port=\"{}\"/> -->",
+                comment(&escape(&e.name)),
+                comment(&escape(&e.host)),
                 e.port
             );
         }
@@ -88,26 +207,9 @@ pub fn routers_xml(config: &Config) -> String {
                     escape(&d.target.window)
                 )
             };
-            let first = cluster
-                .engines
-                .first()
-                .map(|e| e.name.as_str())
-                .unwrap_or("");
             let mut names = Vec::new();
-            match &d.policy {
-                Policy::Multicast => {
-                    for e in &cluster.engines {
-                        let name = format!("{}-{}", d.name, e.name);
-                        let _ = writeln!(
-                            o,
-                            "        <publish-destination name=\"{}\"{opcode}>",
-                            escape(&name)
-                        );
-                        o.push_str(&target(&e.name));
-                        o.push_str("        </publish-destination>\n");
-                        names.push(name);
-                    }
-                }
+            let engines: Vec<&str> = match &d.policy {
+                Policy::Multicast => cluster.engines.iter().map(|e| e.name.as_str()).collect(),
                 policy => {
                     let why = match policy {
                         Policy::RoundRobin => format!(
@@ -115,44 +217,51 @@ pub fn routers_xml(config: &Config) -> String {
                             cluster.engines.len()
                         ),
                         Policy::Hash { fields, durable } => {
-                            let names: Vec<&str> = fields
+                            let f: Vec<&str> = fields
                                 .iter()
                                 .filter_map(|&i| d.schema.fields.get(i).map(|f| f.name.as_str()))
                                 .collect();
                             format!(
                                 "edgecm sends each event to the engine chosen by {} of the fields {} (FNV-1a, seedless) over the {} engines; ESP's functions have no documented string hash, so this destination names one engine. ifNext() on ${} ranges can approximate it.",
                                 if *durable { "a consistent-hash ring" } else { "a hash modulo the engine count" },
-                                names.join(", "),
+                                f.join(", "),
                                 cluster.engines.len(),
-                                names.first().copied().unwrap_or("field")
+                                f.first().copied().unwrap_or("field")
                             )
                         }
                         Policy::Multicast => unreachable!("handled above"),
                     };
-                    let _ = writeln!(o, "        <!-- {} -->", why.replace("--", "- -"));
-                    let _ = writeln!(
-                        o,
-                        "        <publish-destination name=\"{}\"{opcode}>",
-                        escape(&d.name)
-                    );
-                    o.push_str(&target(first));
-                    o.push_str("        </publish-destination>\n");
-                    names.push(d.name.clone());
+                    let _ = writeln!(o, "        <!-- {} -->", comment(&why));
+                    cluster
+                        .engines
+                        .first()
+                        .map(|e| e.name.as_str())
+                        .into_iter()
+                        .collect()
                 }
+            };
+            for e in engines {
+                let name = if d.policy == Policy::Multicast {
+                    format!("{}-{e}", d.name)
+                } else {
+                    d.name.clone()
+                };
+                let _ = writeln!(
+                    o,
+                    "        <publish-destination name=\"{}\"{opcode}>",
+                    escape(&name)
+                );
+                o.push_str(&target(e));
+                o.push_str("        </publish-destination>\n");
+                names.push(name);
             }
             let source = &config.raw_sources[map.source];
             let _ = writeln!(
                 routes,
-                "        <!-- edgecm reads raw-source '{}' itself; an ESP router routes from a window: publish that input into a source window named '{}' and adjust the expressions. -->",
-                escape(&source.name).replace("--", "- -"),
-                escape(&source.name).replace("--", "- -")
-            );
-            let _ = writeln!(
-                routes,
-                "        <esp-route name=\"{}\" to=\"{}\">\n          <window-expr>{}</window-expr>\n        </esp-route>",
+                "        <esp-route name=\"{}\" to=\"{}\">\n          <engine-expr>^{LOCAL_ENGINE}$</engine-expr>\n          <project-expr>^{LOCAL_PROJECT}$</project-expr>\n          <contquery-expr>^{LOCAL_CONTQUERY}$</contquery-expr>\n          <window-expr>^{}$</window-expr>\n        </esp-route>",
                 escape(&map.name),
                 escape(&names.join(",")),
-                escape(&source.name)
+                escape(&regex_literal(&source.name))
             );
         }
     }
@@ -160,4 +269,17 @@ pub fn routers_xml(config: &Config) -> String {
     o.push_str(&routes);
     o.push_str("      </esp-routes>\n    </esp-router>\n  </esp-routers>\n</engine>\n");
     o
+}
+
+/// `s` as a regular expression that matches only `s` (route `*-expr`
+/// elements are regular expressions, esp-protocol.md §7.1).
+pub fn regex_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -59,6 +59,7 @@
 //! | error bodies `<response code><message><details><detail>` | §2.3 | [G] (esppy reads `message` and `details/detail` [C]) |
 //! | the status for "no such project": 404, or 400 with `-missing-status` | §2.3 | [U] |
 //! | `GET events/{p}/{cq}/{w}` with a `count` | §2.2 | [C] (its children are not kept here) |
+//! | `PUT routers/{name}` with an `<esp-router>`, `GET routers`, `DELETE routers/{name}` (structure checked, nothing routed) | §2.2, §7.1 | [C] |
 //! | forgets everything when restarted | §2.2 | [I] |
 //!
 //! Security switches: `-tls-cert/-tls-key` (HTTPS), `-require-basic
@@ -182,6 +183,8 @@ pub struct StandIn {
     pub events: u64,
     /// Project loads since start.
     pub loads: u64,
+    /// Routers loaded (`PUT routers/{name}`), read with `config::router`.
+    routers: BTreeMap<String, crate::config::router::Router>,
 }
 
 /// How a project is loaded (`PUT projects/{name}`'s parameters).
@@ -249,6 +252,7 @@ impl StandIn {
             injects: 0,
             events: 0,
             loads: 0,
+            routers: BTreeMap::new(),
         }
     }
 
@@ -346,6 +350,40 @@ impl StandIn {
                     None => self.missing(&format!("window '{p}/{cq}/{w}' does not exist")),
                 }
             }
+            ("PUT", ["routers", name]) => {
+                if self.routers.contains_key(*name) && param("overwrite") != Some("true") {
+                    return error(400, &format!("router '{name}' already exists"), &["load with overwrite=true to replace it".to_string()]);
+                }
+                let text = String::from_utf8_lossy(body);
+                match crate::config::router::parse(&text) {
+                    Ok(r) => {
+                        let line = format!(
+                            "router {name} engines={} destinations={} routes={}",
+                            r.engines.len(),
+                            r.destinations.len(),
+                            r.routes.len()
+                        );
+                        if let Err(a) = self.wire(&line) {
+                            return a;
+                        }
+                        self.routers.insert(name.to_string(), r);
+                        ok(&format!("router '{name}' loaded"))
+                    }
+                    Err(e) => error(400, &format!("router '{name}' is not a valid router"), &[e]),
+                }
+            }
+            ("GET", ["routers"]) => {
+                let mut b = String::from("<routers>");
+                for name in self.routers.keys() {
+                    b.push_str(&format!("<esp-router name=\"{}\"/>", escape(name)));
+                }
+                b.push_str("</routers>");
+                (200, b)
+            }
+            ("DELETE", ["routers", name]) => match self.routers.remove(*name) {
+                Some(_) => ok(&format!("router '{name}' deleted")),
+                None => self.missing(&format!("router '{name}' does not exist")),
+            },
             ("GET" | "HEAD", ["server"]) => (
                 200,
                 format!(
