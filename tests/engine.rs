@@ -556,8 +556,8 @@ fn output_models_describe_what_is_deployed_and_routed() {
     for w in windows {
         assert!(w.is_source());
         assert_eq!(
-            w.publisher_connectors,
-            [w.name.clone()],
+            w.publisher_connectors.as_slice(),
+            std::slice::from_ref(&w.name),
             "ESP's fs connector reads it"
         );
         let map = config
