@@ -56,6 +56,10 @@ pub struct Cli {
     #[argh(switch)]
     pub insecure_admin: bool,
 
+    /// the form date and stamp fields are sent to the engines in, a strftime format like a dateformat (default: seconds and microseconds since 1970, what ESP itself writes)
+    #[argh(option)]
+    pub engine_dateformat: Option<String>,
+
     /// write the local ESP project (raw-sources as ESP fs connectors) to this file at start
     #[argh(option)]
     pub output_projects: Option<PathBuf>,
@@ -176,9 +180,9 @@ pub struct EngineCmd {
     #[argh(option)]
     pub reject_window: Option<String>,
 
-    /// how date and stamp values must look; epoch numbers are accepted too (default "%Y-%m-%d %H:%M:%S")
-    #[argh(option, default = "String::from(\"%Y-%m-%d %H:%M:%S\")")]
-    pub dateformat: String,
+    /// how date and stamp values must look (default: what ESP writes, seconds and microseconds since 1970; give the manager's -engine-dateformat here when it has one)
+    #[argh(option)]
+    pub dateformat: Option<String>,
 
     /// the pub/sub port reported by GET server (default 0)
     #[argh(option, default = "0")]
@@ -248,6 +252,7 @@ const LONG_OPTIONS: &[&str] = &[
     "require-basic",
     "require-bearer",
     "output-projects",
+    "engine-dateformat",
     "output-routers",
     "standby",
     "ticktime",

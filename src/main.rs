@@ -88,7 +88,11 @@ fn engine(e: &cli::EngineCmd) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(m) = edgecm::source::value::DateFormat::parse(&e.dateformat) {
+    if let Some(Err(m)) = e
+        .dateformat
+        .as_deref()
+        .map(edgecm::source::value::DateFormat::parse)
+    {
         eprintln!("edgecm engine: -dateformat: {m}");
         return ExitCode::from(2);
     }
@@ -269,13 +273,24 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         eprintln!("Run 'edgecm --help' for usage.");
         return ExitCode::from(2);
     };
-    let config = match Config::load(url) {
+    if let Some(Err(m)) = cli
+        .engine_dateformat
+        .as_deref()
+        .map(edgecm::source::value::DateFormat::parse)
+    {
+        eprintln!("edgecm: -engine-dateformat {m}");
+        return ExitCode::from(2);
+    }
+    let mut config = match Config::load(url) {
         Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
             return ExitCode::from(1);
         }
     };
+    for s in &mut config.raw_sources {
+        s.fs.engine_dateformat.clone_from(&cli.engine_dateformat);
+    }
     for w in &config.warnings {
         log::warn!("{w}");
     }

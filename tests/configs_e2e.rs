@@ -69,6 +69,40 @@ fn the_seeds_broker_config_delivers_under_its_project_name() {
     );
     let log = run.log();
     assert!(log.contains("project 'project' deployed"), "{log}");
+    // Trade 1's stamp was written `2016-01-16 08:30:00.000000` with the
+    // source's dateformat; the engine got microseconds since 1970.
+    let first = (0..4)
+        .flat_map(|e| run.recorded(e, "project.query.trades"))
+        .find(|l| l.split(',').nth(2) == Some("1"))
+        .unwrap();
+    assert!(first.ends_with(",1452933000000000"), "{first}");
+}
+
+#[test]
+fn engine_dateformat_sends_times_in_that_form() {
+    let shared = support::shared();
+    let cfg = shared.join("corpus/cm/broker-local.xml");
+    let trades = lines_of(&shared.join("corpus/esp/esppy__broker_surv_trades.csv"));
+    let f = "%Y-%m-%d %H:%M:%S.%f";
+    let mut run = Run::start(
+        "cfg-engine-dateformat",
+        &cfg,
+        4,
+        &BTreeMap::new(),
+        &["-dateformat", f],
+        &["-engine-dateformat", f],
+    );
+    run.wait_until("every trade recorded", |r| {
+        (0..4)
+            .map(|e| r.recorded(e, "project.query.trades").len())
+            .sum::<usize>()
+            >= trades
+    });
+    let first = (0..4)
+        .flat_map(|e| run.recorded(e, "project.query.trades"))
+        .find(|l| l.split(',').nth(2) == Some("1"))
+        .unwrap();
+    assert!(first.ends_with(",2016-01-16 08:30:00.000000"), "{first}");
 }
 
 #[test]

@@ -163,6 +163,10 @@ fn sender(id: u8, port: u16, s: Settings) -> Sender {
     Sender::new(id, &format!("esp{id}"), "127.0.0.1", port, vec![deploy], s)
 }
 
+/// The events here are built with formatted stamps, as a manager run with
+/// `-engine-dateformat` sends them: the stand-in is told the same format.
+const DATES: &str = "%Y-%m-%d %H:%M:%S";
+
 /// Reads a stand-in recording back with the CSV decoder.
 fn recorded(path: &Path) -> Vec<Event> {
     let layout = Layout::new(&schema(), false, false);
@@ -189,7 +193,17 @@ fn run<T>(f: impl FnOnce(&LocalExecutor<'static>) -> T) -> T {
 fn publish_all(base: &str, blocksize: usize) {
     let dir = support::scratch("engine-publish");
     let rec = dir.join("rec");
-    let si = StandIn::start(0, &["-base", base, "-record", rec.to_str().unwrap()]);
+    let si = StandIn::start(
+        0,
+        &[
+            "-base",
+            base,
+            "-record",
+            rec.to_str().unwrap(),
+            "-dateformat",
+            DATES,
+        ],
+    );
     let evs = events(100_000);
     let total = evs.len() as u64;
     run(|ex| {
@@ -235,7 +249,7 @@ fn publishes_100k_events_under_sasesp_field_by_field() {
 #[test]
 fn refused_blocks_go_to_dead_letters_and_the_cursor_advances() {
     let dir = support::scratch("engine-4xx");
-    let si = StandIn::start(0, &["-reject-window", "trades"]);
+    let si = StandIn::start(0, &["-reject-window", "trades", "-dateformat", DATES]);
     let evs = events(1000);
     run(|ex| {
         let sh = shared(journal(&evs, 100, &[0], EngineSet::from_bits(1)), &dir);
@@ -289,7 +303,17 @@ fn server_errors_are_retried_and_lose_nothing() {
     let dir = support::scratch("engine-5xx");
     let rec = dir.join("rec");
     // Every second inject fails: the 6000 events make three requests.
-    let si = StandIn::start(0, &["-fail-every", "2", "-record", rec.to_str().unwrap()]);
+    let si = StandIn::start(
+        0,
+        &[
+            "-fail-every",
+            "2",
+            "-record",
+            rec.to_str().unwrap(),
+            "-dateformat",
+            DATES,
+        ],
+    );
     let evs = events(6000);
     run(|ex| {
         let sh = shared(journal(&evs, 50, &[0], EngineSet::from_bits(1)), &dir);
@@ -314,7 +338,7 @@ fn server_errors_are_retried_and_lose_nothing() {
 fn a_killed_and_restarted_engine_loses_nothing() {
     let dir = support::scratch("engine-kill");
     let rec = dir.join("rec");
-    let mut si = StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let mut si = StandIn::start(0, &["-record", rec.to_str().unwrap(), "-dateformat", DATES]);
     let evs = events(20_000);
     let blocksize = 50;
     let mut failed = 0;
@@ -377,7 +401,7 @@ fn a_killed_and_restarted_engine_loses_nothing() {
 fn a_hung_engine_is_failed_and_does_not_stall_the_others() {
     let dir = support::scratch("engine-hung");
     let rec = dir.join("rec");
-    let good = StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let good = StandIn::start(0, &["-record", rec.to_str().unwrap(), "-dateformat", DATES]);
     let hung = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
     let hung_port = hung.get_ref().local_addr().unwrap().port();
     let evs = events(2000);

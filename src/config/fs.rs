@@ -99,6 +99,10 @@ pub struct FsSource {
     pub csvfielddelimiter: u8,
     pub ignorecsvparseerrors: bool,
     pub publishwithupsert: bool,
+    /// The form date and stamp fields go to the engines in: not a
+    /// property, the manager's `-engine-dateformat` (None: the numbers ESP
+    /// writes, seconds and microseconds since 1970).
+    pub engine_dateformat: Option<String>,
 }
 
 /// Why one property was refused; the caller anchors it at the property element.
@@ -128,6 +132,7 @@ pub fn from_properties(
         csvfielddelimiter: b',',
         ignorecsvparseerrors: false,
         publishwithupsert: false,
+        engine_dateformat: None,
     };
     let (mut seen_type, mut seen_fstype, mut seen_fsname) = (false, false, false);
     for (i, (name, value)) in props.iter().enumerate() {

@@ -116,8 +116,9 @@ pub struct Settings {
     pub delay: Duration,
     pub fail_every: u64,
     pub reject_window: Option<String>,
-    /// How `date` and `stamp` values must look (epoch numbers are accepted too).
-    pub dateformat: String,
+    /// How `date` and `stamp` values must look: None, the numbers ESP
+    /// writes (seconds, microseconds since 1970); or this format only.
+    pub dateformat: Option<String>,
     /// Reported as the `pubsub` attribute of `GET server`.
     pub pubsub: u16,
     /// `-tls-cert`, `-tls-key`: serve HTTPS.
@@ -143,7 +144,7 @@ impl Default for Settings {
             delay: Duration::ZERO,
             fail_every: 0,
             reject_window: None,
-            dateformat: "%Y-%m-%d %H:%M:%S".into(),
+            dateformat: None,
             pubsub: 0,
             tls: None,
             require_basic: None,
@@ -517,9 +518,15 @@ impl StandIn {
                 )
             }
         };
-        let date = match crate::source::value::DateFormat::parse(&self.settings.dateformat) {
-            Ok(d) => d,
-            Err(e) => return error(500, &format!("the stand-in's -dateformat: {e}"), &[]),
+        let date = match self
+            .settings
+            .dateformat
+            .as_deref()
+            .map(crate::source::value::DateFormat::parse)
+        {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => return error(500, &format!("the stand-in's -dateformat: {e}"), &[]),
         };
         let mut windows = BTreeMap::new();
         for cq in &p.contqueries {
@@ -528,8 +535,7 @@ impl StandIn {
                     Some(Ok(schema)) => {
                         let layout = Layout::new(schema, w.autogen_key, false);
                         let mut opts = Options::new(crate::config::FsType::Xml);
-                        opts.dates = Some(date.clone());
-                        opts.epoch_dates = true;
+                        opts.dates = date.clone();
                         (Some(Decoder::new(layout, opts)), None)
                     }
                     Some(Err(d)) => (None, Some(d.message.clone())),
@@ -935,7 +941,7 @@ mod tests {
         assert!(a.1.contains(words), "{words:?} not in {}", a.1);
     }
 
-    const GOOD: &str = "<event><opcode>i</opcode><id key='true'>1</id><sym>A</sym><price>2.5</price><at>2016-01-16 08:30:00.000468</at></event>";
+    const GOOD: &str = "<event><opcode>i</opcode><id key='true'>1</id><sym>A</sym><price>2.5</price><at>1452933000000468</at></event>";
 
     #[test]
     fn injects_are_checked_as_strictly_as_esp() {
@@ -947,6 +953,13 @@ mod tests {
         esp_error(&inject(&mut s, "trades", XML, &no_key), 400, "key field");
         let bad = GOOD.replace("2.5", "cheap");
         esp_error(&inject(&mut s, "trades", XML, &bad), 400, "price");
+        // A stamp as a source wrote it: ESP cannot know the source's dateformat.
+        let text = GOOD.replace("1452933000000468", "2016-01-16 08:30:00.000468");
+        esp_error(
+            &inject(&mut s, "trades", XML, &text),
+            400,
+            "microseconds since 1970",
+        );
         esp_error(
             &inject(&mut s, "trades", Some(b"application/json"), GOOD),
             415,

@@ -7,7 +7,7 @@
 //! have grown to the largest event seen: field text goes into one byte
 //! buffer, and each field is a span of it.
 
-use super::value::{self, DateFormat};
+use super::value::{self, DateFormat, EngineDates};
 use super::{csv, json, xml};
 use crate::config::fs::{CsvFlags, FsSource, FsType};
 use crate::config::project::{FieldType, Schema};
@@ -79,6 +79,10 @@ pub struct Options {
     /// Dates and stamps may also be epoch numbers when `dates` is set (the
     /// engine stand-in; a source's `dateformat` is strict).
     pub epoch_dates: bool,
+    /// Dates and stamps are rewritten into this form as they are decoded
+    /// (the engine cannot know the source's `dateformat`); None keeps the
+    /// text as it came (the stand-in, which only checks).
+    pub engine_dates: Option<EngineDates>,
 }
 
 impl Options {
@@ -100,6 +104,12 @@ impl Options {
             upsert: fs.publishwithupsert,
             dates,
             epoch_dates: false,
+            engine_dates: Some(match fs.engine_dateformat.as_deref() {
+                None => EngineDates::Epoch,
+                Some(f) => EngineDates::Format(
+                    DateFormat::parse(f).map_err(|e| format!("-engine-dateformat: {e}"))?,
+                ),
+            }),
         })
     }
 
@@ -114,6 +124,7 @@ impl Options {
             upsert: false,
             dates: None,
             epoch_dates: false,
+            engine_dates: None,
         }
     }
 }
@@ -324,9 +335,42 @@ impl Decoder {
                     })
                     .map_err(|e| format!("field '{}' ({ty}): {e}", self.layout.names[i]))?,
             }
+            if let (Some(out), FieldType::Date | FieldType::Stamp) = (&self.opts.engine_dates, ty) {
+                self.rewrite_time(i, ty == FieldType::Stamp, out.clone())?;
+            }
         }
         self.head = (opcode, flags);
         Ok(self.event())
+    }
+
+    /// Rewrites time field `i` (checked) into `out`'s form.
+    fn rewrite_time(&mut self, i: usize, stamp: bool, out: EngineDates) -> Result<(), String> {
+        let Some(v) = self.fields.get(i) else {
+            return Ok(());
+        };
+        let epoch = || {
+            let n: i64 = std::str::from_utf8(v).ok()?.parse().ok()?;
+            if stamp {
+                Some(n)
+            } else {
+                n.checked_mul(1_000_000)
+            }
+        };
+        let micros = match &self.opts.dates {
+            Some(f) => f.to_micros(v, stamp).or_else(|| epoch().filter(|_| self.opts.epoch_dates)),
+            None => epoch(),
+        }
+        .ok_or_else(|| {
+            format!(
+                "field '{}': {:?} is not a time edgecm can place (a day past the month's end, or out of range)",
+                self.layout.names[i],
+                String::from_utf8_lossy(v)
+            )
+        })?;
+        let start = self.fields.text.len();
+        out.write(micros, stamp, &mut self.fields.text);
+        self.fields.close(i, start);
+        Ok(())
     }
 
     /// The last event decoded.
