@@ -677,11 +677,13 @@ impl Core {
         let r = self.shared.reference.borrow();
         let _ = write!(
             o,
-            "\n  ],\n  \"journal\": {{\"bytes\": {}, \"segments\": {}, \"appended_events\": {}, \"synced_events\": {}}},\n  \"reference\": {{\"bytes\": {}, \"bytes_max\": {}, \"events\": {}, \"dropped_events\": {}}}\n}}\n",
+            "\n  ],\n  \"journal\": {{\"bytes\": {}, \"segments\": {}, \"appended_events\": {}, \"synced_events\": {}, \"lost_events\": {}, \"damaged_stretches\": {}}},\n  \"reference\": {{\"bytes\": {}, \"bytes_max\": {}, \"events\": {}, \"dropped_events\": {}}}\n}}\n",
             j.bytes(),
             j.segment_count(),
             j.next_seq(),
             j.synced_seq(),
+            j.recovery.lost_events,
+            j.recovery.corrupt.len(),
             r.bytes(),
             crate::limits::REFERENCE_BYTES_MAX,
             r.events,
@@ -884,6 +886,13 @@ impl Core {
             "fsync/fdatasync calls on the journal (files and folder).",
         );
         let _ = writeln!(o, "edgecm_journal_syncs_total {}", j.storage().syncs());
+        family(
+            &mut o,
+            "journal_lost_events",
+            "gauge",
+            "Events lost to damage found when the journal was opened (flash or a power cut); each damaged record costs only itself.",
+        );
+        let _ = writeln!(o, "edgecm_journal_lost_events {}", j.recovery.lost_events);
         let r = self.shared.reference.borrow();
         for (name, kind, help, v) in [
             (

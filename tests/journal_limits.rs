@@ -119,3 +119,95 @@ fn a_finished_sources_position_survives_the_reclaim_of_its_segment() {
     );
     assert_eq!(j.positions().get(&2), Some(&Position::Socket { seq: 199 }));
 }
+
+/// A byte flipped in the middle of a segment costs the record that holds
+/// it, not the rest of the segment: readers resume at the next valid record.
+#[test]
+fn a_damaged_record_mid_segment_costs_only_itself() {
+    use edgecm::journal::{record, MemStorage, ReadPos};
+    let limits = Limits {
+        segment_max: 1 << 20,
+        bytes_max: 1 << 24,
+        engine_events_max: 1 << 20,
+    };
+    let mut j = Journal::open(MemStorage::new(3), limits).unwrap();
+    j.add_engine(0);
+    j.add_engine(1);
+    j.sync().unwrap();
+    for k in 0..300u64 {
+        // Every other record goes to engine 1 as well.
+        let dest = if k % 2 == 0 { 0b01 } else { 0b11 };
+        j.append(
+            rec(dest, 10),
+            format!("payload of record {k:04}").as_bytes(),
+        )
+        .unwrap();
+    }
+    j.sync().unwrap();
+    let mut storage = j.into_storage();
+    let name = "00000000000000000000.seg";
+    let image = storage.file(name).unwrap().to_vec();
+    let records = record::scan(&image).records;
+    assert_eq!(records.len(), 300);
+    // Record 151 (for both engines) loses a byte of its payload.
+    let (off, len, h) = records[151];
+    storage.flip_byte(name, (off as usize) + len - 3);
+    let mut j = Journal::open(storage, limits).unwrap();
+    assert_eq!(j.recovery.lost_events, 10);
+    assert_eq!(j.recovery.corrupt.len(), 1);
+    for (e, want) in [(0u8, 299usize), (1, 149)] {
+        let mut pos = ReadPos::default();
+        let mut payload = Vec::new();
+        let mut got = Vec::new();
+        while let Some(r) = j.read_next(e, &mut pos, &mut payload).unwrap() {
+            got.push(r.first_seq);
+        }
+        assert_eq!(got.len(), want, "engine {e}: {got:?}");
+        assert!(!got.contains(&h.first_seq));
+        // The next record of this engine after the damaged one (152 is engine 0's only).
+        let next = if e == 0 { 10 } else { 20 };
+        assert!(
+            got.contains(&(h.first_seq + next)),
+            "the record after the damage is read"
+        );
+        assert_eq!(j.backlog(e), want as u64 * 10);
+    }
+    let log = j.damage_log().unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(
+        log[0].contains("1 damaged stretch(es)") && log[0].ends_with("10 event(s) lost"),
+        "{log:?}"
+    );
+}
+
+/// Damage that appears after the journal was opened (flash going bad under
+/// a running manager) is found by scanning again, and costs only itself too.
+#[test]
+fn damage_found_while_reading_also_costs_only_its_record() {
+    use edgecm::journal::{record, MemStorage, ReadPos};
+    let limits = Limits {
+        segment_max: 1 << 20,
+        bytes_max: 1 << 24,
+        engine_events_max: 1 << 20,
+    };
+    let mut j = Journal::open(MemStorage::new(4), limits).unwrap();
+    j.add_engine(0);
+    j.sync().unwrap();
+    for k in 0..100u64 {
+        j.append(rec(0b01, 5), format!("record {k:03}").as_bytes())
+            .unwrap();
+    }
+    j.sync().unwrap();
+    let name = "00000000000000000000.seg";
+    let image = j.storage().file(name).unwrap().to_vec();
+    let (off, _, h) = record::scan(&image).records[40];
+    j.storage_mut().flip_byte(name, off as usize + 1);
+    let mut pos = ReadPos::default();
+    let mut payload = Vec::new();
+    let mut got = 0;
+    while let Some(r) = j.read_next(0, &mut pos, &mut payload).unwrap() {
+        assert_ne!(r.first_seq, h.first_seq);
+        got += 1;
+    }
+    assert_eq!(got, 99);
+}

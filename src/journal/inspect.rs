@@ -93,6 +93,9 @@ pub fn report(dir: &Path, now_ms: u64) -> io::Result<String> {
     if r.cursor_fallback {
         damage.push("a cursor file is damaged; the other one is used".to_string());
     }
+    for line in j.damage_log()? {
+        damage.push(format!("earlier: {line}"));
+    }
     if damage.is_empty() {
         let _ = writeln!(w, "damage: none");
     } else {

@@ -73,7 +73,13 @@ struct Segment {
     /// One past the last sequence in it (== first_seq when empty).
     end_seq: u64,
     len: u64,
+    /// `(offset, length)` of damaged stretches: readers resume after them.
+    damage: Vec<(u64, u64)>,
 }
+
+/// Where recoveries that found damage are recorded, one line each, so that
+/// `edgecm queue` still tells after the damaged segments were freed.
+pub const DAMAGE_LOG: &str = "damage.log";
 
 /// What recovery found; `edgecm queue` prints it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -265,6 +271,7 @@ impl<S: Storage> Journal<S> {
                 first_seq: *first,
                 end_seq: *first,
                 len: 0,
+                damage: Vec::new(),
             };
             let mut next = expected.unwrap_or(*first).max(*first);
             let summary = record::scan_stream(
@@ -312,6 +319,7 @@ impl<S: Storage> Journal<S> {
                     rec.torn_bytes += d.len;
                 } else {
                     rec.corrupt.push((name.clone(), d.offset, d.len));
+                    seg.damage.push((d.offset, d.len));
                 }
             }
             if repair && i == last && summary.valid_end < file_len {
@@ -371,10 +379,41 @@ impl<S: Storage> Journal<S> {
                 j.backlog.insert(e, n);
             }
         }
+        if repair && !j.recovery.corrupt.is_empty() {
+            let r = &j.recovery;
+            let line = format!(
+                "recovery at sequence {}: {} damaged stretch(es) ({} bytes: {}), {} event(s) lost\n",
+                j.next_seq,
+                r.corrupt.len(),
+                r.corrupt.iter().map(|c| c.2).sum::<u64>(),
+                r.corrupt
+                    .iter()
+                    .map(|(s, o, l)| format!("{s}@{o}+{l}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                r.lost_events
+            );
+            j.storage.append(DAMAGE_LOG, line.as_bytes())?;
+            j.storage.sync(DAMAGE_LOG)?;
+        }
         if repair {
             j.reclaim()?;
         }
         Ok(j)
+    }
+
+    /// The lines of [`DAMAGE_LOG`]: every recovery that found damage.
+    pub fn damage_log(&mut self) -> io::Result<Vec<String>> {
+        if !self.storage.list()?.iter().any(|n| n == DAMAGE_LOG) {
+            return Ok(Vec::new());
+        }
+        let len = self.storage.len(DAMAGE_LOG)? as usize;
+        let mut b = vec![0u8; len.min(1 << 20)];
+        let n = self.storage.read_at(DAMAGE_LOG, 0, &mut b)?;
+        Ok(String::from_utf8_lossy(&b[..n])
+            .lines()
+            .map(str::to_string)
+            .collect())
     }
 
     /// Segment names and valid lengths, oldest first.
@@ -695,6 +734,7 @@ impl<S: Storage> Journal<S> {
                         first_seq: first,
                         end_seq: first,
                         len: 0,
+                        damage: Vec::new(),
                     });
                 }
                 // Items up to the segment's room go in one write.
@@ -859,8 +899,8 @@ impl<S: Storage> Journal<S> {
                 }
                 Some((_, total)) => total,
                 None => {
-                    // Damage recovery already reported: skip to the next segment.
-                    pos.offset = u64::MAX;
+                    // Damage: resume at the next valid record, not the next segment.
+                    pos.offset = self.after_damage(idx, pos.offset)?;
                     continue;
                 }
             };
@@ -889,8 +929,44 @@ impl<S: Storage> Journal<S> {
                     return Ok(Some(header));
                 }
                 _ => {
-                    pos.offset = u64::MAX;
+                    pos.offset = self.after_damage(idx, pos.offset)?;
                 }
+            }
+        }
+    }
+
+    /// Where the damaged stretch of segment `idx` that holds `offset` ends:
+    /// the next valid record. Damage recovery did not see (flash that went
+    /// bad since) is found by scanning the segment again, once.
+    fn after_damage(&mut self, idx: usize, offset: u64) -> io::Result<u64> {
+        let within = |d: &[(u64, u64)]| {
+            d.iter()
+                .find(|&&(o, l)| o <= offset && offset < o + l)
+                .map(|&(o, l)| o + l)
+        };
+        if let Some(end) = within(&self.segments[idx].damage) {
+            return Ok(end);
+        }
+        let name = self.segments[idx].name.clone();
+        let len = self.segments[idx].len;
+        let storage = &mut self.storage;
+        let scan = record::scan_stream(
+            |o, b| storage.read_at(&name, o, b),
+            len,
+            |_, _, _| true,
+            |_| {},
+        )?;
+        self.segments[idx].damage = scan.damage.iter().map(|d| (d.offset, d.len)).collect();
+        match within(&self.segments[idx].damage) {
+            Some(end) => {
+                log::error!(
+                    "journal: {name} went bad at byte {offset} since it was written; reading on after the damage"
+                );
+                Ok(end)
+            }
+            None => {
+                log::error!("journal: {name}: a record at byte {offset} does not read; the rest of the segment is skipped");
+                Ok(u64::MAX)
             }
         }
     }

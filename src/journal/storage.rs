@@ -273,6 +273,14 @@ impl MemStorage {
         }
     }
 
+    /// Flips every bit of byte `offset` of file `name` (tests: a damaged
+    /// record in the middle of a segment).
+    pub fn flip_byte(&mut self, name: &str, offset: usize) {
+        if let Some(f) = self.files.get_mut(name) {
+            f.data[offset] ^= 0xff;
+        }
+    }
+
     /// A file's current bytes (tests).
     pub fn file(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(|f| f.data.as_slice())
