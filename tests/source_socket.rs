@@ -123,7 +123,7 @@ fn a_connecting_source_reconnects_and_numbers_on() {
     let port = server.local_addr().unwrap().port();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let t = std::thread::spawn(move || {
-        // First connection: three events, the last without newline, then close.
+        // First connection: two events and a third cut short (no newline), then close.
         let (mut s, _) = server.accept().unwrap();
         s.write_all(b"i,n,1,a\ni,n,2,b\ni,n,3,c").unwrap();
         drop(s);
@@ -143,7 +143,7 @@ fn a_connecting_source_reconnects_and_numbers_on() {
                     .parse()
                     .unwrap();
                 got.push((id, seq));
-                if got.len() == 6 {
+                if got.len() == 5 {
                     return;
                 }
             }
@@ -151,5 +151,44 @@ fn a_connecting_source_reconnects_and_numbers_on() {
     });
     done_tx.send(()).unwrap();
     t.join().unwrap();
-    assert_eq!(got, [(1, 42), (2, 43), (3, 44), (4, 45), (5, 46), (6, 47)]);
+    // The line cut by the close is not an event (and takes no number).
+    assert_eq!(got, [(1, 42), (2, 43), (4, 44), (5, 45), (6, 46)]);
+    assert_eq!(src.stats().errors, 1);
+}
+
+/// A line cut by a disconnect is not an event: a client that sends
+/// `...,2016-01-16 08:30:02.00` and closes gets that line dropped and
+/// counted, never recorded with a truncated value.
+#[test]
+fn a_line_cut_by_a_disconnect_is_not_an_event() {
+    let mut src = ListenSource::bind(
+        "sock",
+        &fs(":28081"),
+        layout(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let addr = src.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"i,n,1,whole\ni,n,2,cut sho").unwrap();
+        // Dropped here: the connection closes mid-line.
+    });
+    let mut got = Vec::new();
+    run(async {
+        for _ in 0..1_000_000 {
+            match src.next().await.unwrap() {
+                Next::Event(e, _) => got.push(e.field(1).unwrap().to_vec()),
+                Next::Idle => {
+                    if src.stats().errors == 1 {
+                        return;
+                    }
+                }
+                Next::Finished => panic!("a listening source does not finish"),
+            }
+        }
+        panic!("step limit");
+    });
+    client.join().unwrap();
+    assert_eq!(got, [b"whole".to_vec()], "the cut line is not an event");
 }

@@ -155,6 +155,20 @@ impl Reader {
         self.scanned = 0;
     }
 
+    /// Drops what is buffered but not yet an event: the start of an event
+    /// a stream that closed never finished. Returns where it began and its
+    /// length, if there was any.
+    pub fn drop_unfinished(&mut self) -> Option<(Where, usize)> {
+        let n = self.end - self.start;
+        if n == 0 || self.resync {
+            self.advance(n);
+            return None;
+        }
+        let at = self.here();
+        self.advance(n);
+        Some((at, n))
+    }
+
     fn here(&self) -> Where {
         Where {
             line: self.line,

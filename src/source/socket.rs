@@ -165,7 +165,9 @@ impl ConnectSource {
                     }
                 }
             }
-            match self.reader.next(self.closed) {
+            // A socket's last line counts only with its terminator: a line
+            // cut by a disconnect is not an event (a file's last line is).
+            match self.reader.next(false) {
                 Step::Event { .. } => {
                     self.seq += 1;
                     self.stats.events += 1;
@@ -187,6 +189,15 @@ impl ConnectSource {
                     log::warn!("{e} (skipped: ignorecsvparseerrors)");
                 }
                 Step::NeedMore if self.closed => {
+                    if let Some((at, n)) = self.reader.drop_unfinished() {
+                        self.stats.errors += 1;
+                        log::warn!(
+                            "source '{}': {}:{}: {at}: {n} bytes without their line end when the connection closed; not an event, dropped",
+                            self.name,
+                            self.host,
+                            self.port
+                        );
+                    }
                     log::warn!(
                         "source '{}': {}:{} closed the connection; reconnecting",
                         self.name,
@@ -347,7 +358,7 @@ impl ListenSource {
         while i < self.clients.len() {
             let k = (self.turn + i) % self.clients.len();
             let c = &mut self.clients[k];
-            match c.reader.next(c.closed) {
+            match c.reader.next(false) {
                 Step::Event { .. } => {
                     self.turn = k + 1;
                     return Some(k);
@@ -372,6 +383,14 @@ impl ListenSource {
                     }
                 }
                 Step::NeedMore if c.closed => {
+                    if let Some((at, n)) = c.reader.drop_unfinished() {
+                        self.stats.errors += 1;
+                        log::warn!(
+                            "source '{}': client {}: {at}: {n} bytes without their line end when it disconnected; not an event, dropped",
+                            self.name,
+                            c.peer
+                        );
+                    }
                     log::info!("source '{}': client {} disconnected", self.name, c.peer);
                     self.clients.swap_remove(k);
                     i = 0;
