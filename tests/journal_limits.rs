@@ -211,3 +211,60 @@ fn damage_found_while_reading_also_costs_only_its_record() {
     }
     assert_eq!(got, 99);
 }
+
+/// A torn tail that keeps the first records of a source block but not its
+/// last (the one whose position is after the block): recovery cuts back to
+/// the block's start, so the source resumes before it and nothing it
+/// journaled is read twice (contract 1).
+#[test]
+fn a_torn_tail_inside_a_block_resumes_exactly_before_that_block() {
+    use edgecm::journal::{record, MemStorage, Origin, Position};
+    use edgecm::route::EngineSet;
+    let limits = Limits::default();
+    let mut j = Journal::open(MemStorage::new(5), limits).unwrap();
+    j.add_engine(0);
+    j.add_engine(1);
+    j.sync().unwrap();
+    let file = |offset| Position::File {
+        dev: 1,
+        ino: 1,
+        offset,
+    };
+    // Block 1 (events 0..4) whole; block 2 (events 4..8) in three records,
+    // split by engine, the last one carrying the position after the block.
+    let mut append = |dest: u64, count: u32, start: u64, len: u32, at_end: bool, pos: u64| {
+        let mut r = support::journal_rec(dest, count);
+        r.source = 1;
+        r.position = file(pos);
+        r.origin = Origin {
+            block_start: start,
+            block_len: len,
+            at_end,
+            closes: EngineSet::from_bits(dest),
+        };
+        j.append(r, b"events").unwrap();
+    };
+    append(0b11, 4, 0, 4, true, 100);
+    append(0b01, 1, 4, 4, false, 100);
+    append(0b10, 2, 4, 4, false, 100);
+    append(0b01, 1, 4, 4, true, 200);
+    j.sync().unwrap();
+    let mut storage = j.into_storage();
+    let name = "00000000000000000000.seg";
+    let image = storage.file(name).unwrap().to_vec();
+    let recs = record::scan(&image).records;
+    assert_eq!(recs.len(), 4);
+    // A power cut tears the last record.
+    let (off, len, _) = recs[3];
+    let keep = (off as usize) + len / 2;
+    edgecm::journal::Storage::truncate(&mut storage, name, keep as u64).unwrap();
+    let j = Journal::open(storage, limits).unwrap();
+    assert_eq!(j.positions().get(&1), Some(&file(100)), "before block 2");
+    assert_eq!(
+        j.next_seq(),
+        4,
+        "block 2's first records are gone with the torn one"
+    );
+    assert_eq!(j.source_counts().get(&1), Some(&Some(4)));
+    assert!(j.recovery.torn_bytes > 0);
+}

@@ -264,6 +264,8 @@ impl<S: Storage> Journal<S> {
         let mut cursor_records = 0u64;
         let mut expected: Option<u64> = None;
         let last = names.len().saturating_sub(1);
+        // (offset, source, first seq, origin) of the last segment's records.
+        let mut tail_records: Vec<(u64, u16, u64, Origin)> = Vec::new();
         for (i, (first, name)) in names.iter().enumerate() {
             let file_len = storage.len(name)?;
             let mut seg = Segment {
@@ -277,7 +279,7 @@ impl<S: Storage> Journal<S> {
             let summary = record::scan_stream(
                 |o, b| storage.read_at(name, o, b),
                 file_len,
-                |_, _, h| {
+                |off, _, h| {
                     if h.first_seq < next {
                         return false; // out of order: not ours to trust (e.g. a record image inside a payload)
                     }
@@ -288,6 +290,9 @@ impl<S: Storage> Journal<S> {
                     positions.insert(h.source, h.position);
                     counts.insert(h.source, count_at_position(&h.origin));
                     pos_seq.insert(h.source, h.first_seq);
+                    if i == last {
+                        tail_records.push((off, h.source, h.first_seq, h.origin));
+                    }
                     let cursors = cursors.borrow();
                     let mut backlog = backlog.borrow_mut();
                     for e in h.dest.iter() {
@@ -337,6 +342,43 @@ impl<S: Storage> Journal<S> {
         rec.segments = segments.len();
         rec.cursor_records = cursor_records;
         let mut cursors = cursors.into_inner();
+        // A torn tail can leave the first records of a source block without
+        // its last one (the one whose position is after the block): the
+        // source would resume before the block and journal those events
+        // again. They were never synced whole, so never sent: cut the tail
+        // back to the first such record and recover again (contract 1).
+        if repair && rec.torn_bytes > 0 {
+            let mut open_from: BTreeMap<u16, u64> = BTreeMap::new();
+            for &(off, source, _, origin) in &tail_records {
+                if source == super::REROUTED || !origin.known() {
+                    continue;
+                }
+                if origin.at_end {
+                    open_from.remove(&source);
+                } else {
+                    open_from.entry(source).or_insert(off);
+                }
+            }
+            if let Some(&cut) = open_from.values().min() {
+                let first = tail_records
+                    .iter()
+                    .find(|r| r.0 == cut)
+                    .map(|r| r.2)
+                    .unwrap_or(0);
+                let seg = segments.last().expect("a torn tail is in a segment");
+                if cursors.values().all(|&c| c <= first) {
+                    log::warn!(
+                        "journal: the torn tail of {} ends inside a block of events; cut back to byte {cut} so that its source reads the block once",
+                        seg.name
+                    );
+                    let cut_bytes = rec.torn_bytes + (seg.len - cut);
+                    storage.truncate(&seg.name, cut)?;
+                    let mut j = Journal::open_mode(storage, limits, repair)?;
+                    j.recovery.torn_bytes += cut_bytes;
+                    return Ok(j);
+                }
+            }
+        }
         let backlog = backlog.into_inner();
         if let Some(first) = segments.first().map(|s: &Segment| s.first_seq) {
             // Segments are deleted only once every cursor passed them, and with
