@@ -81,6 +81,9 @@ pub fn serve(
     let (tx, rx) = async_channel::bounded(8);
     let limits = crate::httpd::Limits {
         body_max: BODY_MAX,
+        // A request has this long to arrive whole: a slow client holds one
+        // of the connections only briefly.
+        read_timeout: std::time::Duration::from_secs(2),
         ..crate::httpd::Limits::default()
     };
     std::thread::Builder::new()
@@ -303,25 +306,44 @@ struct SpareView {
 }
 
 impl Core {
-    /// Answers calls until the channel closes (never, while running).
+    /// Answers calls until the channel closes (never, while running). Calls
+    /// run side by side: a `PUT` that waits for an engine to get ready does
+    /// not hold up `status` or `metrics`.
     pub(crate) async fn serve_admin(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
         calls: async_channel::Receiver<Call>,
     ) {
-        while let Ok(call) = calls.recv().await {
-            let reply = self.answer(ex, &call).await;
-            if reply.status >= 400 {
-                log::info!(
-                    "admin API: {} {}: {} {}",
-                    call.method,
-                    call.url,
-                    reply.status,
-                    reply.body.trim_end()
-                );
-            }
-            let _ = call.reply.send(reply).await;
+        use std::future::Future;
+        use std::pin::Pin;
+        let mut running: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::new();
+        loop {
+            let next = {
+                let mut recv = std::pin::pin!(calls.recv());
+                std::future::poll_fn(|cx| {
+                    running.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+                    recv.as_mut().poll(cx)
+                })
+                .await
+            };
+            let Ok(call) = next else { return };
+            running.push(Box::pin(self.answer_call(ex, call)));
         }
+    }
+
+    /// Answers one call and sends the reply back to the serving thread.
+    async fn answer_call(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: Call) {
+        let reply = self.answer(ex, &call).await;
+        if reply.status >= 400 {
+            log::info!(
+                "admin API: {} {}: {} {}",
+                call.method,
+                call.url,
+                reply.status,
+                reply.body.trim_end()
+            );
+        }
+        let _ = call.reply.send(reply).await;
     }
 
     async fn answer(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: &Call) -> Reply {

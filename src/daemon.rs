@@ -186,6 +186,8 @@ pub struct Core {
         async_channel::Receiver<crate::failover::Msg>,
     ),
     pub traffic: crate::cluster::Traffic,
+    /// An engine is being added (admin calls run side by side; adds one at a time).
+    adding: Cell<bool>,
 }
 
 fn now_ms() -> u64 {
@@ -358,6 +360,7 @@ impl Core {
             node: RefCell::new(node),
             cluster_inbox: async_channel::bounded(64),
             traffic: Default::default(),
+            adding: Cell::new(false),
         });
         let standby = core.node.borrow().role() == crate::failover::Role::Standby;
         core.shared.failover.standby.set(standby);
@@ -534,6 +537,23 @@ impl Core {
     /// it events. An engine that does not get ready within the deploy time
     /// is not added.
     pub(crate) async fn add_engine(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        c: usize,
+        engine: crate::config::Engine,
+    ) -> Result<EngineId, (u16, String)> {
+        if self.adding.replace(true) {
+            return Err((
+                409,
+                "another engine is being added; try again once that PUT answered".to_string(),
+            ));
+        }
+        let r = self.add_engine_now(ex, c, engine).await;
+        self.adding.set(false);
+        r
+    }
+
+    async fn add_engine_now(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
         c: usize,

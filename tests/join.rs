@@ -478,3 +478,92 @@ fn figures_restarts_and_a_takeover() {
     );
     assert_eq!(unique, n);
 }
+
+/// The admin API stays reachable: a `PUT` that waits for an engine that
+/// never answers does not hold up `GET status`, and forty clients that
+/// send nothing cost their connections only for the admin read deadline.
+#[test]
+fn the_admin_api_answers_beside_a_slow_put_and_slow_clients() {
+    let mut b = broker("join-admin", 100, None, &[], &["-http", "0"]);
+    let port = b.run.admin_port();
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    // An engine that accepts connections and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_port = hung.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let put = std::thread::spawn(move || {
+        let r = support::http(
+            port,
+            "PUT",
+            &format!("{V1}/routerEngines/{MAP}/esp9"),
+            &format!("<esp-engine name='esp9' host='127.0.0.1' port='1' ha_port='{hung_port}'/>"),
+        );
+        tx.send(r).unwrap();
+    });
+    b.run.wait_until("the PUT is waiting for esp9", |r| {
+        r.this_log().contains(&format!(
+            "engine 'esp9' (127.0.0.1:{hung_port}): connecting"
+        ))
+    });
+    let (code, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert_eq!(code, 200, "{status}");
+    assert!(
+        rx.try_recv().is_err(),
+        "GET status answered while the PUT still waits"
+    );
+    let (code, msg) = support::http(
+        port,
+        "PUT",
+        &format!("{V1}/routerEngines/{MAP}/esp8"),
+        "<esp-engine name='esp8' host='127.0.0.1' port='1' ha_port='9'/>",
+    );
+    assert_eq!(code, 409, "one add at a time: {msg}");
+    let (code, msg) = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(code, 502, "{msg}");
+    put.join().unwrap();
+    drop(hung);
+    // Forty clients that connect and send nothing.
+    let slow: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        if status_code(port) == Some(200) {
+            break;
+        }
+        assert!(tries < 2_000, "the admin API never answered again");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    eprintln!(
+        "status answered {:?} after 40 silent clients ({tries} tries)",
+        t0.elapsed()
+    );
+    drop(slow);
+}
+
+/// `GET status`'s code, or None when the connection was refused or reset
+/// (a full server answers 503 and closes without reading the request).
+fn status_code(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        s,
+        "GET {V1}/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    String::from_utf8_lossy(&out)
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
