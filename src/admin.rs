@@ -930,6 +930,18 @@ impl Core {
                 r.events,
             ),
             (
+                "dead_letter_bytes",
+                "gauge",
+                "Bytes of the current dead-letter file (capped; it rotates to dead-letters.1.xml).",
+                self.shared.dead_letters.borrow().bytes,
+            ),
+            (
+                "dead_letter_rotations_total",
+                "counter",
+                "Times the dead-letter file reached its cap and was rotated.",
+                self.shared.dead_letters.borrow().rotations,
+            ),
+            (
                 "reference_dropped_events_total",
                 "counter",
                 "Reference events not kept: past the reference store's cap.",

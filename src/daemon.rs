@@ -979,8 +979,11 @@ impl Core {
                     break;
                 }
             }
-            // Reference data first: whatever the journal holds, it holds too.
-            let r = self.shared.reference.borrow_mut().sync();
+            // Dead letters and reference data first: an acknowledgement of a
+            // refused block is never on flash before its letter, and whatever
+            // the journal holds, the reference store holds too.
+            let r = self.shared.dead_letters.borrow_mut().sync();
+            let r = r.and_then(|()| self.shared.reference.borrow_mut().sync());
             let r = r.and_then(|()| self.shared.journal.borrow_mut().sync().map(|_| ()));
             match r {
                 Ok(()) => {
@@ -1038,6 +1041,7 @@ impl Core {
             }
             future::or(l, unit(Timer::at(deadline))).await;
         }
+        let _ = self.shared.dead_letters.borrow_mut().sync();
         let _ = self.shared.reference.borrow_mut().sync();
         let _ = self.shared.journal.borrow_mut().sync();
         self.shared.synced.notify(usize::MAX);
@@ -1060,6 +1064,7 @@ impl Core {
         for e in self.engines.borrow().iter() {
             e.stop.stop();
         }
+        let _ = self.shared.dead_letters.borrow_mut().sync();
         if let Err(e) = self.shared.journal.borrow_mut().sync() {
             log::error!("journal: final sync failed: {e}");
         }

@@ -35,3 +35,8 @@ pub const STANDIN_BODY_MAX: usize = 16 * 1024 * 1024;
 /// further reference events are not kept (counted, warned once). No RAM cost
 /// beyond one record's payload while an engine is being replayed.
 pub const REFERENCE_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
+/// Largest dead-letter file (`{state-dir}/dead-letters.xml`). Past it the
+/// file becomes `dead-letters.1.xml` (the one before that is deleted) and a
+/// new one starts: refused blocks can take at most twice this much flash.
+pub const DEAD_LETTERS_MAX: u64 = 16 * 1024 * 1024;

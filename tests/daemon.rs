@@ -358,6 +358,17 @@ fn admin_api_status_metrics_engines_and_clear_errors() {
     let mut m = s.manager_with("manager.log", &["-http", "0"]);
     let port = s.admin_port(&mut m);
     s.wait_trades(2_000, &mut m);
+    // The stand-in records a block before it answers: the manager counts
+    // it a moment later.
+    s.wait_until(
+        || {
+            status_sum(
+                &support::http(port, "GET", &format!("{V1}/status"), "").1,
+                "acked",
+            ) >= 2_000
+        },
+        &mut m,
+    );
     let (code, status) = support::http(port, "GET", &format!("{V1}/status"), "");
     assert_eq!(code, 200, "{status}");
     for want in [

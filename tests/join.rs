@@ -68,6 +68,18 @@ fn broker(
     standin: &[&str],
     manager: &[&str],
 ) -> Broker {
+    let each: Vec<Vec<&str>> = (0..4).map(|_| standin.to_vec()).collect();
+    broker_each(name, trades, rate, &each, manager)
+}
+
+/// [`broker`] with each stand-in's own arguments.
+fn broker_each(
+    name: &str,
+    trades: usize,
+    rate: Option<u32>,
+    standin: &[Vec<&str>],
+    manager: &[&str],
+) -> Broker {
     let shared = support::shared();
     let dir = support::scratch(&format!("{name}-input"));
     let file = dir.join("trades.csv");
@@ -81,12 +93,11 @@ fn broker(
         }
         None => t,
     };
-    let run = Run::start_edited(
+    let run = Run::start_each(
         name,
         &shared.join("corpus/cm/broker-local.xml"),
-        4,
-        &inputs,
         standin,
+        &inputs,
         manager,
         &edit,
     );
@@ -566,4 +577,46 @@ fn status_code(port: u16) -> Option<u16> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// One engine that refuses everything (400) beside two healthy ones: its
+/// blocks go to the dead letters at full speed, in batches, and its backlog
+/// never pauses the sources for the others.
+#[test]
+fn an_engine_that_refuses_everything_stalls_no_one() {
+    let mut b = broker_each(
+        "join-refusing",
+        15_000,
+        Some(5_000),
+        &[vec![], vec!["-reject-window", "trades"], vec![], vec![]],
+        // Room for a start-up's worth of events, not for a slow drain.
+        &["-http", "0", "-buffersize", "1500"],
+    );
+    let port = b.run.admin_port();
+    let n = b.trades;
+    let rejected = |port: u16| -> usize {
+        let (_, s) = support::http(port, "GET", &format!("{V1}/status"), "");
+        s.split("\"rejected\": ")
+            .skip(1)
+            .map(|r| r.split(',').next().unwrap().parse::<usize>().unwrap())
+            .sum()
+    };
+    b.run
+        .wait_until("every trade delivered or dead-lettered", |r| {
+            unique_trades(r, 4) + rejected(port) >= n
+        });
+    assert_eq!(unique_trades(&b.run, 4) + rejected(port), n);
+    assert!(rejected(port) > 1_000, "esp2's share was refused");
+    let log = b.run.log();
+    assert!(
+        !log.contains("engine slot 1 has -buffersize events unacknowledged"),
+        "the refusing engine paused the sources:\n{log}"
+    );
+    let refusals = log.matches("refused").count();
+    assert!(
+        refusals < 20,
+        "refusals are counted, not each logged ({refusals} lines)"
+    );
+    let (_, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
+    assert!(metrics.contains("edgecm_dead_letter_bytes "), "{metrics}");
 }

@@ -297,6 +297,9 @@ pub async fn sync_on_ack<S: Storage>(shared: Rc<Shared<S>>) {
     loop {
         let l = shared.acked.listen();
         if !shared.journal.borrow().cursors_synced() {
+            if let Err(e) = shared.dead_letters.borrow_mut().sync() {
+                log::error!("dead letters: sync failed: {e}");
+            }
             let r = shared.journal.borrow_mut().sync();
             if let Err(e) = r {
                 log::error!("journal: sync failed: {e}");
@@ -351,6 +354,14 @@ pub struct Sender {
     prefix: String,
     /// Projects loaded whose load is recorded once the replay is done.
     loaded: Vec<Rc<Deploy>>,
+    /// When the engine last listed every project (a refusal within a tick
+    /// of it goes to the dead letters without asking again).
+    listed_at: Option<Instant>,
+    /// The last block sent was refused and dead-lettered: the next one
+    /// need not wait for the group commit (a local write, not a delivery).
+    refused_last: bool,
+    /// The window and reason of the last refusal logged.
+    last_refusal: Option<String>,
 }
 
 /// Where an engine's replay of reference data stands.
@@ -400,6 +411,9 @@ impl Sender {
             replay: None,
             loaded: Vec::new(),
             prefix: String::new(),
+            listed_at: None,
+            refused_last: false,
+            last_refusal: None,
         }
     }
 
@@ -554,11 +568,13 @@ impl Sender {
     /// The first of our projects the engine does not list, if any.
     async fn missing_project(&mut self) -> Result<Option<String>, String> {
         let listed = self.list_projects().await?;
-        Ok(self
+        let missing = self
             .projects
             .iter()
             .find(|p| !listed.contains(&p.name))
-            .map(|p| p.name.clone()))
+            .map(|p| p.name.clone());
+        self.listed_at = missing.is_none().then(Instant::now);
+        Ok(missing)
     }
 
     /// Loads each project the engine does not run in this version (the
@@ -898,10 +914,15 @@ impl Sender {
                     }
                     match &block {
                         Some(b) => {
+                            self.refused_last = false;
                             if self.publish(&shared, b).await {
                                 let upto = b.end_seq;
                                 block = None;
-                                self.wait_durable(&shared, upto).await;
+                                // A refused block went to the dead letters, a
+                                // local write: the next one need not wait.
+                                if !self.refused_last {
+                                    self.wait_durable(&shared, upto).await;
+                                }
                             } else if b.records > 1
                                 && (b.end_seq <= self.split_until
                                     || b.body.len() > self.request_max)
@@ -993,7 +1014,12 @@ impl Sender {
                 // Find the refused record: send this request's records one by one.
                 self.answered();
                 self.split_until = b.end_seq;
-                log::info!(
+                log::log!(
+                    if self.last_refusal.is_some() {
+                        log::Level::Debug
+                    } else {
+                        log::Level::Info
+                    },
                     "engine '{}': refused a request of {} records; sending them one by one",
                     self.name,
                     b.records
@@ -1005,7 +1031,15 @@ impl Sender {
                 // ESP's status for "no such project" is not documented
                 // (esp-protocol.md §2.3): a refusal goes to the dead
                 // letters only once the engine still lists the project.
-                match self.missing_project().await {
+                let fresh = self
+                    .listed_at
+                    .is_some_and(|t| t.elapsed() < self.settings.ticktime);
+                let check = if fresh {
+                    Ok(None)
+                } else {
+                    self.missing_project().await
+                };
+                match check {
                     Ok(None) => {}
                     Ok(Some(p)) => {
                         self.project_lost(format!(
@@ -1029,6 +1063,7 @@ impl Sender {
                     return false;
                 }
                 self.acknowledge(shared, b, true);
+                self.refused_last = true;
                 true
             }
             Outcome::Lost(why) => {
@@ -1085,12 +1120,26 @@ impl Sender {
             self.sleep(d).await;
             return false;
         }
-        log::warn!(
-            "engine '{}': refused {count} events for {} (seq {first_seq}): {message}; written to {}",
+        // Logged once per window and reason; the counts are in the status.
+        let key = format!("{}: {message}", w.label);
+        let level = if self.last_refusal.as_deref() == Some(key.as_str()) {
+            log::Level::Debug
+        } else {
+            log::Level::Warn
+        };
+        log::log!(
+            level,
+            "engine '{}': refused {count} events for {} (seq {first_seq}): {message}; written to {}{}",
             self.name,
             w.label,
-            shared.dead_letters.borrow().path().display()
+            shared.dead_letters.borrow().path().display(),
+            if level == log::Level::Warn {
+                " (further refusals for the same reason are counted, not logged)"
+            } else {
+                ""
+            }
         );
+        self.last_refusal = Some(key);
         true
     }
 

@@ -107,12 +107,27 @@ impl Run {
         manager_args: &[&str],
         edit: &dyn Fn(String) -> String,
     ) -> Run {
+        let each: Vec<Vec<&str>> = (0..engines).map(|_| standin_args.to_vec()).collect();
+        Run::start_each(name, config, &each, inputs, manager_args, edit)
+    }
+
+    /// [`Run::start_edited`] with each stand-in's own arguments.
+    pub fn start_each(
+        name: &str,
+        config: &Path,
+        standin_args: &[Vec<&str>],
+        inputs: &BTreeMap<&str, PathBuf>,
+        manager_args: &[&str],
+        edit: &dyn Fn(String) -> String,
+    ) -> Run {
         let dir = super::scratch(name);
-        let engines: Vec<StandIn> = (1..=engines)
-            .map(|n| {
-                let rec = dir.join(format!("esp{n}"));
+        let engines: Vec<StandIn> = standin_args
+            .iter()
+            .enumerate()
+            .map(|(n, extra)| {
+                let rec = dir.join(format!("esp{}", n + 1));
                 let mut args = vec!["-record", rec.to_str().unwrap()];
-                args.extend_from_slice(standin_args);
+                args.extend_from_slice(extra);
                 StandIn::start(0, &args)
             })
             .collect();
