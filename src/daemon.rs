@@ -229,10 +229,14 @@ impl Core {
         };
         let limits = Limits {
             bytes_max,
-            // At least four segments under the cap: the last one is never
-            // freed, so a cap of one segment could never make room again.
+            // At least four segments under the cap, and under the free
+            // space (a cap set above it, or a disk others fill): the last
+            // segment is never freed, so one segment could never make room.
             segment_max: crate::journal::SEGMENT_MAX
                 .min(bytes_max / 4)
+                .min(
+                    default_bytes_max(&options.state_dir).map_or(u64::MAX, |(_, free, _)| free / 4),
+                )
                 .max(crate::journal::RECORD_MAX as u64),
             engine_events_max: options.buffersize,
         };
@@ -993,6 +997,17 @@ impl Core {
                     failures = 0;
                     self.shared.synced.notify(usize::MAX);
                     self.room.notify(usize::MAX);
+                    let held = {
+                        let j = self.shared.journal.borrow();
+                        j.next_seq() > j.synced_seq()
+                    };
+                    if held {
+                        // The filesystem is full: records wait in RAM while
+                        // engines drain. Try again after an acknowledgement
+                        // (or a moment), not in a loop that starves them.
+                        let a = self.shared.acked.listen();
+                        future::or(a, unit(Timer::after(Duration::from_millis(200)))).await;
+                    }
                 }
                 Err(e) => {
                     failures += 1;

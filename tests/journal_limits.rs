@@ -268,3 +268,77 @@ fn a_torn_tail_inside_a_block_resumes_exactly_before_that_block() {
     assert_eq!(j.source_counts().get(&1), Some(&Some(4)));
     assert!(j.recovery.torn_bytes > 0);
 }
+
+/// A full filesystem (something else filled it, or the cap is above the
+/// free space): acknowledgements still reach flash (through the reserve),
+/// segments are freed as engines drain, appends wait below a low-water
+/// mark, and what waited in RAM is written once there is room (contract 4).
+#[test]
+fn a_full_disk_drains_and_then_takes_appends_again() {
+    use edgecm::journal::{MemStorage, ReadPos, Storage};
+    let limits = Limits {
+        segment_max: 4096,
+        bytes_max: 1 << 30,
+        engine_events_max: 1 << 30,
+    };
+    let mut j = Journal::open(MemStorage::new(9), limits).unwrap();
+    j.add_engine(0);
+    j.sync().unwrap();
+    for _ in 0..200 {
+        j.append(rec(0b1, 1), &[b'a'; 100]).unwrap();
+    }
+    j.sync().unwrap();
+    let full_at = {
+        let st = j.storage();
+        st.list()
+            .unwrap()
+            .iter()
+            .map(|n| st.len(n).unwrap())
+            .sum::<u64>()
+    };
+    // The disk is full: new records cannot be written.
+    j.storage_mut().capacity = full_at;
+    j.append(rec(0b1, 1), &[b'b'; 100]).unwrap();
+    let synced = j
+        .sync()
+        .expect("a full disk is not an error the manager stops on");
+    assert_eq!(synced, 200, "the new record waits in RAM");
+    assert!(
+        matches!(
+            j.append(rec(0b1, 1), &[b'c'; 100]),
+            Err(edgecm::journal::Full::Bytes)
+        ),
+        "sources pause while the disk is full"
+    );
+    // The engine drains: its acknowledgements reach flash and free segments.
+    let mut pos = ReadPos::default();
+    let mut payload = Vec::new();
+    let mut read = 0;
+    while let Some(h) = j.read_next(0, &mut pos, &mut payload).unwrap() {
+        read += 1;
+        j.ack(0, h.end_seq(), 1);
+        if read % 50 == 0 {
+            j.sync().unwrap();
+        }
+    }
+    // With the room the drain made, the record that waited was written
+    // (and read) too.
+    assert_eq!(read, 201);
+    assert_eq!(j.sync().unwrap(), 201);
+    assert_eq!(j.durable_cursor(0), 201, "acknowledgements are on flash");
+    // Appends are taken again below the low-water mark.
+    j.append(rec(0b1, 1), &[b'd'; 100]).unwrap();
+    assert_eq!(j.sync().unwrap(), 202);
+    let storage = j.into_storage();
+    let mut j = Journal::open(storage, limits).unwrap();
+    let mut pos = j.reader(0);
+    let mut got = Vec::new();
+    while j.read_next(0, &mut pos, &mut payload).unwrap().is_some() {
+        got.push(payload[..1].to_vec());
+    }
+    assert_eq!(
+        got.len(),
+        1,
+        "only the record after the drain is left, once"
+    );
+}

@@ -81,6 +81,13 @@ struct Segment {
 /// `edgecm queue` still tells after the damaged segments were freed.
 pub const DAMAGE_LOG: &str = "damage.log";
 
+/// A file of zeros kept in the state dir while there is room: deleted when
+/// the filesystem is full, so that acknowledgements (the cursor file) and
+/// source positions can always be written and the queue drains (contract 4),
+/// made again once there is room.
+pub const RESERVE_FILE: &str = "reserve";
+pub const RESERVE_BYTES: usize = 256 * 1024;
+
 /// What recovery found; `edgecm queue` prints it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -141,6 +148,12 @@ pub struct Journal<S: Storage> {
     pending_pos_seq: BTreeMap<u16, u64>,
     /// What the positions file holds (as last written or read).
     saved_positions: BTreeMap<u16, (Position, Option<u64>)>,
+    /// Set when the filesystem filled up: appends are refused (sources
+    /// pause) until the journal is below these bytes (a low-water mark, a
+    /// quarter under what it held then), while engines drain it.
+    full_until: Option<u64>,
+    /// The reserve file is there.
+    reserve: bool,
     pub recovery: Recovery,
 }
 
@@ -411,6 +424,8 @@ impl<S: Storage> Journal<S> {
             pos_seq,
             pending_pos_seq: BTreeMap::new(),
             saved_positions,
+            full_until: None,
+            reserve: false,
             recovery: rec,
         };
         if j.recovery.lost_events > 0 {
@@ -435,11 +450,33 @@ impl<S: Storage> Journal<S> {
                     .join(" "),
                 r.lost_events
             );
-            j.storage.append(DAMAGE_LOG, line.as_bytes())?;
-            j.storage.sync(DAMAGE_LOG)?;
+            // Best effort: a full disk must not stop the manager from draining.
+            if let Err(e) = j
+                .storage
+                .append(DAMAGE_LOG, line.as_bytes())
+                .and_then(|()| j.storage.sync(DAMAGE_LOG))
+            {
+                log::warn!("journal: cannot record the damage in {DAMAGE_LOG}: {e}");
+            }
         }
         if repair {
             j.reclaim()?;
+            j.reserve = j.storage.list()?.iter().any(|n| n == RESERVE_FILE);
+            if !j.reserve {
+                if let Err(e) = j.storage.replace(RESERVE_FILE, &[0; RESERVE_BYTES]) {
+                    if e.raw_os_error() != Some(ENOSPC) {
+                        return Err(e);
+                    }
+                    // Started on a full disk: drain before reading more.
+                    j.full_until = Some(j.bytes() * 3 / 4);
+                    log::warn!(
+                        "journal: the filesystem is full; sources wait until engines drained the journal below {} bytes",
+                        j.bytes() * 3 / 4
+                    );
+                } else {
+                    j.reserve = true;
+                }
+            }
         }
         Ok(j)
     }
@@ -616,7 +653,9 @@ impl<S: Storage> Journal<S> {
             origin,
         } = r;
         let len = (record::HEADER_LEN + payload.len()) as u64;
-        if self.bytes() + len > self.limits.bytes_max {
+        if self.bytes() + len > self.limits.bytes_max
+            || self.full_until.is_some_and(|lw| self.bytes() + len > lw)
+        {
             return Err(Full::Bytes);
         }
         for e in dest.iter().filter(|_| engine_limit) {
@@ -675,7 +714,7 @@ impl<S: Storage> Journal<S> {
                 // cursors in memory: deleting them loses nothing an engine still
                 // needs, even if we crash before the cursors reach flash), then retry.
                 self.reclaim()?;
-                self.write_cursors()?;
+                self.with_reserve(|j| j.write_cursors())?;
             }
             self.reclaim()?;
         }
@@ -689,7 +728,27 @@ impl<S: Storage> Journal<S> {
                 return Err(e);
             }
             self.reclaim()?;
-            self.write_pending(with_cursors)?;
+            if let Err(e) = self.write_pending(with_cursors) {
+                if e.raw_os_error() != Some(ENOSPC) {
+                    return Err(e);
+                }
+                return self.drain_full_disk();
+            }
+        }
+        if let Some(lw) = self.full_until {
+            if self.bytes() <= lw {
+                self.full_until = None;
+                log::info!(
+                    "journal: below its low-water mark after a full disk; sources read again"
+                );
+            }
+        }
+        if !self.reserve && self.full_until.is_none() {
+            // Room again: keep the reserve for the next time the disk fills.
+            self.reserve = self
+                .storage
+                .replace(RESERVE_FILE, &[0; RESERVE_BYTES])
+                .is_ok();
         }
         self.synced_seq = self.next_seq;
         self.positions.append(&mut self.pending_positions);
@@ -701,6 +760,42 @@ impl<S: Storage> Journal<S> {
             self.reclaim()?;
         }
         Ok(self.synced_seq)
+    }
+
+    /// The filesystem is full (not the journal's cap): the new records stay
+    /// pending (sources pause at the low-water mark), but acknowledgements
+    /// are made durable in the cursor file, with the reserve's room if need
+    /// be, so engines go on draining and their segments are freed.
+    fn drain_full_disk(&mut self) -> io::Result<u64> {
+        if self.full_until.is_none() {
+            log::warn!(
+                "journal: the filesystem is full; sources pause, engines drain the journal ({} bytes) to below {} bytes",
+                self.bytes(),
+                self.bytes() * 3 / 4
+            );
+        }
+        let lw = self.bytes() * 3 / 4;
+        self.full_until = Some(self.full_until.map_or(lw, |old| old.min(lw)));
+        if self.cursors_dirty {
+            self.with_reserve(|j| j.write_cursors())?;
+            self.reclaim()?;
+        }
+        Ok(self.synced_seq)
+    }
+
+    /// Runs `f`; on ENOSPC deletes the reserve file and runs it again.
+    fn with_reserve(&mut self, f: impl Fn(&mut Self) -> io::Result<()>) -> io::Result<()> {
+        match f(self) {
+            Err(e) if e.raw_os_error() == Some(ENOSPC) => {
+                if self.reserve {
+                    log::warn!("journal: the filesystem is full; using the reserve to record acknowledgements");
+                    self.storage.remove(RESERVE_FILE)?;
+                    self.reserve = false;
+                }
+                f(self)
+            }
+            r => r,
+        }
     }
 
     /// Writes the buffered records, preceded by a cursor record when
@@ -1074,8 +1169,8 @@ impl<S: Storage> Journal<S> {
                 .filter(|&&src| src != super::REROUTED)
                 .map(|src| (*src, now(src)))
                 .collect();
-            self.storage
-                .replace(POSITIONS_FILE, &encode_positions(&all))?;
+            let bytes = encode_positions(&all);
+            self.with_reserve(|j| j.storage.replace(POSITIONS_FILE, &bytes))?;
             self.saved_positions = all;
         }
         for s in self.segments.drain(..n) {

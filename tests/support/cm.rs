@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 /// A config rewritten for this machine, its stand-ins and its manager.
 pub struct Run {
     pub dir: PathBuf,
+    /// The manager's `-state-dir` (`dir/state` unless set before it starts).
+    pub state: PathBuf,
     pub engines: Vec<StandIn>,
     pub manager: Option<Child>,
     config: PathBuf,
@@ -120,6 +122,20 @@ impl Run {
         manager_args: &[&str],
         edit: &dyn Fn(String) -> String,
     ) -> Run {
+        let mut run = Run::prepare_each(name, config, standin_args, inputs, manager_args, edit);
+        run.start_manager();
+        run
+    }
+
+    /// [`Run::start_each`] without starting the manager ([`Run::start_manager`]).
+    pub fn prepare_each(
+        name: &str,
+        config: &Path,
+        standin_args: &[Vec<&str>],
+        inputs: &BTreeMap<&str, PathBuf>,
+        manager_args: &[&str],
+        edit: &dyn Fn(String) -> String,
+    ) -> Run {
         let dir = super::scratch(name);
         let engines: Vec<StandIn> = standin_args
             .iter()
@@ -135,16 +151,15 @@ impl Run {
         let config = rewrite(config, &dir, &ports, inputs);
         let text = edit(std::fs::read_to_string(&config).unwrap());
         std::fs::write(&config, text).unwrap();
-        let mut run = Run {
+        Run {
+            state: dir.join("state"),
             dir,
             engines,
             manager: None,
             config,
             manager_args: manager_args.iter().map(|s| s.to_string()).collect(),
             log_from: 0,
-        };
-        run.start_manager();
-        run
+        }
     }
 
     /// Starts the manager (again), on the same state dir; its log is appended.
@@ -165,7 +180,7 @@ impl Run {
             .arg("-cluster-manager")
             .arg(&self.config)
             .arg("-state-dir")
-            .arg(self.dir.join("state"))
+            .arg(&self.state)
             .args(args)
             .args(extra)
             .stdout(Stdio::null())
