@@ -362,7 +362,7 @@ const CASES: &[Case] = &[
         edits: &[("<property name='fsname'>trades.csv</property>", "<property name='filename'>trades.csv</property>")],
         expect: &[
             "config.xml:11:9: raw-source 'trades': raw-source is missing the required property 'fsname'",
-            "config.xml:15:13: raw-source 'trades': unknown property 'filename' for class fs; accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection, snapshot",
+            "config.xml:15:13: raw-source 'trades': unknown property 'filename' for class fs; accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection, listenaddress, snapshot",
         ],
     },
     Case {
@@ -390,7 +390,7 @@ const CASES: &[Case] = &[
         name: "subscriber_only_property",
         edits: &[("<property name='type'>pub</property>", "<property name='type'>pub</property><property name='collapse'>true</property>")],
         expect: &[
-            "config.xml:13:49: raw-source 'trades': property 'collapse' belongs to fs subscribers; a raw-source is a publisher. Accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection, snapshot",
+            "config.xml:13:49: raw-source 'trades': property 'collapse' belongs to fs subscribers; a raw-source is a publisher. Accepted: type, fstype, fsname, blocksize, transactional, header, growinginputfile, dateformat, rate, repeatcount, maxevents, prebuffer, noautogenfield, addcsvopcode, addcsvflags, csvfielddelimiter, ignorecsvparseerrors, publishwithupsert, configfilesection, listenaddress, snapshot",
         ],
     },
     Case {

@@ -192,3 +192,50 @@ fn a_line_cut_by_a_disconnect_is_not_an_event() {
     client.join().unwrap();
     assert_eq!(got, [b"whole".to_vec()], "the cut line is not an event");
 }
+
+/// `listenaddress` (ours) keeps a `:PORT` source on one address, e.g.
+/// loopback; ESP's `HOST:PORT` keeps meaning "connect out".
+#[test]
+fn listenaddress_keeps_a_listening_source_on_loopback() {
+    let props = |extra: &[(&str, &str)]| {
+        let mut p = vec![
+            ("type".to_string(), "pub".to_string()),
+            ("fstype".to_string(), "csv".to_string()),
+            ("fsname".to_string(), ":28082".to_string()),
+        ];
+        p.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+        p
+    };
+    let lo = from_properties(
+        &props(&[("listenaddress", "127.0.0.1")]),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        ListenSource::address(&lo),
+        Some("127.0.0.1:28082".parse().unwrap())
+    );
+    let v6 = from_properties(
+        &props(&[("listenaddress", "::1")]),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        ListenSource::address(&v6),
+        Some("[::1]:28082".parse().unwrap())
+    );
+    let bad = from_properties(
+        &props(&[("listenaddress", "localhostx")]),
+        std::path::Path::new("."),
+    )
+    .unwrap_err();
+    assert!(bad[0].1.contains("accepted: an IP address"), "{bad:?}");
+    let mut connect = props(&[("listenaddress", "127.0.0.1")]);
+    connect[2].1 = "127.0.0.1:28082".into();
+    let e = from_properties(&connect, std::path::Path::new(".")).unwrap_err();
+    assert!(e[0].1.contains("applies to a listening source"), "{e:?}");
+    assert!(matches!(
+        fs("127.0.0.1:28082").fsname,
+        edgecm::config::FsName::Connect { .. }
+    ));
+}

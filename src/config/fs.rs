@@ -35,6 +35,7 @@ pub const FS_PROPERTIES: &[PropertySpec] = &[
     PropertySpec { name: "ignorecsvparseerrors", default: "false", doc: "true: log, count and skip an event that does not parse; false: the source stops with that error" },
     PropertySpec { name: "publishwithupsert", default: "false", doc: "publish every event as upsert" },
     PropertySpec { name: "configfilesection", default: "(none)", doc: "accepted for compatibility, ignored: edgecm reads no connector config file" },
+    PropertySpec { name: "listenaddress", default: "(every interface)", doc: "**ours**: with `fsname=:PORT`, listen on this address only, e.g. `127.0.0.1` (ESP's `:PORT` listens on every interface; `HOST:PORT` stays ESP's connect-out)" },
     PropertySpec { name: "snapshot", default: "false", doc: "accepted for compatibility (esppy sets it on publishers); a raw-source has no window to snapshot, so it changes nothing" },
 ];
 
@@ -103,6 +104,8 @@ pub struct FsSource {
     /// property, the manager's `-engine-dateformat` (None: the numbers ESP
     /// writes, seconds and microseconds since 1970).
     pub engine_dateformat: Option<String>,
+    /// `listenaddress` (ours): the address a `:PORT` source listens on.
+    pub listen_address: Option<std::net::IpAddr>,
 }
 
 /// Why one property was refused; the caller anchors it at the property element.
@@ -133,6 +136,7 @@ pub fn from_properties(
         ignorecsvparseerrors: false,
         publishwithupsert: false,
         engine_dateformat: None,
+        listen_address: None,
     };
     let (mut seen_type, mut seen_fstype, mut seen_fsname) = (false, false, false);
     for (i, (name, value)) in props.iter().enumerate() {
@@ -209,6 +213,10 @@ pub fn from_properties(
             "publishwithupsert" => parse_flag(name, v).map(|b| src.publishwithupsert = b),
             "configfilesection" => Ok(()),
             "snapshot" => parse_flag(name, v).map(|_| ()),
+            "listenaddress" => match v.trim_start_matches('[').trim_end_matches(']').parse() {
+                Ok(a) => { src.listen_address = Some(a); Ok(()) },
+                Err(_) => Err(format!("listenaddress {v:?} is not accepted; accepted: an IP address such as 127.0.0.1 or ::1")),
+            },
             other if SUBSCRIBER_ONLY.contains(&other) => Err(format!(
                 "property '{other}' belongs to fs subscribers; a raw-source is a publisher. Accepted: {}",
                 accepted_names()
@@ -221,6 +229,14 @@ pub fn from_properties(
         if let Err(m) = r {
             errors.push((Some(i), m));
         }
+    }
+    if src.listen_address.is_some() && !matches!(src.fsname, FsName::Listen { .. }) && seen_fsname {
+        let at = props.iter().position(|(n, _)| n == "listenaddress");
+        errors.push((
+            at,
+            "listenaddress applies to a listening source (fsname=:PORT); accepted there only"
+                .to_string(),
+        ));
     }
     for (seen, name) in [
         (seen_type, "type"),

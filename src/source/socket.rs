@@ -267,7 +267,10 @@ impl ListenSource {
     /// The address `fsname=:port` binds: every IPv4 interface, as ESP does.
     pub fn address(fs: &FsSource) -> Option<SocketAddr> {
         match fs.fsname {
-            FsName::Listen { port } => Some(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port)),
+            FsName::Listen { port } => Some(SocketAddr::new(
+                fs.listen_address.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                port,
+            )),
             _ => None,
         }
     }
