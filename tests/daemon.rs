@@ -294,7 +294,12 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30_000);
-    let s = setup("daemon-crash", trades);
+    // EDGECM_CRASH_RATE paces the trades (events/s) to measure duplicates
+    // per kill at a given rate; unset, as fast as it goes.
+    let rate: Option<u32> = std::env::var("EDGECM_CRASH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let s = setup_with("daemon-crash", trades, &[], rate);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut dups = Vec::new();
     // A 1 s tick: health checks wait 1 s, so emulation under parallel load
@@ -316,7 +321,13 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
     let status = sigterm_and_wait(&mut m);
     assert!(status.success(), "exit {status}");
     let d = check_trades(&s);
-    eprintln!("{trials} kill -9 trials over {trades} trades: {d} duplicate lines; recorded after each kill: {dups:?}");
+    eprintln!(
+        "{trials} kill -9 trials over {trades} trades{}: {d} duplicate lines ({:.0} per kill; the bound is {} per kill: one request of at most {per_request} trades per engine); recorded after each kill: {dups:?}",
+        rate.map(|r| format!(" at {r}/s")).unwrap_or_default(),
+        d as f64 / trials as f64,
+        3 * per_request(),
+        per_request = per_request()
+    );
     // Contract 2: at most the request in flight per engine is sent again:
     // the next request waits until the previous acknowledgement is on flash.
     let per_request = per_request();
