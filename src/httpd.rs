@@ -10,13 +10,21 @@
 //!   idle that long is closed: a slow or silent client holds a connection
 //!   for a bounded time (408 when a request was started);
 //! - at most [`Limits::conns_max`] connections at once; one more is answered
-//!   503 and closed.
+//!   503 and closed. The last one is kept for a client on loopback (an
+//!   operator on the gateway reaches the admin API whatever the network
+//!   sends it: [`admits`]).
 //!
 //! [`parse_head`] is pure (a fuzz target drives it). Optional TLS (the
 //! stand-in's `-tls-cert`): the handshake must also finish within the read
 //! time-out.
 
 use async_executor::LocalExecutor;
+
+/// Whether a new connection is served with `open` already open: up to
+/// `max`, the last one only for a peer on loopback.
+pub fn admits(open: usize, max: usize, loopback: bool) -> bool {
+    open + 1 < max || (open < max && loopback)
+}
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::cell::Cell;
@@ -374,7 +382,7 @@ where
             }
         };
         let _ = stream.get_ref().set_nodelay(true);
-        if open.get() >= limits.conns_max {
+        if !admits(open.get(), limits.conns_max, peer.ip().is_loopback()) {
             let mut s = stream;
             ex.spawn(async move {
                 let busy = Response::text(
@@ -426,6 +434,19 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_last_connection_is_kept_for_loopback() {
+        assert!(admits(0, 32, false));
+        assert!(admits(30, 32, false));
+        assert!(
+            !admits(31, 32, false),
+            "the last slot is not for the network"
+        );
+        assert!(admits(31, 32, true), "it is for loopback");
+        assert!(!admits(32, 32, true));
+    }
+
     use super::*;
 
     fn l() -> Limits {
