@@ -620,3 +620,66 @@ fn an_engine_that_refuses_everything_stalls_no_one() {
     let (_, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
     assert!(metrics.contains("edgecm_dead_letter_bytes "), "{metrics}");
 }
+
+/// The closing note's figure (not a check of speed): the healthy engines'
+/// rate with a third engine refusing everything, against all three healthy.
+/// `cargo test --release --test join figures_refusing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures_refusing_engine_rate() {
+    let n = 200_000usize;
+    let mut rates = Vec::new();
+    for refusing in [false, true] {
+        let esp2: Vec<&str> = if refusing {
+            vec!["-reject-window", "trades"]
+        } else {
+            vec![]
+        };
+        let mut b = broker_each(
+            if refusing {
+                "fig-refusing"
+            } else {
+                "fig-healthy"
+            },
+            n,
+            None,
+            &[vec![], esp2, vec![], vec![]],
+            &[],
+        );
+        // The trades esp1 and esp3 are to get: their share of the ids.
+        let t0 = Instant::now();
+        let healthy = |r: &Run| {
+            r.recorded(0, "project.query.trades").len()
+                + r.recorded(2, "project.query.trades").len()
+        };
+        b.run.wait_until("esp2's share decided", |r| {
+            r.log().contains("source 'trades': finished")
+        });
+        let mut last = 0;
+        let mut still = 0;
+        // Done when esp1 and esp3 stop growing for 2 s after the source finished.
+        while still < 100 {
+            let h = healthy(&b.run);
+            if h == last {
+                still += 1;
+            } else {
+                still = 0;
+                last = h;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let took = t0.elapsed().as_secs_f64() - 2.0;
+        rates.push((refusing, last, took, last as f64 / took));
+    }
+    for (refusing, events, took, rate) in &rates {
+        println!(
+            "esp2 {}: esp1+esp3 took {events} trades in {took:.2} s = {rate:.0} trades/s",
+            if *refusing {
+                "refusing everything"
+            } else {
+                "healthy"
+            }
+        );
+    }
+    println!("ratio {:.2}", rates[1].3 / rates[0].3);
+}
