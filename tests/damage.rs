@@ -78,6 +78,10 @@ fn a_byte_flipped_mid_segment_loses_only_its_record_and_says_so() {
         trades,
         "only the damaged record's events are missing"
     );
+    eprintln!(
+        "a byte flipped mid-segment: {lost} events lost (one record), {} of {trades} trades delivered",
+        unique(&run)
+    );
     let (_, metrics) = support::http(port, "GET", "/SASESP/metrics", "");
     assert!(
         metrics.contains(&format!("edgecm_journal_lost_events {lost}")),
