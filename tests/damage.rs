@@ -61,15 +61,7 @@ fn a_byte_flipped_mid_segment_loses_only_its_record_and_says_so() {
         (1..=50).contains(&lost),
         "one record of at most a block (50): {lost}\n{status}"
     );
-    let unique = |r: &Run| {
-        let mut ids: Vec<u64> = (0..4)
-            .flat_map(|e| r.recorded(e, "project.query.trades"))
-            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
-    };
+    let unique = |r: &Run| r.unique_ids(4, "project.query.trades");
     run.wait_until("every trade but the damaged record's", |r| {
         unique(r) + lost >= trades
     });
@@ -171,15 +163,7 @@ fn a_full_filesystem_drains_and_delivers_everything() {
         e.args.retain(|a| a != "-refuse-loads");
         e.restart();
     }
-    let unique = |r: &Run| {
-        let mut ids: Vec<u64> = (0..4)
-            .flat_map(|e| r.recorded(e, "project.query.trades"))
-            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
-    };
+    let unique = |r: &Run| r.unique_ids(4, "project.query.trades");
     let t0 = std::time::Instant::now();
     run.wait_until("every trade delivered", |r| unique(r) == n);
     eprintln!(

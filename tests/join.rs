@@ -111,13 +111,7 @@ fn broker_each(
 
 /// Distinct trade ids `engines` recorded.
 fn unique_trades(run: &Run, engines: usize) -> usize {
-    let mut ids: Vec<u64> = (0..engines)
-        .flat_map(|e| run.recorded(e, "project.query.trades"))
-        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.len()
+    run.unique_ids(engines, "project.query.trades")
 }
 
 /// `wire.log` of engine `e` from its last load on.

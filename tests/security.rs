@@ -199,18 +199,22 @@ impl Pki {
 }
 
 fn tls_engine(case: &Case, cert: &(PathBuf, PathBuf)) -> StandIn {
+    tls_engine_with(case, cert, &[])
+}
+
+/// [`tls_engine`] with more stand-in arguments.
+fn tls_engine_with(case: &Case, cert: &(PathBuf, PathBuf), extra: &[&str]) -> StandIn {
     let rec = case.dir.join("esp1");
-    StandIn::start(
-        0,
-        &[
-            "-record",
-            rec.to_str().unwrap(),
-            "-tls-cert",
-            cert.0.to_str().unwrap(),
-            "-tls-key",
-            cert.1.to_str().unwrap(),
-        ],
-    )
+    let mut args = vec![
+        "-record",
+        rec.to_str().unwrap(),
+        "-tls-cert",
+        cert.0.to_str().unwrap(),
+        "-tls-key",
+        cert.1.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    StandIn::start(0, &args)
 }
 
 #[test]
@@ -239,19 +243,7 @@ fn an_engine_behind_an_ingress_path_under_a_name_that_does_not_resolve() {
     let cert = pki.leaf(&case.dir, &[name], (2020, 2090));
     let rec = case.dir.join("esp1");
     let prefix = "/SASEventStreamProcessingServer/surveillance";
-    let engine = StandIn::start(
-        0,
-        &[
-            "-record",
-            rec.to_str().unwrap(),
-            "-tls-cert",
-            cert.0.to_str().unwrap(),
-            "-tls-key",
-            cert.1.to_str().unwrap(),
-            "-base-prefix",
-            prefix,
-        ],
-    );
+    let engine = tls_engine_with(&case, &cert, &["-base-prefix", prefix]);
     case.config_engine(
         &format!(
             "url='https://{name}{prefix}/' connect='127.0.0.1:{}'",
@@ -279,22 +271,7 @@ fn an_engine_behind_an_ingress_path_under_a_name_that_does_not_resolve() {
     // The same with the REST base in the URL, as Viya documents it.
     let case2 = Case::new("tls-ingress-base", 500);
     let cert2 = pki.leaf(&case2.dir, &[name], (2020, 2090));
-    let rec2 = case2.dir.join("esp1");
-    let engine2 = StandIn::start(
-        0,
-        &[
-            "-record",
-            rec2.to_str().unwrap(),
-            "-tls-cert",
-            cert2.0.to_str().unwrap(),
-            "-tls-key",
-            cert2.1.to_str().unwrap(),
-            "-base-prefix",
-            prefix,
-            "-base",
-            "v1",
-        ],
-    );
+    let engine2 = tls_engine_with(&case2, &cert2, &["-base-prefix", prefix, "-base", "v1"]);
     case2.config_engine(
         &format!(
             "url='https://{name}{prefix}/eventStreamProcessing/v1/' connect='127.0.0.1:{}'",

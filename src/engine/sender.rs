@@ -1066,21 +1066,13 @@ impl Sender {
                 self.refused_last = true;
                 true
             }
-            Outcome::Lost(why) => {
-                self.answered();
-                self.project_lost(format!("does not know {} ({why})", w.label))
-                    .await;
-                false
-            }
+            Outcome::Lost(why) => self.window_lost(w, why).await,
             Outcome::Retry(why) => {
-                self.status.update(|s| s.failed_requests += 1);
                 if b.records > 1 {
                     self.request_max = (b.body.len() / 2).max(1);
                 }
-                self.fail(format!("publishing to {}: {why}", w.label));
-                let d = self.backoff.next_delay();
-                self.sleep(d).await;
-                false
+                self.retry_later(format!("publishing to {}: {why}", w.label))
+                    .await
             }
         }
     }
@@ -1221,18 +1213,10 @@ impl Sender {
                 )
                 .await
             }
-            Outcome::Lost(why) => {
-                self.answered();
-                self.project_lost(format!("does not know {} ({why})", w.label))
-                    .await;
-                false
-            }
+            Outcome::Lost(why) => self.window_lost(w, why).await,
             Outcome::Retry(why) => {
-                self.status.update(|s| s.failed_requests += 1);
-                self.fail(format!("sending reference data to {}: {why}", w.label));
-                let d = self.backoff.next_delay();
-                self.sleep(d).await;
-                false
+                self.retry_later(format!("sending reference data to {}: {why}", w.label))
+                    .await
             }
         };
         if let (true, Some(r)) = (done, &mut self.replay) {
@@ -1254,6 +1238,25 @@ impl Sender {
         for p in std::mem::take(&mut self.loaded) {
             self.record_deployed(shared, &key, &p);
         }
+    }
+
+    /// The engine does not know window `w` (404): its projects are loaded
+    /// again. Always false (the request is to be sent again).
+    async fn window_lost(&mut self, w: &super::encode::Window, why: String) -> bool {
+        self.answered();
+        self.project_lost(format!("does not know {} ({why})", w.label))
+            .await;
+        false
+    }
+
+    /// A request that failed (5xx, time-out, connection): counted, and
+    /// tried again after the backoff. Always false.
+    async fn retry_later(&mut self, why: String) -> bool {
+        self.status.update(|s| s.failed_requests += 1);
+        self.fail(why);
+        let d = self.backoff.next_delay();
+        self.sleep(d).await;
+        false
     }
 
     /// Moves the cursor past `b` (the engine took it, or it is in the dead letters).

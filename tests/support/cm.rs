@@ -226,6 +226,17 @@ impl Run {
         self.lines(e, &format!("{window}.csv"))
     }
 
+    /// Distinct ids (third column) engines `0..engines` recorded for `window`.
+    pub fn unique_ids(&self, engines: usize, window: &str) -> usize {
+        let mut ids: Vec<u64> = (0..engines)
+            .flat_map(|e| self.recorded(e, window))
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
     /// The manager's log, all runs.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("manager.log")).unwrap_or_default()
