@@ -172,11 +172,19 @@ pub enum Route {
     },
     /// `POST cluster`: a failover message from another manager.
     Cluster,
+    /// `GET health` (also `/health`): 200 or 503 with the reasons.
+    Health,
 }
 
 /// Maps a method and URL to a [`Route`], or to the 404 / 405 answer.
 pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
     let path = url.split(['?', '#']).next().unwrap_or("");
+    if path == "/health" {
+        return match method {
+            "GET" | "HEAD" => Ok(Route::Health),
+            _ => Err(Reply::not_allowed(method, path, "GET")),
+        };
+    }
     let rest = BASES
         .iter()
         .find_map(|b| path.strip_prefix(b))
@@ -202,6 +210,7 @@ pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
     };
     match segs.as_slice() {
         ["status"] => get_only(Route::Status),
+        ["health"] => get_only(Route::Health),
         ["cluster"] => match method {
             "POST" => Ok(Route::Cluster),
             _ => Err(Reply::not_allowed(method, path, "POST")),
@@ -230,7 +239,7 @@ pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
         _ => Err(Reply::text(
             404,
             format!(
-                "{path}: not found; accepted: status, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}, cluster"
+                "{path}: not found; accepted: status, health, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}, cluster"
             ),
         )),
     }
@@ -358,6 +367,23 @@ impl Core {
         }
         match r {
             Route::Status => Reply::new(200, "application/json", self.status_json()),
+            Route::Health => {
+                let reasons = self.health_reasons();
+                let body = format!(
+                    "{{\"status\": \"{}\", \"reasons\": [{}]}}\n",
+                    if reasons.is_empty() { "ok" } else { "failing" },
+                    reasons
+                        .iter()
+                        .map(|r| json_str(r))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                Reply::new(
+                    if reasons.is_empty() { 200 } else { 503 },
+                    "application/json",
+                    body,
+                )
+            }
             Route::Metrics => Reply::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -603,6 +629,59 @@ impl Core {
         }
     }
 
+    /// Why the manager does not do its job, if it does not (`GET health`):
+    /// a source that failed, an engine failed with no spare while events
+    /// wait for it, a deploy that keeps failing, the journal near its cap or
+    /// the filesystem full.
+    pub fn health_reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            if s.state.get() == crate::daemon::SourceState::Failed {
+                out.push(format!(
+                    "source '{}' failed: {}",
+                    s.name,
+                    s.error.borrow().as_deref().unwrap_or("see the log")
+                ));
+            }
+        }
+        if !self.shared.failover.standby.get() {
+            for v in self.all_engine_views() {
+                let st = &v.status;
+                let why = st.last_error.as_deref().unwrap_or("see the log");
+                if st.state == crate::engine::State::Failed && v.backlog > 0 {
+                    out.push(format!(
+                        "engine '{}' failed with {} events waiting for it (no spare took over): {why}",
+                        v.slot, v.backlog
+                    ));
+                } else if st.deploy_failures > 0
+                    && matches!(
+                        st.state,
+                        crate::engine::State::Deploying | crate::engine::State::Failed
+                    )
+                {
+                    out.push(format!(
+                        "engine '{}': deploying keeps failing: {why}",
+                        v.slot
+                    ));
+                }
+            }
+        }
+        let j = self.shared.journal.borrow();
+        let share = j.bytes() as f64 / j.bytes_max().max(1) as f64;
+        if share >= crate::limits::JOURNAL_HEALTH_SHARE {
+            out.push(format!(
+                "the journal holds {:.0} % of its cap ({} of {} bytes): sources pause soon",
+                share * 100.0,
+                j.bytes(),
+                j.bytes_max()
+            ));
+        }
+        if j.disk_full() {
+            out.push("the filesystem of the state dir is full: sources wait until engines drained the journal".to_string());
+        }
+        out
+    }
+
     /// `GET status`.
     pub fn status_json(&self) -> String {
         let mut o = String::from("{\n");
@@ -645,14 +724,15 @@ impl Core {
             };
             let _ = write!(
                 o,
-                "{}\n    {{\"name\": {}, \"state\": \"{}\", \"events\": {}, \"accepted\": {}, \"errors\": {}, \"bytes\": {}, \"position\": {pos}}}",
+                "{}\n    {{\"name\": {}, \"state\": \"{}\", \"events\": {}, \"accepted\": {}, \"errors\": {}, \"bytes\": {}, \"position\": {pos}, \"error\": {}}}",
                 if i > 0 { "," } else { "" },
                 json_str(&s.name),
                 s.state.get().name(),
                 st.events,
                 s.accepted.get(),
                 st.errors,
-                st.bytes
+                st.bytes,
+                s.error.borrow().as_deref().map_or("null".to_string(), json_str)
             );
         }
         o.push_str("\n  ],\n  \"engines\": [");

@@ -117,6 +117,8 @@ pub struct SourceStatus {
     pub stats: Cell<Stats>,
     /// Events appended to the journal.
     pub accepted: Cell<u64>,
+    /// Why it failed (`state: failed`).
+    pub error: RefCell<Option<String>>,
 }
 
 /// One engine slot and its sender.
@@ -343,6 +345,7 @@ impl Core {
                     started: Cell::new(false),
                     stats: Cell::new(Stats::default()),
                     accepted: Cell::new(0),
+                    error: RefCell::new(None),
                 })
             })
             .collect();
@@ -890,6 +893,7 @@ impl Core {
             Ok(s) => s,
             Err(e) => {
                 log::error!("{e}");
+                status.error.replace(Some(e.to_string()));
                 status.state.set(SourceState::Failed);
                 self.orchestration.notify(usize::MAX);
                 return;
@@ -1303,6 +1307,7 @@ impl SourceRun {
                 }
                 Err(e) => {
                     log::error!("{e}");
+                    self.status.error.replace(Some(e.to_string()));
                     self.flush().await;
                     self.status.stats.set(source.stats());
                     return SourceState::Failed;

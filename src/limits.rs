@@ -40,3 +40,7 @@ pub const REFERENCE_BYTES_MAX: u64 = 8 * 1024 * 1024;
 /// file becomes `dead-letters.1.xml` (the one before that is deleted) and a
 /// new one starts: refused blocks can take at most twice this much flash.
 pub const DEAD_LETTERS_MAX: u64 = 16 * 1024 * 1024;
+
+/// `GET health` answers 503 once the journal holds this share of its cap
+/// (`-state-max`): sources are about to pause.
+pub const JOURNAL_HEALTH_SHARE: f64 = 0.9;

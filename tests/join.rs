@@ -677,3 +677,74 @@ fn figures_refusing_engine_rate() {
     }
     println!("ratio {:.2}", rates[1].3 / rates[0].3);
 }
+
+/// `GET health` is 200 while the manager does its job and 503 with the
+/// reasons when it does not: a deploy that keeps failing, then a source
+/// that stopped on a bad line; and 200 again once the engines take loads.
+#[test]
+fn health_turns_503_with_its_reasons_and_back() {
+    let mut b = broker(
+        "join-health",
+        100,
+        None,
+        &["-refuse-loads"],
+        &["-http", "0", "-retries", "1000000"],
+    );
+    let port = b.run.admin_port();
+    let health = |path: &str| support::http(port, "GET", path, "");
+    b.run.wait_until("health 503 for the refused deploys", |_| {
+        let (code, body) = health("/health");
+        code == 503 && body.contains("deploying keeps failing")
+    });
+    let (code, body) = health(&format!("{V1}/health"));
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("\"status\": \"failing\"") && body.contains("esp1"),
+        "{body}"
+    );
+    for e in &mut b.run.engines {
+        e.args.retain(|a| a != "-refuse-loads");
+        e.restart();
+    }
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    b.run
+        .wait_until("health 200 again", |_| health("/SASESP/health").0 == 200);
+    let (_, body) = health("/health");
+    assert_eq!(body.trim(), "{\"status\": \"ok\", \"reasons\": []}");
+}
+
+#[test]
+fn health_names_a_source_that_stopped_on_a_bad_line() {
+    let shared = support::shared();
+    let dir = support::scratch("health-bad-line");
+    let good =
+        std::fs::read_to_string(shared.join("corpus/esp/esppy__broker_surv_trades.csv")).unwrap();
+    let mut text: String = good.lines().take(10).map(|l| format!("{l}\n")).collect();
+    text.push_str("i,n,not-a-number,EPIC,0,1,0,1.0,1,1,1,1,1,0,2016-01-16 08:30:00\n");
+    std::fs::write(dir.join("trades.csv"), text).unwrap();
+    let inputs = BTreeMap::from([(
+        "../esp/esppy__broker_surv_trades.csv",
+        dir.join("trades.csv"),
+    )]);
+    let mut run = Run::start(
+        "health-bad-line",
+        &shared.join("corpus/cm/broker-local.xml"),
+        4,
+        &inputs,
+        &[],
+        &["-http", "0"],
+    );
+    let port = run.admin_port();
+    run.wait_until("health names the source", |_| {
+        let (code, body) = support::http(port, "GET", "/health", "");
+        code == 503 && body.contains("source 'trades' failed") && body.contains("line 11")
+    });
+    let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert!(
+        status.contains("\"name\": \"trades\", \"state\": \"failed\"")
+            && status.contains("not-a-number"),
+        "{status}"
+    );
+}

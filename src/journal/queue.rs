@@ -595,6 +595,16 @@ impl<S: Storage> Journal<S> {
         self.segments.iter().map(|s| s.len).sum::<u64>() + self.pending.len() as u64
     }
 
+    /// The filesystem filled up and the journal drains to its low-water mark.
+    pub fn disk_full(&self) -> bool {
+        self.full_until.is_some()
+    }
+
+    /// The byte cap (`-state-max`).
+    pub fn bytes_max(&self) -> u64 {
+        self.limits.bytes_max
+    }
+
     /// Bytes appended and not yet written (what the next `sync` writes).
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
