@@ -103,7 +103,7 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A real ENOSPC: the state dir on an 8 MiB tmpfs with `-state-max` above
+/// A real ENOSPC: the state dir on a 4 MiB tmpfs with `-state-max` above
 /// it, engines refusing loads (down) while the trades fill it, a restart on
 /// the full filesystem, then engines up: everything is delivered.
 #[test]
@@ -111,7 +111,7 @@ fn a_full_filesystem_drains_and_delivers_everything() {
     let shared = support::shared();
     let cfg = shared.join("corpus/cm/broker-local.xml");
     let dir = support::scratch("enospc-input");
-    let n = 150_000usize;
+    let n = 75_000usize;
     let mut t = String::with_capacity(n * 90);
     for id in 1..=n {
         t.push_str(&format!(
@@ -137,7 +137,7 @@ fn a_full_filesystem_drains_and_delivers_everything() {
     );
     std::fs::create_dir_all(&run.state).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
         .arg(&run.state)
         .status()
         .unwrap();
@@ -167,7 +167,7 @@ fn a_full_filesystem_drains_and_delivers_everything() {
     let t0 = std::time::Instant::now();
     run.wait_until("every trade delivered", |r| unique(r) == n);
     eprintln!(
-        "{n} trades delivered {:?} after the engines came up on a full 8 MiB filesystem",
+        "{n} trades delivered {:?} after the engines came up on a full 4 MiB filesystem",
         t0.elapsed()
     );
     run.stop_manager();
