@@ -223,6 +223,10 @@ pub struct Check {
     /// the Cluster Manager XML: file://PATH or a plain path
     #[argh(option)]
     pub cluster_manager: String,
+
+    /// also check that this state dir is writable
+    #[argh(option)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     edgecm::logger::init(cli.loglevel);
     match &cli.command {
-        Some(Command::Check(c)) => check(&c.cluster_manager),
+        Some(Command::Check(c)) => check(&c.cluster_manager, c.state_dir.as_deref()),
         Some(Command::Queue(q)) => queue(&q.state_dir),
         Some(Command::Engine(e)) => engine(e),
         Some(Command::Demo(d)) => match edgecm::demo::run(d.trades, d.dir.clone(), d.keep) {
@@ -42,12 +42,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(url: &str) -> ExitCode {
+fn check(url: &str, state_dir: Option<&std::path::Path>) -> ExitCode {
     match Config::load(url) {
         Ok(c) => {
             print!("{}", config::summary(&c));
             for w in &c.warnings {
                 eprintln!("warning: {w}");
+            }
+            // What the manager will need at run time, known offline.
+            let f = config::preflight::preflight(&c, state_dir);
+            for w in &f.warnings {
+                eprintln!("warning: {w}");
+            }
+            for e in &f.errors {
+                eprintln!("error: {e}");
+            }
+            if !f.errors.is_empty() {
+                eprintln!(
+                    "{} error{}; the manager would not run as configured",
+                    f.errors.len(),
+                    if f.errors.len() == 1 { "" } else { "s" }
+                );
+                return ExitCode::from(1);
             }
             ExitCode::SUCCESS
         }

@@ -37,13 +37,22 @@ if [ ! -e "$root/etc/edgecm/cluster.xml" ]; then
 else
   echo "kept the existing $root/etc/edgecm/cluster.xml"
 fi
-# The config is checked when the binary runs on this machine (not when preparing a foreign image).
+# The config is checked when the binary runs on this machine (not when preparing a foreign image):
+# its input files must exist, its dateformats parse, its orchestration can finish.
+checks=unknown
 if "$root/usr/local/bin/edgecm" --help >/dev/null 2>&1; then
-  "$root/usr/local/bin/edgecm" check -cluster-manager "$root/etc/edgecm/cluster.xml" >/dev/null
-  echo "config $root/etc/edgecm/cluster.xml checks"
+  if "$root/usr/local/bin/edgecm" check -cluster-manager "$root/etc/edgecm/cluster.xml" >/dev/null; then
+    checks=yes
+    echo "config $root/etc/edgecm/cluster.xml checks"
+  else
+    checks=no
+    echo "config $root/etc/edgecm/cluster.xml does not check yet (above: what and where); edit it, then: edgecm check -cluster-manager /etc/edgecm/cluster.xml"
+  fi
 fi
 echo "installed $root/usr/local/bin/edgecm and $root/etc/systemd/system/edgecm.service"
-if [ "$start" = yes ] && [ -d /run/systemd/system ]; then
+if [ "$start" = yes ] && [ "$checks" = no ]; then
+  echo "not started: the config does not check; once it does: systemctl daemon-reload && systemctl enable --now edgecm"
+elif [ "$start" = yes ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable --now edgecm
   systemctl --no-pager status edgecm | head -5

@@ -247,8 +247,36 @@ fn a_bad_option_value_exits_2_with_what_is_accepted() {
 }
 
 #[test]
-fn the_example_gateway_config_checks_clean_without_warnings() {
-    let (stdout, stderr) = check_ok("file://targets/examples/cluster.xml");
+fn the_example_gateway_config_checks_clean_where_its_inputs_exist() {
+    // On a machine without the example's input files, check says which.
+    let out = edgecm(&[
+        "check",
+        "-cluster-manager",
+        "file://targets/examples/cluster.xml",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: raw-source 'devices': fsname /var/lib/edgecm/input/devices.csv cannot be read")
+            && err.contains("warning: raw-source 'readings': fsname /var/log/sensors/readings.csv does not exist yet (growinginputfile"),
+        "{err}"
+    );
+    // With them (the gateway's paths made local), it checks clean.
+    let dir = support::scratch("cli-example");
+    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("targets/examples");
+    std::fs::copy(
+        ex.join("sensors-project.xml"),
+        dir.join("sensors-project.xml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("devices.csv"), "i,n,dev1,site1,50.5\n").unwrap();
+    std::fs::write(dir.join("readings.csv"), "").unwrap();
+    let text = std::fs::read_to_string(ex.join("cluster.xml"))
+        .unwrap()
+        .replace("/var/lib/edgecm/input/devices.csv", "devices.csv")
+        .replace("/var/log/sensors/readings.csv", "readings.csv");
+    std::fs::write(dir.join("cluster.xml"), text).unwrap();
+    let (stdout, stderr) = check_ok(dir.join("cluster.xml").to_str().unwrap());
     assert!(stderr.is_empty(), "{stderr}");
     assert!(
         stdout.contains("map readingsMap: readings -> durable hash(device) -> sensors/cq/readings"),
@@ -526,4 +554,64 @@ fn standby_with_round_robin_is_refused_and_says_why() {
         stdout.contains("round-robin"),
         "the config itself is fine: {stdout}"
     );
+}
+
+#[test]
+fn check_fails_on_a_missing_file_a_stuck_orchestration_and_an_unwritable_state_dir() {
+    let dir = support::scratch("cli-preflight");
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
+    for f in ["surveillance.xml", "venues.csv", "restricted.csv"] {
+        std::fs::copy(demo.join(f), dir.join(f)).unwrap();
+    }
+    let base = std::fs::read_to_string(demo.join("broker-demo.xml"))
+        .unwrap()
+        .replace("@ESP1@", "1")
+        .replace("@ESP2@", "2")
+        .replace("@ESP3@", "3")
+        .replace("@ESP4@", "4")
+        .replace("@PUBSUB1@", "1")
+        .replace("@PUBSUB2@", "2")
+        .replace("@PUBSUB3@", "3")
+        .replace("@PUBSUB4@", "4");
+    let run = |name: &str, text: &str, extra: &[&str]| {
+        let cfg = dir.join(name);
+        std::fs::write(&cfg, text).unwrap();
+        let mut args = vec!["check", "-cluster-manager", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = edgecm(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // trades.csv is missing.
+    let (code, err) = run("missing.xml", &base, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("raw-source 'trades': fsname") && err.contains("trades.csv cannot be read"),
+        "{err}"
+    );
+    std::fs::write(dir.join("trades.csv"), "").unwrap();
+    let (code, err) = run("ok.xml", &base, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    // A group waits for a socket source to finish: it never does.
+    let socket = base.replacen(
+        "<property name='fsname'>venues.csv</property>",
+        "<property name='fsname'>:28099</property>",
+        1,
+    );
+    assert_ne!(socket, base);
+    let (code, err) = run("stuck.xml", &socket, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("waits for 'venues' (state='finished')")
+            && err.contains("a socket source never finishes"),
+        "{err}"
+    );
+    // A state dir that cannot be written (a file stands where it should be).
+    std::fs::write(dir.join("not-a-dir"), "").unwrap();
+    let state = dir.join("not-a-dir").join("state");
+    let (code, err) = run("ok.xml", &base, &["-state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not writable"), "{err}");
 }

@@ -12,6 +12,7 @@
 //! and `esp-engine/@tls` (HTTPS to that engine).
 
 pub mod fs;
+pub mod preflight;
 pub mod project;
 pub mod router;
 mod summary;
