@@ -151,7 +151,7 @@ pub struct Demo {
 /// state, inject, events) as strictly as ESP is known to (overwrite, start and
 /// connectors honoured; injects only into source windows of running projects;
 /// events checked against the window schema), records accepted events to
-/// DIR/{project}.{contquery}.{window}.csv and loads and injects to
+/// DIR/PROJECT.CONTQUERY.WINDOW.csv and loads and injects to
 /// DIR/wire.log. It runs no windows and no connectors, computes nothing, and
 /// forgets everything when restarted.
 #[argh(subcommand, name = "engine")]
@@ -284,11 +284,27 @@ const LONG_OPTIONS: &[&str] = &[
     "keep",
 ];
 
-/// Rewrites `-name` to `--name` for our long option names.
+/// Rewrites `-name` to `--name` for our long option names, `-h` to
+/// `--help`, and `--name=value` (or `-name=value`) to two arguments.
 pub fn normalize<S: AsRef<str>>(args: &[S]) -> Vec<String> {
     args.iter()
-        .map(|a| {
+        .flat_map(|a| {
             let a = a.as_ref();
+            match a.split_once('=') {
+                Some((opt, value))
+                    if opt.starts_with('-')
+                        && LONG_OPTIONS.contains(&opt.trim_start_matches('-')) =>
+                {
+                    vec![opt.to_string(), value.to_string()]
+                }
+                _ => vec![a.to_string()],
+            }
+        })
+        .map(|a| {
+            let a = a.as_str();
+            if a == "-h" {
+                return "--help".to_string();
+            }
             match a.strip_prefix('-') {
                 // The 4.2 `dfesp_am_server` spelling in the seed.
                 Some("http-admin" | "-http-admin") => "--http".to_string(),
@@ -299,6 +315,12 @@ pub fn normalize<S: AsRef<str>>(args: &[S]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Whether the arguments ask for the version (`--version`, `-version`, `-V`).
+pub fn wants_version<S: AsRef<str>>(args: &[S]) -> bool {
+    args.first()
+        .is_some_and(|a| matches!(a.as_ref(), "--version" | "-version" | "-V"))
 }
 
 /// Parses the arguments after the program name, in either dash style.

@@ -13,6 +13,10 @@ fn main() -> ExitCode {
         eprint!("{}", cli::usage());
         return ExitCode::from(2);
     }
+    if cli::wants_version(&args) {
+        println!("edgecm {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     let cli = match cli::parse(&args) {
         Ok(c) => c,
         Err(early) => {

@@ -615,3 +615,34 @@ fn check_fails_on_a_missing_file_a_stuck_orchestration_and_an_unwritable_state_d
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("not writable"), "{err}");
 }
+
+#[test]
+fn version_short_help_and_option_equals_value() {
+    for v in ["--version", "-version", "-V"] {
+        let out = edgecm(&[v]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("edgecm {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    let out = edgecm(&["-h"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.starts_with("Usage: edgecm"), "{help}");
+    assert!(!help.contains("{{"), "no doubled braces: {help}");
+    let a = cli::parse(&["--ticktime=500", "-retries=3", "-cluster-manager=c.xml"]).unwrap();
+    let b = cli::parse(&[
+        "-ticktime",
+        "500",
+        "-retries",
+        "3",
+        "-cluster-manager",
+        "c.xml",
+    ])
+    .unwrap();
+    assert_eq!(a, b);
+    // A value that holds '=' is left whole.
+    let c = cli::parse(&["-cluster-manager", "file://a=b.xml"]).unwrap();
+    assert_eq!(c.cluster_manager.as_deref(), Some("file://a=b.xml"));
+}
