@@ -112,6 +112,10 @@ pub struct Cli {
     #[argh(option, default = "log::LevelFilter::Info", from_str_fn(parse_level))]
     pub loglevel: log::LevelFilter,
 
+    /// text (default: with times, or journald's form under systemd) or json (one object per line)
+    #[argh(option, default = "String::from(\"text\")")]
+    pub logformat: String,
+
     #[argh(subcommand)]
     pub command: Option<Command>,
 }
@@ -269,6 +273,7 @@ const LONG_OPTIONS: &[&str] = &[
     "commit-ms",
     "commit-bytes",
     "loglevel",
+    "logformat",
     "help",
     "record",
     "base",

@@ -910,7 +910,7 @@ impl Core {
             Some(&c) => c,
         };
         if resume != Position::None {
-            log::info!("source '{}': resuming after {resume:?}", raw.name);
+            log::info!("source '{}': resuming after {resume}", raw.name);
         }
         if counted.is_none() {
             log::warn!(

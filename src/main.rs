@@ -30,7 +30,15 @@ fn main() -> ExitCode {
             };
         }
     };
-    edgecm::logger::init(cli.loglevel);
+    let json = match cli.logformat.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            eprintln!("edgecm: -logformat {other:?} is not accepted; accepted: text, json");
+            return ExitCode::from(2);
+        }
+    };
+    edgecm::logger::init(cli.loglevel, edgecm::logger::choose(json));
     match &cli.command {
         Some(Command::Check(c)) => check(&c.cluster_manager, c.state_dir.as_deref()),
         Some(Command::Queue(q)) => queue(&q.state_dir),
@@ -469,7 +477,12 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
                     log::info!("SIGHUP: logs go to stderr; nothing to reopen");
                 }
                 Ok(s) => {
-                    log::info!("{s:?}: stopping sources, draining for the grace period");
+                    let name = match s {
+                        async_signal::Signal::Term => "SIGTERM",
+                        async_signal::Signal::Int => "SIGINT",
+                        _ => "a signal",
+                    };
+                    log::info!("{name}: stopping sources, draining for the grace period");
                     edgecm::systemd::notify("STOPPING=1");
                     return;
                 }

@@ -646,3 +646,77 @@ fn version_short_help_and_option_equals_value() {
     let c = cli::parse(&["-cluster-manager", "file://a=b.xml"]).unwrap();
     assert_eq!(c.cluster_manager.as_deref(), Some("file://a=b.xml"));
 }
+
+/// Logs: times when not under journald, journald's `<N>` form under it
+/// (`JOURNAL_STREAM`), one JSON object per line with `-logformat json`.
+#[test]
+fn logs_have_times_outside_journald_and_json_on_request() {
+    use std::io::BufRead;
+    let run = |env: Option<&str>, format: &str| -> Vec<String> {
+        let dir = support::scratch("cli-logs");
+        let err = std::fs::File::create(dir.join("stderr")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgecm"));
+        cmd.args([
+            "-loglevel",
+            "debug",
+            "-logformat",
+            format,
+            "engine",
+            "-http",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(err)
+        .env_remove("JOURNAL_STREAM");
+        if let Some(v) = env {
+            cmd.env("JOURNAL_STREAM", v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+        // A request the stand-in refuses, logged at debug.
+        let (code, _) = support::http(port, "GET", "/nowhere", "");
+        assert_eq!(code, 404);
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(dir.join("stderr")).unwrap();
+        text.lines().map(str::to_string).collect()
+    };
+    let text = run(None, "text");
+    assert!(!text.is_empty());
+    for l in &text {
+        let (time, rest) = l.split_once(' ').unwrap();
+        assert!(
+            time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{l}"
+        );
+        assert!(
+            rest.starts_with("debug: ") || rest.starts_with("info: "),
+            "{l}"
+        );
+    }
+    let journal = run(Some("8:12345"), "text");
+    assert!(
+        journal
+            .iter()
+            .all(|l| l.starts_with("<7>debug: ") || l.starts_with("<6>info: ")),
+        "{journal:?}"
+    );
+    let json = run(None, "json");
+    assert!(!json.is_empty());
+    for l in &json {
+        assert!(
+            l.starts_with("{\"time\":\"")
+                && l.contains("\",\"level\":\"")
+                && l.contains(",\"target\":\"edgecm")
+                && l.ends_with("\"}"),
+            "{l}"
+        );
+    }
+    let bad = edgecm(&["-logformat", "xml", "engine", "-http", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("accepted: text, json"));
+}

@@ -34,6 +34,18 @@ pub enum Position {
     Socket { seq: u64 },
 }
 
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::None => f.write_str("the start"),
+            Position::File { offset, ino, .. } => {
+                write!(f, "byte {offset} of the file (inode {ino})")
+            }
+            Position::Socket { seq } => write!(f, "socket event {seq}"),
+        }
+    }
+}
+
 /// The `source` of records holding events re-routed from a removed engine:
 /// they carry no source position ([`Position::None`]).
 pub const REROUTED: u16 = u16::MAX;
