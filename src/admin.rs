@@ -666,6 +666,11 @@ impl Core {
                 }
             }
         }
+        for w in self.orchestration_waits() {
+            if w.ends_with("it is failed") || w.ends_with("it is stopped") {
+                out.push(format!("orchestration stuck: {w}"));
+            }
+        }
         let j = self.shared.journal.borrow();
         let share = j.bytes() as f64 / j.bytes_max().max(1) as f64;
         if share >= crate::limits::JOURNAL_HEALTH_SHARE {
@@ -735,7 +740,17 @@ impl Core {
                 s.error.borrow().as_deref().map_or("null".to_string(), json_str)
             );
         }
-        o.push_str("\n  ],\n  \"engines\": [");
+        let waits: Vec<String> = self
+            .orchestration_waits()
+            .iter()
+            .map(|w| json_str(w))
+            .collect();
+        let _ = write!(
+            o,
+            "\n  ],\n  \"orchestration_waits\": [{}],",
+            waits.join(", ")
+        );
+        o.push_str("\n  \"engines\": [");
         for (i, v) in self.all_engine_views().iter().enumerate() {
             let st = &v.status;
             let _ = write!(

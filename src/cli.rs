@@ -112,6 +112,10 @@ pub struct Cli {
     #[argh(option, default = "log::LevelFilter::Info", from_str_fn(parse_level))]
     pub loglevel: log::LevelFilter,
 
+    /// a progress line (events in and out per second, backlog, journal) every this many seconds while events move (default 60; 0: none)
+    #[argh(option, default = "60")]
+    pub progress_s: u64,
+
     /// text (default: with times, or journald's form under systemd) or json (one object per line)
     #[argh(option, default = "String::from(\"text\")")]
     pub logformat: String,
@@ -274,6 +278,7 @@ const LONG_OPTIONS: &[&str] = &[
     "commit-bytes",
     "loglevel",
     "logformat",
+    "progress-s",
     "help",
     "record",
     "base",

@@ -56,6 +56,8 @@ pub struct Options {
     pub commit_bytes: usize,
     /// On SIGTERM: how long senders may go on draining.
     pub grace: Duration,
+    /// A progress line this often while events move (`-progress-s`; zero: never).
+    pub progress: Duration,
     /// Stop by itself once every source finished and every engine caught up
     /// (`edgecm demo`; a real manager runs until signalled).
     pub exit_when_drained: bool,
@@ -77,6 +79,7 @@ impl Options {
             commit_every: Duration::from_millis(50),
             commit_bytes: 1 << 20,
             grace: Duration::from_secs(5),
+            progress: Duration::from_secs(60),
             exit_when_drained: false,
             cluster: Default::default(),
             security: Default::default(),
@@ -1026,6 +1029,94 @@ impl Core {
         }
     }
 
+    /// Logs a progress line every `-progress-s` while events move (silent
+    /// when idle), and what each orchestration group waits for, each minute.
+    async fn progress(self: Rc<Self>) {
+        let every = self.options.progress;
+        let mut last = (0u64, 0u64);
+        let mut waits_said = Instant::now();
+        loop {
+            let tick = if every.is_zero() {
+                Duration::from_secs(60)
+            } else {
+                every.min(Duration::from_secs(60))
+            };
+            Timer::after(tick).await;
+            if !every.is_zero() {
+                let accepted: u64 = self.sources.iter().map(|s| s.accepted.get()).sum();
+                let (acked, backlog) = {
+                    let j = self.shared.journal.borrow();
+                    self.engines
+                        .borrow()
+                        .iter()
+                        .fold((0u64, 0u64), |(a, b), e| {
+                            (a + e.status.get().acked_events, b + j.backlog(e.id))
+                        })
+                };
+                let (din, dout) = (accepted - last.0.min(accepted), acked - last.1.min(acked));
+                if din > 0 || dout > 0 {
+                    let secs = every.as_secs_f64();
+                    log::info!(
+                        "progress: {:.0} events/s in, {:.0} events/s acknowledged, backlog {backlog} events, journal {} bytes",
+                        din as f64 / secs,
+                        dout as f64 / secs,
+                        self.shared.journal.borrow().bytes()
+                    );
+                }
+                last = (accepted, acked);
+            }
+            if waits_said.elapsed() >= Duration::from_secs(60) {
+                waits_said = Instant::now();
+                for w in self.orchestration_waits() {
+                    log::info!("orchestration: {w}");
+                }
+            }
+        }
+    }
+
+    /// For each source still waiting for its orchestration group: what it
+    /// waits for (`source 'x' waits for 'y' to finish`).
+    pub fn orchestration_waits(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.state.get() != SourceState::Waiting || self.stop_sources.is_stopped() {
+                continue;
+            }
+            for m in &self.config.esp_maps {
+                let o = &m.orchestration;
+                let Some(g) = o
+                    .groups
+                    .iter()
+                    .position(|g| g.entries.iter().any(|e| e.source == i))
+                else {
+                    continue;
+                };
+                for &(from, _) in o.edges.iter().filter(|e| e.1 == g) {
+                    for e in &o.groups[from].entries {
+                        let other = &self.sources[e.source];
+                        let (reached, word) = match e.state {
+                            AdapterState::Started => (other.started.get(), "start"),
+                            AdapterState::Finished => {
+                                (other.state.get() == SourceState::Finished, "finish")
+                            }
+                        };
+                        if !reached {
+                            out.push(format!(
+                                "source '{}' (group '{}') waits for '{}' (group '{}') to {word}; it is {}",
+                                s.name,
+                                o.groups[g].name,
+                                other.name,
+                                o.groups[from].name,
+                                other.state.get().name()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Every source is done and every engine caught up.
     pub fn drained(&self) -> bool {
         let sources_done = self.sources.iter().all(|s| {
@@ -1098,6 +1189,7 @@ impl Core {
         until: impl std::future::Future<Output = ()>,
     ) {
         ex.spawn(self.clone().committer()).detach();
+        ex.spawn(self.clone().progress()).detach();
         self.start_engines(ex);
         self.start_sources(ex);
         let background = future::or(future::or(self.supervise(ex), self.cluster(ex)), async {

@@ -381,6 +381,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     options.commit_every = std::time::Duration::from_millis(cli.commit_ms);
     options.commit_bytes = usize::try_from(cli.commit_bytes).unwrap_or(usize::MAX);
     options.grace = std::time::Duration::from_millis(cli.grace);
+    options.progress = std::time::Duration::from_secs(cli.progress_s);
     let (mut security, info) = match security(cli, &config) {
         Ok(s) => s,
         Err(e) => {

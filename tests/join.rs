@@ -748,3 +748,36 @@ fn health_names_a_source_that_stopped_on_a_bad_line() {
         "{status}"
     );
 }
+
+/// A progress line while events move, and an orchestration group that can
+/// never start (it waits for a source that failed) in the log, in
+/// `GET status` and as a health reason.
+#[test]
+fn progress_lines_and_a_stuck_orchestration_are_told() {
+    let shared = support::shared();
+    // The venues file is missing: venuesSource fails, trades (group G2)
+    // waits for it to finish, forever.
+    let missing = support::scratch("stuck-input").join("no-venues.csv");
+    let inputs = BTreeMap::from([("../esp/esppy__broker_surv_venues.csv", missing)]);
+    let mut run = Run::start(
+        "join-stuck",
+        &shared.join("corpus/cm/broker-local.xml"),
+        4,
+        &inputs,
+        &[],
+        &["-http", "0", "-progress-s", "1"],
+    );
+    let port = run.admin_port();
+    run.wait_until("health names the stuck orchestration", |_| {
+        let (code, body) = support::http(port, "GET", "/health", "");
+        code == 503
+            && body.contains("orchestration stuck: source 'trades' (group 'G2') waits for 'venuesSource' (group 'G1') to finish; it is failed")
+    });
+    let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert!(
+        status.contains("\"orchestration_waits\": [\"source 'trades'"),
+        "{status}"
+    );
+    // Events move (the restricted list went out): a progress line said so.
+    run.wait_until("a progress line", |r| r.log().contains("progress: "));
+}
