@@ -1398,7 +1398,9 @@ impl SourceRun {
                     return SourceState::Finished;
                 }
                 Err(e) => {
-                    log::error!("{e}");
+                    log::error!(
+                        "{e}; the source stops here, as ESP's does with ignorecsvparseerrors=false: fix the input, or set <property name='ignorecsvparseerrors'>true</property> to skip such lines (counted and logged)"
+                    );
                     self.status.error.replace(Some(e.to_string()));
                     self.flush().await;
                     self.status.stats.set(source.stats());

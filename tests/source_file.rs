@@ -334,3 +334,33 @@ fn resume_after_rotation_finishes_the_old_file_then_reads_the_new() {
     let (got, _) = run(drain(&mut fourth));
     assert_eq!(ids(&got), [7, 8]);
 }
+
+/// After a resume mid-file, a bad line is still named by its line number
+/// (counted from the file's start), not by a byte offset.
+#[test]
+fn a_bad_line_after_a_resume_is_named_by_its_line() {
+    let dir = scratch("file-bad-line-resume");
+    let path = dir.join("in.csv");
+    let text = "i,n,1,a\ni,n,2,b\ni,n,3,c\ni,n,4,d\ni,n,5,e\ni,n,six,f\n";
+    std::fs::write(&path, text).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    let after_third = text.match_indices('\n').nth(2).unwrap().0 as u64 + 1;
+    let mut src = source(&path, &[]);
+    src.resume_from(Position::File {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        offset: after_third,
+    })
+    .unwrap();
+    let err = run(async {
+        loop {
+            match src.next().await {
+                Ok(Next::Event(..)) => continue,
+                Ok(other) => panic!("no error before {other:?}"),
+                Err(e) => return e.to_string(),
+            }
+        }
+    });
+    assert!(err.contains("line 6"), "{err}");
+    assert!(!err.contains("byte"), "{err}");
+}

@@ -17,7 +17,7 @@ use crate::config::fs::{FsName, FsSource};
 use crate::journal::Position;
 use crate::source::{Decoder, Layout, Options, Reader, Step};
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -173,8 +173,26 @@ impl FileSource {
         } else {
             offset
         };
+        // Errors name a line, also after a resume: count the lines before
+        // the offset once (a read of the file up to there, at start only).
+        let mut lines = 1u64;
+        let mut left = offset;
+        let mut buf = vec![0u8; crate::limits::READ_CHUNK];
+        while left > 0 {
+            let n = f
+                .read(&mut buf[..(left as usize).min(crate::limits::READ_CHUNK)])
+                .map_err(|e| self.err(e))?;
+            if n == 0 {
+                break;
+            }
+            lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+            left -= n as u64;
+        }
         f.seek(SeekFrom::Start(offset)).map_err(|e| self.err(e))?;
         self.reader.restart(offset);
+        if left == 0 {
+            self.reader.set_line(lines);
+        }
         self.file = Some((f, FileId::of(&meta)));
         self.eof = false;
         self.switch = rotated;

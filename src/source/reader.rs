@@ -103,6 +103,12 @@ impl Reader {
         self.scanned = 0;
     }
 
+    /// Sets the line number of the next byte (a resume that counted the
+    /// lines before its offset).
+    pub fn set_line(&mut self, line: u64) {
+        self.line = Some(line);
+    }
+
     /// Reads once from `read` into free space. `Ok(0)` is the end of input
     /// (or, with a full buffer, no room: `next` reports the over-long event).
     pub fn fill_with(
