@@ -246,6 +246,10 @@ pub struct Queue {
     /// the state dir (default /var/lib/edgecm)
     #[argh(option, default = "PathBuf::from(\"/var/lib/edgecm\")")]
     pub state_dir: PathBuf,
+
+    /// the Cluster Manager XML the manager runs, to name engines and sources (else slots and indices)
+    #[argh(option)]
+    pub cluster_manager: Option<String>,
 }
 
 /// Long option names, for [`normalize`].

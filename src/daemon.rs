@@ -165,6 +165,23 @@ fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
         .unzip()
 }
 
+/// The config's engines by journal slot and its raw-sources by index
+/// (`edgecm queue -cluster-manager`). Engines added over the admin API are
+/// not in the config and stay slots.
+pub fn names(config: &Config) -> crate::journal::inspect::Names {
+    let (offsets, _) = engine_offsets(config);
+    let mut engines = std::collections::BTreeMap::new();
+    for (c, cl) in config.clusters.iter().enumerate() {
+        for (k, e) in cl.engines.iter().enumerate() {
+            engines.insert(offsets[c] + k as u8, e.name.clone());
+        }
+    }
+    crate::journal::inspect::Names {
+        engines,
+        sources: config.raw_sources.iter().map(|s| s.name.clone()).collect(),
+    }
+}
+
 pub struct Core {
     pub config: Config,
     pub options: Options,

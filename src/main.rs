@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     edgecm::logger::init(cli.loglevel, edgecm::logger::choose(json));
     match &cli.command {
         Some(Command::Check(c)) => check(&c.cluster_manager, c.state_dir.as_deref()),
-        Some(Command::Queue(q)) => queue(&q.state_dir),
+        Some(Command::Queue(q)) => queue(&q.state_dir, q.cluster_manager.as_deref()),
         Some(Command::Engine(e)) => engine(e),
         Some(Command::Demo(d)) => match edgecm::demo::run(d.trades, d.dir.clone(), d.keep) {
             Ok(()) => ExitCode::SUCCESS,
@@ -84,18 +84,30 @@ fn check(url: &str, state_dir: Option<&std::path::Path>) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             eprint!("{e}");
-            eprintln!("{} error(s); the config is not valid", e.errors.len());
+            let n = e.errors.len();
+            eprintln!(
+                "{n} error{}; the config is not valid",
+                if n == 1 { "" } else { "s" }
+            );
             ExitCode::from(1)
         }
     }
 }
 
-fn queue(state_dir: &std::path::Path) -> ExitCode {
+fn queue(state_dir: &std::path::Path, config: Option<&str>) -> ExitCode {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    match edgecm::journal::inspect::report(state_dir, now_ms) {
+    let names = match config.map(Config::load) {
+        None => Default::default(),
+        Some(Ok(c)) => edgecm::daemon::names(&c),
+        Some(Err(e)) => {
+            eprint!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match edgecm::journal::inspect::report_named(state_dir, now_ms, &names) {
         Ok(r) => {
             print!("{r}");
             ExitCode::SUCCESS

@@ -225,7 +225,7 @@ fn check_of_a_broken_config_exits_1_with_file_line_col() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error: ../shared/corpus/cm/seed-sample.xml:15:17: raw-source 'trades': fstype 'binary'"), "{err}");
     assert!(err.contains("error: ../shared/corpus/cm/seed-sample.xml:6:21: project file ../shared/corpus/cm/broker.xml"), "{err}");
-    assert!(err.contains("2 error(s)"), "{err}");
+    assert!(err.contains("2 errors;"), "{err}");
 }
 
 #[test]

@@ -87,9 +87,21 @@ fn a_byte_flipped_mid_segment_loses_only_its_record_and_says_so() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    let named = std::process::Command::new(env!("CARGO_BIN_EXE_edgecm"))
+        .args(["queue", "-state-dir"])
+        .arg(&state)
+        .arg("-cluster-manager")
+        .arg(run.dir.join("broker-local.xml"))
+        .output()
+        .unwrap();
+    let named = String::from_utf8_lossy(&named.stdout);
+    assert!(
+        named.contains("esp1 (slot 0): cursor") && named.contains("trades (raw-source 0): file"),
+        "edgecm queue names engines and sources with the config:\n{named}"
+    );
     assert!(
         text.contains("earlier: recovery at sequence")
-            && text.contains(&format!("{lost} event(s) lost")),
+            && text.contains(&format!("{lost} events lost")),
         "edgecm queue still tells after the segment was freed:\n{text}"
     );
 }

@@ -185,7 +185,7 @@ fn every_corpus_data_file_decodes_with_its_windows_schema() {
                 assert_eq!(out.errors.len(), text.lines().count(), "{name}");
                 assert_eq!(
                     out.errors[0],
-                    "line 1: 10 columns where 5 were expected (opcode, flags and 3 field(s): symbol, venue, restricted)"
+                    "line 1: 10 columns where 5 were expected (opcode, flags and 3 fields: symbol, venue, restricted)"
                 );
             } else if name.ends_with(".csv") {
                 assert!(out.errors.is_empty(), "{name} ({window}): {:?}", out.errors);

@@ -10,6 +10,18 @@ use super::{DirStorage, Journal, Position, REROUTED};
 /// clock. The journal's files sit in the state dir itself, as the daemon
 /// writes them.
 pub fn report(dir: &Path, now_ms: u64) -> io::Result<String> {
+    report_named(dir, now_ms, &Names::default())
+}
+
+/// Names for engine slots and raw-source indices (from the config).
+#[derive(Debug, Default)]
+pub struct Names {
+    pub engines: std::collections::BTreeMap<u8, String>,
+    pub sources: Vec<String>,
+}
+
+/// [`report`] with engines and sources named.
+pub fn report_named(dir: &Path, now_ms: u64, names: &Names) -> io::Result<String> {
     if !dir.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -43,9 +55,13 @@ pub fn report(dir: &Path, now_ms: u64) -> io::Result<String> {
             Some(t) => format!("{:.1} s old", now_ms.saturating_sub(t) as f64 / 1000.0),
             None => "none".to_string(),
         };
+        let who = match names.engines.get(&e) {
+            Some(n) => format!("{n} (slot {e})"),
+            None => format!("slot {e}"),
+        };
         let _ = writeln!(
             w,
-            "  {e}: cursor {cursor}, backlog {} events, oldest {age}",
+            "  {who}: cursor {cursor}, backlog {} events, oldest {age}",
             j.backlog(e)
         );
     }
@@ -61,7 +77,11 @@ pub fn report(dir: &Path, now_ms: u64) -> io::Result<String> {
             }
             Position::Socket { seq } => format!("socket sequence {seq}"),
         };
-        let _ = writeln!(w, "  {src}: {p}");
+        let who = match names.sources.get(usize::from(*src)) {
+            Some(n) => format!("{n} (raw-source {src})"),
+            None => format!("raw-source {src}"),
+        };
+        let _ = writeln!(w, "  {who}: {p}");
     }
     let (records, events, bytes, bad) = super::reference::summary(dir)?;
     let _ = writeln!(

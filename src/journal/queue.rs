@@ -439,16 +439,18 @@ impl<S: Storage> Journal<S> {
         if repair && !j.recovery.corrupt.is_empty() {
             let r = &j.recovery;
             let line = format!(
-                "recovery at sequence {}: {} damaged stretch(es) ({} bytes: {}), {} event(s) lost\n",
+                "recovery at sequence {}: {} damaged stretch{} ({} bytes: {}), {} event{} lost\n",
                 j.next_seq,
                 r.corrupt.len(),
+                if r.corrupt.len() == 1 { "" } else { "es" },
                 r.corrupt.iter().map(|c| c.2).sum::<u64>(),
                 r.corrupt
                     .iter()
                     .map(|(s, o, l)| format!("{s}@{o}+{l}"))
                     .collect::<Vec<_>>()
                     .join(" "),
-                r.lost_events
+                r.lost_events,
+                if r.lost_events == 1 { "" } else { "s" }
             );
             // Best effort: a full disk must not stop the manager from draining.
             if let Err(e) = j

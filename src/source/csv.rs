@@ -150,9 +150,12 @@ pub fn decode(
             (false, true) => "flags and ",
             (false, false) => "",
         };
+        let fields = expected - lead;
         return Err(format!(
-            "{col} columns where {expected} were expected ({what}{} field(s): {})",
-            expected - lead,
+            "{col} {} where {expected} {} expected ({what}{fields} {}: {})",
+            if col == 1 { "column" } else { "columns" },
+            if expected == 1 { "was" } else { "were" },
+            if fields == 1 { "field" } else { "fields" },
             names(layout)
         ));
     }
@@ -207,7 +210,7 @@ mod tests {
         let e = fields(&mut d, "i,n,1012112,Joe,ESP,x").unwrap_err();
         assert_eq!(
             e,
-            "6 columns where 5 were expected (opcode, flags and 3 field(s): symbol, venue, restricted)"
+            "6 columns where 5 were expected (opcode, flags and 3 fields: symbol, venue, restricted)"
         );
         let e = fields(&mut d, "i,n,IBM,x,1").unwrap_err();
         assert_eq!(
@@ -241,7 +244,7 @@ mod tests {
         assert_eq!((op, fl), (Opcode::Upsert, Flags::PartialUpdate));
         assert_eq!(f, vec![s("1"), s("a,b")]);
         let e = fields(&mut d, "i;n;1;a").unwrap_err();
-        assert_eq!(e, "4 columns where 2 were expected (2 field(s): id, v)");
+        assert_eq!(e, "4 columns where 2 were expected (2 fields: id, v)");
     }
 
     #[test]
