@@ -37,6 +37,19 @@ sed 's|/usr/local/bin/edgecm|/usr/bin/edgecm|g' "$here/systemd/edgecm.service" >
 chmod 0644 "$root/lib/systemd/system/edgecm.service"
 install -D -m 0644 "$here/examples/cluster.xml" "$root/etc/edgecm/cluster.xml"
 install -D -m 0644 "$here/examples/sensors-project.xml" "$root/etc/edgecm/sensors-project.xml"
+install -D -m 0644 "$here/default/edgecm" "$root/etc/default/edgecm"
+install -d "$root/usr/share/doc/edgecm"
+cat > "$root/usr/share/doc/edgecm/copyright" <<COPYRIGHT
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: edgecm
+Files: *
+Copyright: the edgecm developers
+License: see the edgecm source; the static binary links Rust crates under
+ MIT and/or Apache-2.0 (README, "Dependencies").
+COPYRIGHT
+printf 'edgecm (%s) stable; urgency=medium\n\n  * Release %s; what changed is in the project history.\n\n -- edgecm developers <edgecm@localhost>  %s\n' \
+  "$version" "$version" "$(date -R -u -d @"${SOURCE_DATE_EPOCH:-0}")" | gzip -9n > "$root/usr/share/doc/edgecm/changelog.gz"
+chmod 0644 "$root/usr/share/doc/edgecm/copyright" "$root/usr/share/doc/edgecm/changelog.gz"
 install -d "$root/DEBIAN"
 size_kib=$(du -k -s --exclude=DEBIAN "$root" | cut -f1)
 cat > "$root/DEBIAN/control" <<EOF
@@ -50,16 +63,28 @@ Priority: optional
 Description: edge Cluster Manager for SAS Event Stream Processing
  Reads local file and socket sources, routes their events to a grid of ESP
  engines, and keeps every accepted event on flash until an engine has
- acknowledged it. One static binary; the state lives in /var/lib/edgecm.
+ acknowledged it. One static binary, so nothing in Depends: it needs no
+ shared library; the state lives in /var/lib/edgecm.
 EOF
-printf '/etc/edgecm/cluster.xml\n/etc/edgecm/sensors-project.xml\n' > "$root/DEBIAN/conffiles"
+printf '/etc/edgecm/cluster.xml\n/etc/edgecm/sensors-project.xml\n/etc/default/edgecm\n' > "$root/DEBIAN/conffiles"
 cat > "$root/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
 set -e
 if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload || true
   if systemctl is-active --quiet edgecm; then systemctl restart edgecm || true; fi
-  echo "edgecm: edit /etc/edgecm/cluster.xml, then: systemctl enable --now edgecm"
+fi
+if [ "$1" = configure ]; then
+  # As targets/install.sh: check the config, say what is missing; never start it here.
+  if /usr/bin/edgecm check -cluster-manager /etc/edgecm/cluster.xml >/dev/null; then
+    if grep -q 'example\.com' /etc/edgecm/cluster.xml; then
+      echo "edgecm: /etc/edgecm/cluster.xml still names the example hosts; put your engines in it, then: systemctl enable --now edgecm"
+    else
+      echo "edgecm: the config checks; start it with: systemctl enable --now edgecm"
+    fi
+  else
+    echo "edgecm: /etc/edgecm/cluster.xml does not check yet (above: what and where); fix it, then: systemctl enable --now edgecm"
+  fi
 fi
 EOF
 cat > "$root/DEBIAN/prerm" <<'EOF'

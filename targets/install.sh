@@ -30,6 +30,9 @@ fi
 install -D -m 0755 "$bin" "$root/usr/local/bin/edgecm"
 install -D -m 0644 "$here/systemd/edgecm.service" "$root/etc/systemd/system/edgecm.service"
 install -d -m 0755 "$root/etc/edgecm"
+if [ ! -e "$root/etc/default/edgecm" ]; then
+  install -D -m 0644 "$here/default/edgecm" "$root/etc/default/edgecm"
+fi
 if [ ! -e "$root/etc/edgecm/cluster.xml" ]; then
   install -m 0644 "$here/examples/cluster.xml" "$root/etc/edgecm/cluster.xml"
   install -m 0644 "$here/examples/sensors-project.xml" "$root/etc/edgecm/sensors-project.xml"
@@ -50,8 +53,13 @@ if "$root/usr/local/bin/edgecm" --help >/dev/null 2>&1; then
   fi
 fi
 echo "installed $root/usr/local/bin/edgecm and $root/etc/systemd/system/edgecm.service"
-if [ "$start" = yes ] && [ "$checks" = no ]; then
-  echo "not started: the config does not check; once it does: systemctl daemon-reload && systemctl enable --now edgecm"
+example=no
+if grep -q 'example\.com' "$root/etc/edgecm/cluster.xml" 2>/dev/null; then
+  example=yes
+  echo "the config still names the example hosts (*.example.com): put your engines in $root/etc/edgecm/cluster.xml"
+fi
+if [ "$start" = yes ] && { [ "$checks" = no ] || [ "$example" = yes ]; }; then
+  echo "not started; once the config checks and names your engines: systemctl daemon-reload && systemctl enable --now edgecm"
 elif [ "$start" = yes ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable --now edgecm

@@ -404,6 +404,12 @@ fn install_script_provisions_a_root_and_keeps_an_existing_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("does not check yet") && said.contains("still names the example hosts"),
+        "install says why it would not start: {said}"
+    );
+    assert!(root.join("etc/default/edgecm").is_file());
     for f in [
         "usr/local/bin/edgecm",
         "etc/systemd/system/edgecm.service",
@@ -476,9 +482,19 @@ fn deb_script_packages_the_binary_unit_and_config_as_conffiles() {
     let unit = std::fs::read_to_string(root.join("lib/systemd/system/edgecm.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/edgecm "), "{unit}");
     assert!(!unit.contains("/usr/local/bin"));
-    for f in ["etc/edgecm/cluster.xml", "etc/edgecm/sensors-project.xml"] {
+    for f in [
+        "etc/edgecm/cluster.xml",
+        "etc/edgecm/sensors-project.xml",
+        "etc/default/edgecm",
+        "usr/share/doc/edgecm/copyright",
+        "usr/share/doc/edgecm/changelog.gz",
+    ] {
         assert!(root.join(f).is_file(), "{f} not packaged");
     }
+    assert!(
+        unit.contains("EnvironmentFile=-/etc/default/edgecm") && unit.contains("$EDGECM_OPTS"),
+        "{unit}"
+    );
     let ctl = out_dir.join("ctl");
     let e = std::process::Command::new("dpkg-deb")
         .arg("-e")
@@ -489,7 +505,13 @@ fn deb_script_packages_the_binary_unit_and_config_as_conffiles() {
     assert!(e.success());
     assert_eq!(
         std::fs::read_to_string(ctl.join("conffiles")).unwrap(),
-        "/etc/edgecm/cluster.xml\n/etc/edgecm/sensors-project.xml\n"
+        "/etc/edgecm/cluster.xml\n/etc/edgecm/sensors-project.xml\n/etc/default/edgecm\n"
+    );
+    let postinst = std::fs::read_to_string(ctl.join("postinst")).unwrap();
+    assert!(
+        postinst.contains("edgecm check -cluster-manager /etc/edgecm/cluster.xml")
+            && postinst.contains("example"),
+        "the .deb checks the config as install.sh does: {postinst}"
     );
 }
 
