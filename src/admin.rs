@@ -956,6 +956,62 @@ impl Core {
                 );
             }
         }
+        family(
+            &mut o,
+            "engine_state",
+            "gauge",
+            "1 for the engine's state (connecting, deploying, ready, failing, failed, standby).",
+        );
+        for v in &views {
+            let _ = writeln!(
+                o,
+                "edgecm_engine_state{{cluster=\"{}\",engine=\"{}\",serving=\"{}\",state=\"{}\"}} 1",
+                label(&v.cluster),
+                label(&v.slot),
+                label(&v.serving.name),
+                self.engine_state(&v.status)
+            );
+        }
+        family(
+            &mut o,
+            "engine_backlog_age_seconds",
+            "gauge",
+            "Age of the oldest event queued for the engine (0 when none).",
+        );
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for c in 0..self.memberships.len() {
+            let slots: Vec<(u8, String, String)> = self.memberships[c]
+                .borrow()
+                .slots()
+                .iter()
+                .map(|s| {
+                    (
+                        self.offsets[c] + s.id,
+                        s.name.clone(),
+                        s.engine.name.clone(),
+                    )
+                })
+                .collect();
+            for (id, slot, serving) in slots {
+                let oldest = self
+                    .shared
+                    .journal
+                    .borrow_mut()
+                    .oldest_unacked_ms(id)
+                    .ok()
+                    .flatten();
+                let _ = writeln!(
+                    o,
+                    "edgecm_engine_backlog_age_seconds{{cluster=\"{}\",engine=\"{}\",serving=\"{}\"}} {}",
+                    label(&self.config.clusters[c].name),
+                    label(&slot),
+                    label(&serving),
+                    oldest.map_or(0, |t| now_ms.saturating_sub(t) / 1000)
+                );
+            }
+        }
         let j = self.shared.journal.borrow();
         family(
             &mut o,

@@ -130,8 +130,24 @@ pub struct Cli {
 pub enum Command {
     Check(Check),
     Queue(Queue),
+    Top(Top),
     Engine(EngineCmd),
     Demo(Demo),
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+/// A live view of a running manager over its admin API: one line per source
+/// and engine (state, events per second, backlog and its age, the last
+/// minute), the journal's use; a frame a second, q or Ctrl-C quits.
+#[argh(subcommand, name = "top")]
+pub struct Top {
+    /// the manager's admin API: PORT (on 127.0.0.1) or HOST:PORT (default 127.0.0.1:12347)
+    #[argh(option, default = "String::from(\"127.0.0.1:12347\")")]
+    pub http: String,
+
+    /// print one frame and exit (for scripts)
+    #[argh(switch)]
+    pub once: bool,
 }
 
 #[derive(FromArgs, Debug, PartialEq)]
@@ -296,6 +312,7 @@ const LONG_OPTIONS: &[&str] = &[
     "trades",
     "dir",
     "keep",
+    "once",
 ];
 
 /// Rewrites `-name` to `--name` for our long option names, `-h` to

@@ -23,3 +23,4 @@ pub mod source;
 pub mod systemd;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod top;

@@ -42,6 +42,20 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check(c)) => check(&c.cluster_manager, c.state_dir.as_deref()),
         Some(Command::Queue(q)) => queue(&q.state_dir, q.cluster_manager.as_deref()),
+        Some(Command::Top(t)) => {
+            let addr = if t.http.contains(':') {
+                t.http.clone()
+            } else {
+                format!("127.0.0.1:{}", t.http)
+            };
+            match edgecm::top::run(&addr, t.once, std::time::Duration::from_secs(1)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgecm top: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Some(Command::Engine(e)) => engine(e),
         Some(Command::Demo(d)) => match edgecm::demo::run(d.trades, d.dir.clone(), d.keep) {
             Ok(()) => ExitCode::SUCCESS,

@@ -781,3 +781,91 @@ fn progress_lines_and_a_stuck_orchestration_are_told() {
     // Events move (the restricted list went out): a progress line said so.
     run.wait_until("a progress line", |r| r.log().contains("progress: "));
 }
+
+/// `edgecm top -once` against a running manager: a frame with the journal,
+/// every source and every engine; and `edgecm top` in a pseudo-terminal
+/// (util-linux `script`) draws frames until it reads `q`.
+#[test]
+fn top_shows_sources_and_engines() {
+    let mut b = broker("join-top", 2_000, None, &[], &["-http", "0"]);
+    let port = b.run.admin_port();
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgecm"))
+        .args(["top", "-once", "-http", &port.to_string()])
+        .output()
+        .unwrap();
+    let frame = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{frame}");
+    assert!(frame.contains("edgecm top    journal "), "{frame}");
+    for row in [
+        "trades ",
+        "venuesSource ",
+        "restrictedSource ",
+        "esp1 ",
+        "esp2 ",
+        "esp3 ",
+    ] {
+        assert!(
+            frame.lines().any(|l| l.starts_with(row)),
+            "{row:?} in\n{frame}"
+        );
+    }
+    assert!(
+        frame
+            .lines()
+            .any(|l| l.starts_with("esp1 ") && l.contains("ready")),
+        "{frame}"
+    );
+    // In a terminal: frames, then `q` ends it (and the terminal is given back).
+    let have_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !have_script {
+        eprintln!("SKIPPED the terminal part: util-linux `script` is not installed");
+        return;
+    }
+    let cmd = format!("{} top -http {port}", env!("CARGO_BIN_EXE_edgecm"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).matches("q quits").count() == 2 {
+                let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
+            }
+        }
+        // Read to the end, so that `script` never writes into a closed pipe.
+        let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
+    });
+    let screen = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    assert!(
+        screen.contains("\u{1b}[H\u{1b}[2J") && screen.contains("esp1 "),
+        "{screen}"
+    );
+    use std::io::Write;
+    child.stdin.as_mut().unwrap().write_all(b"q").unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "top ended with {s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "top did not end on q");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
