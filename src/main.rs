@@ -501,7 +501,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         while let Some(sig) = signals.next().await {
             match sig {
                 Ok(async_signal::Signal::Hup) => {
-                    log::info!("SIGHUP: logs go to stderr; nothing to reopen");
+                    log::warn!("SIGHUP: this edgecm does not reload its config yet; restart it to apply a changed config (systemctl restart edgecm)");
                 }
                 Ok(s) => {
                     let name = match s {
