@@ -85,6 +85,13 @@ impl Setup {
             } else {
                 &["-ticktime", "200", "-loglevel", "info"][..]
             })
+            // A 512 KiB request can take seconds under an emulator with
+            // every process on two cores: no engine fails for that here.
+            .args(if extra.contains(&"-timeout") {
+                &[][..]
+            } else {
+                &["-timeout", "15000"][..]
+            })
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)

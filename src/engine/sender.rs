@@ -539,10 +539,10 @@ impl Sender {
     }
 
     /// The names of the projects the engine runs (`GET {base}/projects`,
-    /// esp-protocol.md §2.2: `project` elements with a `name`).
-    async fn list_projects(&mut self) -> Result<Vec<String>, String> {
+    /// esp-protocol.md §2.2: `project` elements with a `name`), within
+    /// `deadline` (a tick for the heartbeat, longer before a deploy).
+    async fn list_projects(&mut self, deadline: Duration) -> Result<Vec<String>, String> {
         let base = self.base();
-        let deadline = self.settings.heartbeat_deadline();
         let r = self
             .get(&format!("{base}/projects"), deadline)
             .await
@@ -566,8 +566,8 @@ impl Sender {
     }
 
     /// The first of our projects the engine does not list, if any.
-    async fn missing_project(&mut self) -> Result<Option<String>, String> {
-        let listed = self.list_projects().await?;
+    async fn missing_project(&mut self, deadline: Duration) -> Result<Option<String>, String> {
+        let listed = self.list_projects(deadline).await?;
         let missing = self
             .projects
             .iter()
@@ -581,7 +581,7 @@ impl Sender {
     /// table in `deployed`'s docs). Returns whether anything was loaded.
     async fn deploy<S: Storage>(&mut self, shared: &Shared<S>) -> Result<bool, String> {
         let base = self.base();
-        let listed = self.list_projects().await?;
+        let listed = self.list_projects(self.settings.deploy_deadline()).await?;
         let key = self.deployed_key();
         let mut loaded = false;
         for p in self.projects.clone() {
@@ -1037,7 +1037,7 @@ impl Sender {
                 let check = if fresh {
                     Ok(None)
                 } else {
-                    self.missing_project().await
+                    self.missing_project(self.settings.timeout).await
                 };
                 match check {
                     Ok(None) => {}
@@ -1324,7 +1324,10 @@ impl Sender {
         // The heartbeat asks for the projects, not only whether the server
         // answers: an engine that restarted gets its projects back within
         // a tick even when no event flows.
-        match self.missing_project().await {
+        match self
+            .missing_project(self.settings.heartbeat_deadline())
+            .await
+        {
             Ok(None) => self.answered(),
             Ok(Some(p)) => {
                 self.answered();

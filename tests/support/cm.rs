@@ -176,12 +176,20 @@ impl Run {
         } else {
             &["-ticktime", "200", "-loglevel", "info"]
         };
+        // A 512 KiB request can take seconds under an emulator with every
+        // process on two cores: no engine fails for that here.
+        let timeout: &[&str] = if extra.contains(&"-timeout") {
+            &[]
+        } else {
+            &["-timeout", "15000"]
+        };
         let m = Command::new(env!("CARGO_BIN_EXE_edgecm"))
             .arg("-cluster-manager")
             .arg(&self.config)
             .arg("-state-dir")
             .arg(&self.state)
             .args(args)
+            .args(timeout)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
