@@ -111,11 +111,15 @@ struct Tmpfs(std::path::PathBuf);
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        // Lazy: the manager may still hold files there when a test fails.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
-/// A real ENOSPC: the state dir on a 4 MiB tmpfs with `-state-max` above
+/// A real ENOSPC: the state dir on a 2 MiB tmpfs with `-state-max` above
 /// it, engines refusing loads (down) while the trades fill it, a restart on
 /// the full filesystem, then engines up: everything is delivered.
 #[test]
@@ -123,7 +127,7 @@ fn a_full_filesystem_drains_and_delivers_everything() {
     let shared = support::shared();
     let cfg = shared.join("corpus/cm/broker-local.xml");
     let dir = support::scratch("enospc-input");
-    let n = 75_000usize;
+    let n = 40_000usize;
     let mut t = String::with_capacity(n * 90);
     for id in 1..=n {
         t.push_str(&format!(
@@ -149,7 +153,7 @@ fn a_full_filesystem_drains_and_delivers_everything() {
     );
     std::fs::create_dir_all(&run.state).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
         .arg(&run.state)
         .status()
         .unwrap();
@@ -177,9 +181,10 @@ fn a_full_filesystem_drains_and_delivers_everything() {
     }
     let unique = |r: &Run| r.unique_ids(4, "project.query.trades");
     let t0 = std::time::Instant::now();
-    run.wait_until("every trade delivered", |r| unique(r) == n);
+    // Emulated ARM drains a few hundred events a second: a long deadline.
+    run.wait_until_for("every trade delivered", 900, |r| unique(r) == n);
     eprintln!(
-        "{n} trades delivered {:?} after the engines came up on a full 4 MiB filesystem",
+        "{n} trades delivered {:?} after the engines came up on a full 2 MiB filesystem",
         t0.elapsed()
     );
     run.stop_manager();

@@ -272,8 +272,13 @@ impl Run {
     }
 
     /// Waits (bounded) until `done`, failing early when the manager exits.
-    pub fn wait_until(&mut self, what: &str, mut done: impl FnMut(&Run) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+    pub fn wait_until(&mut self, what: &str, done: impl FnMut(&Run) -> bool) {
+        self.wait_until_for(what, 120, done)
+    }
+
+    /// [`Run::wait_until`] with a deadline of `secs` seconds.
+    pub fn wait_until_for(&mut self, what: &str, secs: u64, mut done: impl FnMut(&Run) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         while !done(self) {
             if let Some(Ok(Some(s))) = self.manager.as_mut().map(Child::try_wait) {
                 panic!("the manager exited early: {s}; log:\n{}", self.log());
