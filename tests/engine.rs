@@ -211,7 +211,7 @@ fn publish_all(base: &str, blocksize: usize) {
             journal(&evs, blocksize, &[0], EngineSet::from_bits(1)),
             &dir,
         );
-        let s = sender(0, si.port, settings(200, 3, 5000));
+        let s = sender(0, si.port, settings(200, 3, 30_000));
         let (status, stop) = (s.status.clone(), s.stop.clone());
         ex.spawn(edgecm::engine::sender::sync_on_ack(sh.clone()))
             .detach();
@@ -253,7 +253,7 @@ fn refused_blocks_go_to_dead_letters_and_the_cursor_advances() {
     let evs = events(1000);
     run(|ex| {
         let sh = shared(journal(&evs, 100, &[0], EngineSet::from_bits(1)), &dir);
-        let s = sender(0, si.port, settings(200, 3, 5000));
+        let s = sender(0, si.port, settings(200, 3, 30_000));
         let stop = s.stop.clone();
         let sw = s.status.clone();
         ex.spawn(edgecm::engine::sender::sync_on_ack(sh.clone()))
@@ -317,7 +317,7 @@ fn server_errors_are_retried_and_lose_nothing() {
     let evs = events(6000);
     run(|ex| {
         let sh = shared(journal(&evs, 50, &[0], EngineSet::from_bits(1)), &dir);
-        let s = sender(0, si.port, settings(200, 100, 5000));
+        let s = sender(0, si.port, settings(200, 100, 30_000));
         let stop = s.stop.clone();
         let sw = s.status.clone();
         ex.spawn(edgecm::engine::sender::sync_on_ack(sh.clone()))
