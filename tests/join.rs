@@ -254,8 +254,15 @@ fn an_engine_restarted_gets_its_project_and_reference_data_back_with_no_traffic(
         trades_before,
         "acknowledged trades are not sent again"
     );
+    // Seen by the heartbeat's project list, or as a failed engine that
+    // answers again (the restart raced the heartbeat): loaded again either way.
     let log = b.run.log();
-    assert!(log.contains("no longer lists project 'project'"), "{log}");
+    assert_eq!(
+        log.matches("engine 'esp1': project 'project' deployed")
+            .count(),
+        2,
+        "{log}"
+    );
     assert!(log.contains("reference events sent again"), "{log}");
 }
 
@@ -263,8 +270,8 @@ fn an_engine_restarted_gets_its_project_and_reference_data_back_with_no_traffic(
 fn a_spare_and_an_added_engine_hold_the_reference_data_before_their_first_trade() {
     let mut b = broker(
         "join-spare",
-        20_000,
-        Some(5_000),
+        5_000,
+        Some(2_000),
         &[],
         &["-http", "0", "-ticktime", "200", "-retries", "2"],
     );
@@ -320,8 +327,8 @@ fn a_spare_and_an_added_engine_hold_the_reference_data_before_their_first_trade(
 fn a_400_for_a_lost_project_redeploys_instead_of_dead_lettering() {
     let mut b = broker(
         "join-400",
-        20_000,
-        Some(5_000),
+        5_000,
+        Some(2_000),
         &["-missing-status", "400"],
         &["-ticktime", "200", "-retries", "1000"],
     );

@@ -273,7 +273,8 @@ impl Run {
 
     /// Waits (bounded) until `done`, failing early when the manager exits.
     pub fn wait_until(&mut self, what: &str, done: impl FnMut(&Run) -> bool) {
-        self.wait_until_for(what, 120, done)
+        // Long enough for emulated ARM with every test in parallel; bounded.
+        self.wait_until_for(what, 400, done)
     }
 
     /// [`Run::wait_until`] with a deadline of `secs` seconds.
