@@ -799,6 +799,22 @@ impl Core {
     /// Whether source `i` may start: every group with an edge into its
     /// group has all its entries in their state.
     fn may_start(&self, i: usize) -> bool {
+        self.unmet(i).is_empty()
+    }
+
+    /// The orchestration entries source `i` still waits for: (esp-map, its
+    /// group, the group waited for, the entry), for [`Core::may_start`] and
+    /// [`Core::orchestration_waits`].
+    fn unmet(
+        &self,
+        i: usize,
+    ) -> Vec<(
+        &crate::config::EspMap,
+        usize,
+        usize,
+        &crate::config::AdapterEntry,
+    )> {
+        let mut out = Vec::new();
         for m in &self.config.esp_maps {
             let o = &m.orchestration;
             let Some(g) = o
@@ -816,12 +832,12 @@ impl Core {
                         AdapterState::Finished => s.state.get() == SourceState::Finished,
                     };
                     if !reached {
-                        return false;
+                        out.push((m, g, from, e));
                     }
                 }
             }
         }
-        true
+        out
     }
 
     /// Starts a task for every raw-source some map reads.
@@ -1099,36 +1115,21 @@ impl Core {
             if s.state.get() != SourceState::Waiting || self.stop_sources.is_stopped() {
                 continue;
             }
-            for m in &self.config.esp_maps {
+            for (m, g, from, e) in self.unmet(i) {
                 let o = &m.orchestration;
-                let Some(g) = o
-                    .groups
-                    .iter()
-                    .position(|g| g.entries.iter().any(|e| e.source == i))
-                else {
-                    continue;
+                let other = &self.sources[e.source];
+                let word = match e.state {
+                    AdapterState::Started => "start",
+                    AdapterState::Finished => "finish",
                 };
-                for &(from, _) in o.edges.iter().filter(|e| e.1 == g) {
-                    for e in &o.groups[from].entries {
-                        let other = &self.sources[e.source];
-                        let (reached, word) = match e.state {
-                            AdapterState::Started => (other.started.get(), "start"),
-                            AdapterState::Finished => {
-                                (other.state.get() == SourceState::Finished, "finish")
-                            }
-                        };
-                        if !reached {
-                            out.push(format!(
-                                "source '{}' (group '{}') waits for '{}' (group '{}') to {word}; it is {}",
-                                s.name,
-                                o.groups[g].name,
-                                other.name,
-                                o.groups[from].name,
-                                other.state.get().name()
-                            ));
-                        }
-                    }
-                }
+                out.push(format!(
+                    "source '{}' (group '{}') waits for '{}' (group '{}') to {word}; it is {}",
+                    s.name,
+                    o.groups[g].name,
+                    other.name,
+                    o.groups[from].name,
+                    other.state.get().name()
+                ));
             }
         }
         out
