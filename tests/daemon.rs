@@ -103,11 +103,7 @@ impl Setup {
         let p = self
             .dir
             .join(format!("esp{}/surveillance.watch.{window}.csv", engine + 1));
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        support::whole_lines(&p)
     }
 
     fn trades_recorded(&self) -> usize {

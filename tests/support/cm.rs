@@ -221,12 +221,9 @@ impl Run {
     }
 
     /// Lines engine `e` (0-based) recorded in `file` (`p.cq.w.csv`, `wire.log`).
+    /// Only whole lines: an engine may be writing the last one as we read.
     pub fn lines(&self, e: usize, file: &str) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join(format!("esp{}/{file}", e + 1)))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        super::whole_lines(&self.dir.join(format!("esp{}/{file}", e + 1)))
     }
 
     /// Lines engine `e` (0-based) recorded for window `p.cq.w`.

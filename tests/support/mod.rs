@@ -19,6 +19,14 @@ pub fn shared() -> PathBuf {
     p
 }
 
+/// The whole lines of a file another process may be appending to: a last
+/// line without its newline is still being written and is left out.
+pub fn whole_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole.lines().map(str::to_string).collect()
+}
+
 /// A fresh empty folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
