@@ -13,6 +13,11 @@ target=${1:?usage: cross/build.sh TARGET [build|test|bench] [cargo args]}
 shift
 cmd=build
 if [ "${1:-}" = test ] || [ "${1:-}" = build ] || [ "${1:-}" = bench ]; then cmd=$1; shift; fi
+# Tests under qemu use the `emulated` profile (Cargo.toml: dev's checks, optimised) unless a
+# profile is given: emulated debug code is about 10x slower (CROSS.md).
+if [ "$cmd" = test ] && [[ " $* " != *" --release "* && " $* " != *" --profile"* ]]; then
+  set -- --profile emulated "$@"
+fi
 case "$target" in
   aarch64-unknown-linux-musl)
     # ring (TLS) compiles C: musl headers from /opt/musl-arm64 (cross/install-deps.sh). An env
