@@ -498,12 +498,22 @@ impl Core {
                 }
                 let c = self.config.esp_maps[i].cluster;
                 let (host, port) = (e.host.clone(), e.ha_port);
-                match self.add_engine(ex, c, e).await {
-                    Ok(_) => {
+                match self.add_engine(ex, c, e.clone()).await {
+                    Ok(id) => {
                         log::info!(
                             "admin API: engine '{engine}' ({host}:{port}) added to cluster '{}'",
                             self.config.clusters[c].name
                         );
+                        // Kept in the state dir: a restart or reload adds it again.
+                        let cluster = &self.config.clusters[c].name;
+                        let slot = id - self.offsets[c];
+                        if let Err(err) = self.added.borrow_mut().add(cluster, slot, &e, text) {
+                            log::warn!(
+                                "cannot write {}/{}: {err}; engine '{engine}' is not added again after a restart",
+                                self.options.state_dir.display(),
+                                crate::engine::added::FILE_NAME
+                            );
+                        }
                         Reply::text(
                             201,
                             format!(
@@ -536,13 +546,16 @@ impl Core {
                     );
                 }
                 match self.remove_engine(c, &engine) {
-                    Ok(moved) => Reply::text(
+                    Ok(moved) => {
+                        self.forget_added(c, &engine);
+                        Reply::text(
                         200,
                         format!(
                             "engine '{engine}' removed from cluster '{}'; {moved} queued events re-routed",
                             self.config.clusters[c].name
                         ),
-                    ),
+                    )
+                    }
                     Err((status, msg)) => Reply::text(status, msg),
                 }
             }
@@ -696,6 +709,15 @@ impl Core {
             json_str(env!("CARGO_PKG_VERSION")),
             json_str(&self.config.manager),
             self.started.elapsed().as_secs_f64()
+        );
+        let (applied, refused) = self.reloads.get();
+        let _ = writeln!(
+            o,
+            "  \"reloads\": {{\"applied\": {applied}, \"refused\": {refused}, \"last\": {}}},",
+            self.last_reload
+                .borrow()
+                .as_deref()
+                .map_or("null".to_string(), json_str)
         );
         {
             let n = self.node.borrow();

@@ -210,6 +210,18 @@ pub struct Core {
     pub traffic: crate::cluster::Traffic,
     /// An engine is being added (admin calls run side by side; adds one at a time).
     adding: Cell<bool>,
+    /// The config as the start and the reloads since applied it: the base
+    /// of the next reload's plan (`config` stays as started; reloads change
+    /// only engines and spares, which live in `memberships`).
+    applied: RefCell<Config>,
+    /// Engines added over the admin API (`engine::added`), kept in the state dir.
+    pub(crate) added: RefCell<crate::engine::added::AddedEngines>,
+    /// SIGHUP asks for a reload here; one waiting at most (signals coalesce).
+    reload_inbox: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    /// Reloads applied and refused.
+    pub reloads: Cell<(u64, u64)>,
+    /// What the last reload did or why it was refused.
+    pub last_reload: RefCell<Option<String>>,
 }
 
 fn now_ms() -> u64 {
@@ -329,8 +341,61 @@ impl Core {
             }
             memberships.push(RefCell::new(m));
         }
+        // Engines added over the admin API before this start, in the slots
+        // they had (so their queued events are still theirs).
+        let added = crate::engine::added::AddedEngines::open(&options.state_dir);
+        for a in added.entries() {
+            let Some(c) = config.clusters.iter().position(|c| c.name == a.cluster) else {
+                log::warn!(
+                    "{}: engine '{}' was added to cluster '{}', which the config no longer has; not added again",
+                    crate::engine::added::FILE_NAME,
+                    a.engine.name,
+                    a.cluster
+                );
+                continue;
+            };
+            let m = memberships[c].get_mut();
+            let slot = if a.slot < capacity[c] {
+                m.add_at(a.slot, a.engine.clone())
+            } else {
+                m.add(a.engine.clone())
+            };
+            let slot = match slot.or_else(|_| m.add(a.engine.clone())) {
+                Ok(slot) if slot < capacity[c] => slot,
+                Ok(slot) => {
+                    let _ = m.remove(&a.engine.name);
+                    log::warn!(
+                        "engine '{}' (added over the admin API) has no slot left in cluster '{}' (slot {slot}); not added again",
+                        a.engine.name,
+                        a.cluster
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    log::warn!(
+                        "engine '{}' (added over the admin API): cluster '{}': {e}; not added again",
+                        a.engine.name,
+                        a.cluster
+                    );
+                    continue;
+                }
+            };
+            known.insert(offsets[c] + slot);
+            journal
+                .restore_engine(offsets[c] + slot)
+                .map_err(|e| format!("journal: {e}"))?;
+            log::info!(
+                "engine '{}' ({}:{}) added over the admin API before, kept in cluster '{}' ({})",
+                a.engine.name,
+                a.engine.host,
+                a.engine.ha_port,
+                a.cluster,
+                crate::engine::added::FILE_NAME
+            );
+        }
         // Engines the journal has and the config does not (added through the
-        // admin API before a restart): their backlog goes to the config's.
+        // admin API before a restart and removed since, or gone from the
+        // config): their backlog goes to the config's.
         let orphans: Vec<EngineId> = journal
             .engines()
             .map(|(e, _)| e)
@@ -370,8 +435,13 @@ impl Core {
             })
             .collect();
         let core = Rc::new(Core {
+            applied: RefCell::new(config.clone()),
             config,
             options,
+            added: RefCell::new(added),
+            reload_inbox: async_channel::bounded(1),
+            reloads: Cell::new((0, 0)),
+            last_reload: RefCell::new(None),
             shared,
             memberships,
             offsets,
@@ -698,6 +768,184 @@ impl Core {
             cluster.name
         );
         Ok(moved)
+    }
+
+    /// Puts `engine` in cluster `c`'s reserve (a reload). A slot that failed
+    /// with no spare left takes it at once.
+    fn add_spare(&self, c: usize, engine: crate::config::Engine) -> Result<(), (u16, String)> {
+        self.memberships[c]
+            .borrow_mut()
+            .add_spare(engine)
+            .map_err(|e| {
+                (
+                    409,
+                    format!("cluster '{}': {e}", self.config.clusters[c].name),
+                )
+            })?;
+        for h in self.engines.borrow_mut().iter_mut() {
+            if h.cluster == c && h.down && h.status.get().state == crate::engine::State::Failed {
+                let _ = self.memberships[c].borrow_mut().recover(&h.name);
+                h.down = false;
+            }
+        }
+        self.engine_changed.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Forgets engine `name` of cluster `c` in `engines-added` (removed, or
+    /// now listed in the config).
+    pub(crate) fn forget_added(&self, c: usize, name: &str) {
+        let cluster = &self.config.clusters[c].name;
+        if let Err(e) = self.added.borrow_mut().remove(cluster, name) {
+            log::warn!(
+                "cannot rewrite {}/{}: {e}; engine '{name}' may be added again at the next start",
+                self.options.state_dir.display(),
+                crate::engine::added::FILE_NAME
+            );
+        }
+    }
+
+    /// Where SIGHUP asks for a reload (`try_send`; a request already waiting
+    /// absorbs the next).
+    pub fn reload_requests(&self) -> async_channel::Sender<()> {
+        self.reload_inbox.0.clone()
+    }
+
+    /// Applies each reload asked for, one at a time, until the manager stops.
+    async fn reloads(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        let inbox = self.reload_inbox.1.clone();
+        while inbox.recv().await.is_ok() {
+            crate::systemd::notify("RELOADING=1");
+            let started = Instant::now();
+            let r = self.reload(ex).await;
+            let ms = started.elapsed().as_millis();
+            let (applied, refused) = self.reloads.get();
+            let line = match &r {
+                Ok(done) => {
+                    self.reloads.set((applied + 1, refused));
+                    log::info!("reload: {done} ({ms} ms)");
+                    format!("applied in {ms} ms: {done}")
+                }
+                Err(why) => {
+                    self.reloads.set((applied, refused + 1));
+                    log::error!("reload refused, the running config stays: {why}");
+                    format!("refused: {why}")
+                }
+            };
+            self.last_reload.replace(Some(line));
+            crate::systemd::notify("READY=1");
+        }
+    }
+
+    /// Reads the config file again and applies what may change live
+    /// (`config::reload`): engines and spares, through the same paths as
+    /// the admin API. A config that does not check, or that changes what
+    /// cannot change live, is refused whole.
+    async fn reload(self: &Rc<Self>, ex: &LocalExecutor<'_>) -> Result<String, String> {
+        use crate::config::reload::Change;
+        let file = self.config.file.display().to_string();
+        log::info!("reload: reading {file}");
+        let mut new = Config::load(&file)
+            .map_err(|e| format!("{file} does not check:\n{}", e.to_string().trim_end()))?;
+        let engine_dateformat = self
+            .config
+            .raw_sources
+            .first()
+            .and_then(|s| s.fs.engine_dateformat.clone());
+        for s in &mut new.raw_sources {
+            s.fs.engine_dateformat.clone_from(&engine_dateformat);
+        }
+        let findings = crate::config::preflight::preflight(&new, None);
+        if !findings.errors.is_empty() {
+            return Err(format!(
+                "{file} does not check:\n  {}",
+                findings.errors.join("\n  ")
+            ));
+        }
+        let plan = crate::config::reload::plan(&self.applied.borrow(), &new);
+        if !plan.refused.is_empty() {
+            return Err(format!("{file}:\n  {}", plan.refused.join("\n  ")));
+        }
+        if plan.changes.is_empty() {
+            return Ok("nothing changed in the engines or spares".to_string());
+        }
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for change in plan.changes {
+            let c = change.cluster();
+            let cluster = self.config.clusters[c].name.clone();
+            let r = match &change {
+                Change::AddEngine { engine, .. } => {
+                    let there = self.memberships[c].borrow().by_name(&engine.name).is_some();
+                    let r = if there {
+                        Ok(format!(
+                            "engine '{}' of cluster '{cluster}' was added over the admin API and is now in the config",
+                            engine.name
+                        ))
+                    } else {
+                        self.add_engine(ex, c, engine.clone()).await.map(|_| {
+                            format!(
+                                "engine '{}' ({}:{}) added to cluster '{cluster}'",
+                                engine.name, engine.host, engine.ha_port
+                            )
+                        })
+                    };
+                    if r.is_ok() {
+                        self.forget_added(c, &engine.name);
+                    }
+                    r
+                }
+                Change::RemoveEngine { name, .. } => match self.remove_engine(c, name) {
+                    Ok(moved) => {
+                        self.forget_added(c, name);
+                        Ok(format!(
+                            "engine '{name}' removed from cluster '{cluster}', {moved} queued events re-routed"
+                        ))
+                    }
+                    Err((404, _)) => Ok(format!(
+                        "engine '{name}' was already gone from cluster '{cluster}'"
+                    )),
+                    Err(e) => Err(e),
+                },
+                Change::AddSpare { engine, .. } => self
+                    .add_spare(c, engine.clone())
+                    .map(|()| format!("spare '{}' added to cluster '{cluster}'", engine.name)),
+                Change::RemoveSpare { name, .. } => Ok(
+                    if self.memberships[c]
+                        .borrow_mut()
+                        .remove_spare(name)
+                        .is_some()
+                    {
+                        format!("spare '{name}' removed from cluster '{cluster}'")
+                    } else {
+                        format!(
+                            "spare '{name}' of cluster '{cluster}' serves a failed engine's slot; it stays until that slot is removed"
+                        )
+                    },
+                ),
+            };
+            match r {
+                Ok(m) => {
+                    crate::config::reload::apply(&mut self.applied.borrow_mut(), &change);
+                    done.push(m);
+                }
+                Err((_, m)) => failed.push(m),
+            }
+        }
+        if failed.is_empty() {
+            Ok(done.join("; "))
+        } else {
+            Err(format!(
+                "{} of {} changes not applied (a later reload tries them again): {}{}",
+                failed.len(),
+                failed.len() + done.len(),
+                failed.join("; "),
+                if done.is_empty() {
+                    String::new()
+                } else {
+                    format!("; applied: {}", done.join("; "))
+                }
+            ))
+        }
     }
 
     /// Appends again, routed over `m`, every event queued for engine `gone`
@@ -1210,7 +1458,11 @@ impl Core {
         ex.spawn(self.clone().progress()).detach();
         self.start_engines(ex);
         self.start_sources(ex);
-        let background = future::or(future::or(self.supervise(ex), self.cluster(ex)), async {
+        let background = future::or(
+            future::or(self.supervise(ex), self.cluster(ex)),
+            self.reloads(ex),
+        );
+        let background = future::or(background, async {
             match admin {
                 Some(calls) => self.serve_admin(ex, calls).await,
                 None => future::pending().await,

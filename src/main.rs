@@ -495,13 +495,15 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         })
         .detach();
     }
+    let reloads = core.reload_requests();
     let until = async {
         use futures_lite::StreamExt;
         let mut signals = signals;
         while let Some(sig) = signals.next().await {
             match sig {
                 Ok(async_signal::Signal::Hup) => {
-                    log::warn!("SIGHUP: this edgecm does not reload its config yet; restart it to apply a changed config (systemctl restart edgecm)");
+                    // Full: a reload is waiting and reads the file anyway.
+                    let _ = reloads.try_send(());
                 }
                 Ok(s) => {
                     let name = match s {

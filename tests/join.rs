@@ -878,3 +878,185 @@ fn top_shows_sources_and_engines() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The config's lines with `name='NAME'` replaced by `with`.
+fn replace_engine_line(config: &str, name: &str, with: &str) -> String {
+    let needle = format!("name='{name}'");
+    let mut hit = false;
+    let out: Vec<String> = config
+        .lines()
+        .map(|l| {
+            if l.contains(&needle) && l.contains("<esp-engine") {
+                hit = true;
+                with.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(hit, "no esp-engine named {name}");
+    out.join("\n")
+}
+
+/// The JSON number after `"key": ` in `status` (the first one).
+fn status_number(status: &str, key: &str) -> u64 {
+    status
+        .split(&format!("\"{key}\": "))
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
+/// SIGHUP (`systemctl reload`): an engine added and one removed in the
+/// config file are applied under traffic with no trade lost; a config that
+/// changes what cannot change live, and one that does not parse, are each
+/// refused whole with the element and why, and the running config stays.
+#[test]
+fn a_sighup_adds_and_removes_engines_under_traffic_and_refuses_what_cannot_change() {
+    let mut b = broker("join-reload", 6_000, Some(2_000), &[], &["-http", "0"]);
+    let port = b.run.admin_port();
+    b.run.wait_until("esp1 takes trades", |r| {
+        !r.recorded(0, "project.query.trades").is_empty()
+    });
+    let rec = b.run.dir.join("esp5");
+    let esp5 = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let config = b.run.config().to_path_buf();
+    let original = std::fs::read_to_string(&config).unwrap();
+    let esp5_line = format!(
+        "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
+        esp5.port
+    );
+    std::fs::write(&config, replace_engine_line(&original, "esp1", &esp5_line)).unwrap();
+    b.run.signal("HUP");
+    b.run.wait_until("the reload applied", |r| {
+        r.this_log().contains("reload: engine 'esp5'")
+    });
+    let log = b.run.this_log();
+    assert!(
+        log.contains("engine 'esp5' (127.0.0.1:")
+            && log.contains("engine 'esp1' removed from cluster 'local'"),
+        "{log}"
+    );
+    let n = b.trades;
+    b.run
+        .wait_until("every trade, esp1's queue re-routed", |r| {
+            unique_trades(r, 5) == n
+        });
+    assert!(
+        !b.run.recorded(4, "project.query.trades").is_empty(),
+        "the engine the reload added takes trades"
+    );
+    let (_, engines) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");
+    assert!(
+        engines.contains("name=\"esp5\"") && !engines.contains("name=\"esp1\""),
+        "{engines}"
+    );
+    // What cannot change live: refused whole, the engines stay as they are.
+    let applied = std::fs::read_to_string(&config).unwrap();
+    let renamed = applied
+        .replace("name='trades'", "name='ticks'")
+        .replace("source='trades'", "source='ticks'")
+        .replace("adapter='trades'", "adapter='ticks'");
+    assert_ne!(renamed, applied, "the config names its raw-source 'trades'");
+    std::fs::write(
+        &config,
+        replace_engine_line(
+            &renamed,
+            "esp2",
+            "<esp-engine name='esp9' host='127.0.0.1' port='1' ha_port='9'/>",
+        ),
+    )
+    .unwrap();
+    b.run.signal("HUP");
+    b.run.wait_until("the reload refused", |r| {
+        r.this_log().contains("reload refused")
+    });
+    let log = b.run.this_log();
+    assert!(
+        log.contains("raw-source 'ticks' added") && log.contains("systemctl restart edgecm"),
+        "{log}"
+    );
+    // Not well-formed: refused with where.
+    std::fs::write(&config, applied.replace("</esp-engines>", "</esp-engine>")).unwrap();
+    b.run.signal("HUP");
+    b.run.wait_until("the broken config refused", |r| {
+        r.this_log().matches("reload refused").count() == 2
+    });
+    let log = b.run.this_log();
+    let config_name = config.display().to_string();
+    assert!(
+        log.contains(&format!("{config_name}:")),
+        "file:line:col: {log}"
+    );
+    let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert_eq!(status_number(&status, "applied"), 1, "{status}");
+    assert_eq!(status_number(&status, "refused"), 2, "{status}");
+    let (_, engines) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");
+    assert!(
+        engines.contains("name=\"esp5\"")
+            && engines.contains("name=\"esp2\"")
+            && !engines.contains("esp9"),
+        "the running config stays: {engines}"
+    );
+    drop(esp5);
+}
+
+/// An engine added over the admin API is kept in the state dir
+/// (`engines-added`): a restart adds it again in its slot and a reload
+/// (whose config does not list it) keeps it; removed over the admin API, it
+/// is gone after the next restart too.
+#[test]
+fn an_engine_added_over_rest_survives_a_restart_and_a_reload() {
+    let mut b = broker("join-added", 2_000, None, &[], &["-http", "0"]);
+    let port = b.run.admin_port();
+    let n = b.trades;
+    b.run
+        .wait_until("every trade", |r| unique_trades(r, 4) == n);
+    let rec = b.run.dir.join("esp5");
+    let esp5 = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let (code, msg) = support::http(
+        port,
+        "PUT",
+        &format!("{V1}/routerEngines/{MAP}/esp5"),
+        &format!(
+            "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
+            esp5.port
+        ),
+    );
+    assert_eq!(code, 201, "{msg}");
+    let listed = |port: u16| {
+        let (_, e) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");
+        e.contains("name=\"esp5\"")
+    };
+    b.run.stop_manager();
+    b.run.start_manager();
+    let port = b.run.admin_port();
+    assert!(listed(port), "kept across a restart");
+    assert!(
+        b.run.this_log().contains("engine 'esp5' (127.0.0.1:"),
+        "{}",
+        b.run.this_log()
+    );
+    b.run.signal("HUP");
+    b.run
+        .wait_until("the reload", |r| r.this_log().contains("reload: "));
+    assert!(
+        b.run.this_log().contains("reload: nothing changed"),
+        "{}",
+        b.run.this_log()
+    );
+    assert!(listed(port), "kept across a reload");
+    let (code, msg) = support::http(
+        port,
+        "DELETE",
+        &format!("{V1}/routerEngines/{MAP}/esp5"),
+        "",
+    );
+    assert_eq!(code, 200, "{msg}");
+    b.run.stop_manager();
+    b.run.start_manager();
+    let port = b.run.admin_port();
+    assert!(!listed(port), "removed, and not added again");
+    drop(esp5);
+}

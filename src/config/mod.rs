@@ -14,6 +14,7 @@
 pub mod fs;
 pub mod preflight;
 pub mod project;
+pub mod reload;
 pub mod router;
 mod summary;
 pub mod xml;
@@ -45,7 +46,7 @@ pub struct Config {
 }
 
 /// `projects/project[@type=reference]`: a project deployed to the engines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProjectRef {
     pub name: String,
     /// `project-url` as written.
@@ -56,7 +57,7 @@ pub struct ProjectRef {
     pub project: Project,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawSource {
     pub name: String,
     pub fs: FsSource,
@@ -66,7 +67,7 @@ pub struct RawSource {
 }
 
 /// `esp-maps/esp-map`: routes raw-sources into one project on one cluster.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EspMap {
     pub name: String,
     /// Index into [`Config::clusters`].
@@ -77,7 +78,7 @@ pub struct EspMap {
     pub orchestration: Orchestration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Map {
     pub name: String,
     /// Index into [`Config::raw_sources`].
@@ -115,7 +116,7 @@ pub struct PublishTarget {
     pub window: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
     pub name: String,
     pub policy: Policy,
@@ -142,21 +143,21 @@ pub enum AdapterState {
     Finished,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdapterEntry {
     /// Index into [`Config::raw_sources`].
     pub source: usize,
     pub state: AdapterState,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdapterGroup {
     pub name: String,
     pub entries: Vec<AdapterEntry>,
 }
 
 /// Adapter groups and the order they start in.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Orchestration {
     pub groups: Vec<AdapterGroup>,
     /// `(source group, target group)` indices into `groups`.
@@ -186,7 +187,7 @@ pub struct Engine {
     pub connect: Option<(String, u16)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     pub name: String,
     pub redundancy: u32,

@@ -143,7 +143,7 @@ fn unknown_type(ty: &str, field: &str) -> String {
     )
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Window {
     pub name: String,
     /// The element name, e.g. `window-source`.
@@ -164,13 +164,13 @@ impl Window {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContQuery {
     pub name: String,
     pub windows: Vec<Window>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Project {
     pub name: String,
     /// The `<project>` element's text as written in the file: what gets deployed.

@@ -24,7 +24,7 @@
 //! nothing recorded it is not reloaded until it changes again.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub const FILE_NAME: &str = "deployed";
@@ -113,17 +113,8 @@ impl Deployed {
         for ((e, p), fp) in &self.entries {
             text.push_str(&format!("{e}\t{p}\t{fp:016x}\n"));
         }
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let dir = path.parent().unwrap_or(Path::new("."));
+        crate::journal::storage::replace_file(dir, FILE_NAME, text.as_bytes())
     }
 }
 

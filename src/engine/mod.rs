@@ -34,6 +34,7 @@
 //! Pure logic here ([`Health`], [`Backoff`], [`classify`], [`error_message`]);
 //! the IO is in `sender.rs` and `http.rs`.
 
+pub mod added;
 pub mod deadletter;
 pub mod deployed;
 pub mod encode;

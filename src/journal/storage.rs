@@ -162,16 +162,23 @@ impl Storage for DirStorage {
     }
 
     fn replace(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            self.count(data.len(), 1);
-            f.write_all(data)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, self.dir.join(name))?;
-        self.sync_dir()
+        self.count(data.len(), 2);
+        replace_file(&self.dir, name, data)
     }
+}
+
+/// Atomically and durably replaces `dir/name` with `data`: writes
+/// `name.tmp`, fsyncs it, renames it over `name`, fsyncs the folder. The
+/// state dir's small files (cursors, deployed projects, added engines).
+pub fn replace_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
 }
 
 /// Space kept free on the state dir's filesystem when the journal's cap is

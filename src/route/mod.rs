@@ -231,11 +231,20 @@ impl Membership {
 
     /// Adds an engine as a new slot (admin API; never takes a spare).
     pub fn add(&mut self, engine: Engine) -> Result<EngineId, MembershipError> {
+        let id = self.free_id().ok_or(MembershipError::Full)?;
+        self.add_at(id, engine)
+    }
+
+    /// Adds an engine as slot `id` (free), e.g. the slot it had before a
+    /// restart, so that its queued events are still its own.
+    pub fn add_at(&mut self, id: EngineId, engine: Engine) -> Result<EngineId, MembershipError> {
         if self.by_name(&engine.name).is_some() || self.spares.iter().any(|s| s.name == engine.name)
         {
             return Err(MembershipError::DuplicateEngine(engine.name));
         }
-        let id = self.free_id().ok_or(MembershipError::Full)?;
+        if self.slot(id).is_some() || usize::from(id) >= ENGINES_MAX {
+            return Err(MembershipError::Full);
+        }
         let mut ring: Vec<(u32, EngineId)> = self.ring_pairs().collect();
         ring.extend((0..VNODES).map(|v| (hash::ring_point(&engine.name, v), id)));
         self.set_ring(ring);
@@ -259,6 +268,20 @@ impl Membership {
         let ring = self.ring_pairs().filter(|&(_, id)| id != slot.id).collect();
         self.set_ring(ring);
         Ok(slot)
+    }
+
+    /// Puts a spare in reserve (a reload): it takes over the next failed slot.
+    pub fn add_spare(&mut self, engine: Engine) -> Result<(), MembershipError> {
+        let taken = self
+            .slots
+            .iter()
+            .any(|s| s.name == engine.name || s.engine.name == engine.name)
+            || self.spares.iter().any(|s| s.name == engine.name);
+        if taken {
+            return Err(MembershipError::DuplicateEngine(engine.name));
+        }
+        self.spares.push(engine);
+        Ok(())
     }
 
     /// Takes an unused spare out of reserve (admin API).

@@ -198,6 +198,22 @@ impl Run {
         self.manager = Some(m);
     }
 
+    /// The rewritten config the manager reads.
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// Sends `sig` (`HUP`, `TERM`, ...) to the running manager.
+    pub fn signal(&self, sig: &str) {
+        let m = self.manager.as_ref().expect("a manager runs");
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &m.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
     /// SIGTERM, and waits (bounded) for the manager to exit.
     pub fn stop_manager(&mut self) {
         let Some(mut m) = self.manager.take() else {

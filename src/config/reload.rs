@@ -1,0 +1,337 @@
+//! What a reload (SIGHUP, `systemctl reload`) may change live: the plan
+//! from the config as last applied to the one just read. Pure: the daemon
+//! applies the plan through the same paths as the admin API's
+//! `routerEngines` (an added engine gets its projects before any event, a
+//! removed engine's queued events are routed again).
+//!
+//! Engines and spares change live. Everything else (the manager's name,
+//! projects, raw-sources, esp-maps with their maps, destinations and
+//! orchestration, a cluster's name or redundancy) is refused: the reload is
+//! refused whole, each element is named with why, and the running config
+//! stays. A restart applies them (the journal keeps every accepted event).
+
+use super::{Cluster, Config, Engine};
+
+/// One live change, in the order to apply it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An engine new in cluster `cluster` (index in the config's clusters).
+    AddEngine {
+        cluster: usize,
+        engine: Engine,
+    },
+    /// An engine gone from the config.
+    RemoveEngine {
+        cluster: usize,
+        name: String,
+    },
+    AddSpare {
+        cluster: usize,
+        engine: Engine,
+    },
+    RemoveSpare {
+        cluster: usize,
+        name: String,
+    },
+}
+
+impl Change {
+    pub fn cluster(&self) -> usize {
+        match self {
+            Change::AddEngine { cluster, .. }
+            | Change::RemoveEngine { cluster, .. }
+            | Change::AddSpare { cluster, .. }
+            | Change::RemoveSpare { cluster, .. } => *cluster,
+        }
+    }
+}
+
+/// The changes to apply, or why the new config cannot be applied live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    /// One line per element that cannot change live; non-empty: refused whole.
+    pub refused: Vec<String>,
+}
+
+const RESTART: &str =
+    "restart to apply it (systemctl restart edgecm; the journal keeps every accepted event)";
+
+/// The plan from `old` (the config as last applied) to `new`.
+pub fn plan(old: &Config, new: &Config) -> Plan {
+    let mut p = Plan::default();
+    if old.manager != new.manager {
+        p.refused.push(format!(
+            "esp-cluster-manager name '{}' -> '{}': the name cannot change live; {RESTART}",
+            old.manager, new.manager
+        ));
+    }
+    named_diff(
+        "project",
+        &named(&old.projects, |x| &x.name),
+        &named(&new.projects, |x| &x.name),
+        "projects are loaded on engines when they join",
+        &mut p.refused,
+    );
+    named_diff(
+        "raw-source",
+        &named(&old.raw_sources, |x| &x.name),
+        &named(&new.raw_sources, |x| &x.name),
+        "sources keep their journal positions by their place in the config",
+        &mut p.refused,
+    );
+    named_diff(
+        "esp-map",
+        &named(&old.esp_maps, |x| &x.name),
+        &named(&new.esp_maps, |x| &x.name),
+        "maps, destinations and orchestration are set when sources start",
+        &mut p.refused,
+    );
+    // Clusters: the same names in the same order and redundancy; their
+    // engines and spares may change.
+    let shape = |c: &Cluster| (c.name.clone(), c.redundancy);
+    if old
+        .clusters
+        .iter()
+        .map(shape)
+        .ne(new.clusters.iter().map(shape))
+    {
+        p.refused.push(format!(
+            "esp-cluster: clusters added, removed, renamed or with another redundancy ({} -> {}); {RESTART}",
+            summary(&old.clusters),
+            summary(&new.clusters)
+        ));
+        return p;
+    }
+    for (c, (o, n)) in old.clusters.iter().zip(&new.clusters).enumerate() {
+        // Added before removed, so that a cluster is never left empty.
+        for e in &n.engines {
+            match o.engines.iter().find(|x| x.name == e.name) {
+                None => p.changes.push(Change::AddEngine {
+                    cluster: c,
+                    engine: e.clone(),
+                }),
+                Some(x) if x != e => p.refused.push(format!(
+                    "esp-cluster '{}': esp-engine '{}' changed its address; give the new one another name (it is added and the old one removed, its queued events routed again) or {RESTART}",
+                    n.name, e.name
+                )),
+                Some(_) => {}
+            }
+        }
+        for e in o
+            .engines
+            .iter()
+            .filter(|e| !n.engines.iter().any(|x| x.name == e.name))
+        {
+            p.changes.push(Change::RemoveEngine {
+                cluster: c,
+                name: e.name.clone(),
+            });
+        }
+        for e in &n.spares {
+            match o.spares.iter().find(|x| x.name == e.name) {
+                None => p.changes.push(Change::AddSpare {
+                    cluster: c,
+                    engine: e.clone(),
+                }),
+                Some(x) if x != e => p.refused.push(format!(
+                    "esp-cluster '{}': spare-esp-engine '{}' changed its address; give the new one another name or {RESTART}",
+                    n.name, e.name
+                )),
+                Some(_) => {}
+            }
+        }
+        for e in o
+            .spares
+            .iter()
+            .filter(|e| !n.spares.iter().any(|x| x.name == e.name))
+        {
+            p.changes.push(Change::RemoveSpare {
+                cluster: c,
+                name: e.name.clone(),
+            });
+        }
+    }
+    if !p.refused.is_empty() {
+        p.changes.clear();
+    }
+    p
+}
+
+/// `old` as it is once `change` was applied (the base of the next plan).
+pub fn apply(old: &mut Config, change: &Change) {
+    let c = &mut old.clusters[change.cluster()];
+    match change {
+        Change::AddEngine { engine, .. } => c.engines.push(engine.clone()),
+        Change::RemoveEngine { name, .. } => c.engines.retain(|e| &e.name != name),
+        Change::AddSpare { engine, .. } => c.spares.push(engine.clone()),
+        Change::RemoveSpare { name, .. } => c.spares.retain(|e| &e.name != name),
+    }
+}
+
+fn named<T>(items: &[T], name: impl Fn(&T) -> &String) -> Vec<(&str, &T)> {
+    items.iter().map(|x| (name(x).as_str(), x)).collect()
+}
+
+fn summary(clusters: &[Cluster]) -> String {
+    let parts: Vec<String> = clusters
+        .iter()
+        .map(|c| format!("'{}' redundancy {}", c.name, c.redundancy))
+        .collect();
+    parts.join(", ")
+}
+
+/// Refusals for elements of kind `what` added, removed, changed or moved
+/// between `old` and `new` (name and element, in config order).
+fn named_diff<T: PartialEq>(
+    what: &str,
+    old: &[(&str, &T)],
+    new: &[(&str, &T)],
+    why: &str,
+    refused: &mut Vec<String>,
+) {
+    let before = refused.len();
+    for (name, n) in new {
+        match old.iter().find(|(o, _)| o == name) {
+            None => refused.push(format!(
+                "{what} '{name}' added: {what}s cannot be added live ({why}); {RESTART}"
+            )),
+            Some((_, o)) if o != n => refused.push(format!(
+                "{what} '{name}' changed: {what}s cannot change live ({why}); {RESTART}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in old {
+        if !new.iter().any(|(n, _)| n == name) {
+            refused.push(format!(
+                "{what} '{name}' removed: {what}s cannot be removed live ({why}); {RESTART}"
+            ));
+        }
+    }
+    let names =
+        |v: &[(&str, &T)]| -> Vec<String> { v.iter().map(|(n, _)| n.to_string()).collect() };
+    if refused.len() == before && names(old) != names(new) {
+        refused.push(format!(
+            "{what}s reordered: {what}s cannot move live ({why}); {RESTART}"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E1: &str = "<esp-engine name='e1' host='127.0.0.1' port='41003' ha_port='41001'/>";
+    const S1: &str = "<esp-engine name='s1' host='127.0.0.1' port='51003' ha_port='51001'/>";
+
+    /// tests/data/valid.xml with `edit` applied to its text.
+    fn config(edit: &dyn Fn(String) -> String) -> Config {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/valid.xml");
+        let text = edit(std::fs::read_to_string(&path).unwrap());
+        Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn same(t: String) -> String {
+        t
+    }
+
+    #[test]
+    fn engines_and_spares_change_live_added_before_removed() {
+        let old = config(&same);
+        let new = config(&|t: String| {
+            t.replace(
+                E1,
+                "<esp-engine name='e3' host='127.0.0.1' port='41009' ha_port='41007'/>",
+            )
+            .replace(
+                S1,
+                &format!(
+                    "{S1}<esp-engine name='s2' host='127.0.0.1' port='51006' ha_port='51004'/>"
+                ),
+            )
+        });
+        let p = plan(&old, &new);
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        let kinds: Vec<String> = p
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::AddEngine { engine, .. } => format!("+{}", engine.name),
+                Change::RemoveEngine { name, .. } => format!("-{name}"),
+                Change::AddSpare { engine, .. } => format!("+spare {}", engine.name),
+                Change::RemoveSpare { name, .. } => format!("-spare {name}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["+e3", "-e1", "+spare s2"]);
+        // Applying the plan to the old config leaves nothing to change.
+        let mut applied = old.clone();
+        for c in &p.changes {
+            apply(&mut applied, c);
+        }
+        assert!(plan(&applied, &new).changes.is_empty());
+        // And a spare taken out again.
+        let p = plan(&new, &old);
+        assert!(p.changes.contains(&Change::RemoveSpare {
+            cluster: 0,
+            name: "s2".into()
+        }));
+    }
+
+    #[test]
+    fn the_same_config_is_no_change() {
+        assert_eq!(plan(&config(&same), &config(&same)), Plan::default());
+    }
+
+    #[test]
+    fn what_cannot_change_live_is_named_and_refuses_the_whole_reload() {
+        let old = config(&same);
+        let new = config(&|t: String| {
+            t.replace("'trades'", "'ticks'").replace(
+                E1,
+                &format!(
+                    "{E1}<esp-engine name='e3' host='127.0.0.1' port='41009' ha_port='41007'/>"
+                ),
+            )
+        });
+        let p = plan(&old, &new);
+        assert!(p.changes.is_empty(), "refused whole: {:?}", p.changes);
+        let text = p.refused.join("\n");
+        assert!(text.contains("raw-source 'ticks' added"), "{text}");
+        assert!(text.contains("raw-source 'trades' removed"), "{text}");
+        assert!(text.contains("systemctl restart edgecm"), "{text}");
+        // An engine that keeps its name and changes its address.
+        let moved = config(&|t: String| t.replace("port='41003'", "port='41013'"));
+        let p = plan(&old, &moved);
+        assert!(
+            p.refused
+                .iter()
+                .any(|r| r.contains("esp-engine 'e1' changed its address")),
+            "{:?}",
+            p.refused
+        );
+        // A cluster's redundancy.
+        let p = plan(
+            &old,
+            &config(&|t: String| t.replace("redundancy='1'", "redundancy='2'")),
+        );
+        assert!(
+            p.refused.iter().any(|r| r.contains("redundancy 2")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn reordered_sources_are_refused() {
+        let old = config(&same);
+        let mut new = old.clone();
+        new.raw_sources.swap(0, 1);
+        let p = plan(&old, &new);
+        assert!(
+            p.refused
+                .iter()
+                .any(|r| r.contains("raw-sources reordered")),
+            "{p:?}"
+        );
+    }
+}
