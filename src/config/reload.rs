@@ -311,10 +311,9 @@ mod tests {
             p.refused
         );
         // A cluster's redundancy.
-        let p = plan(
-            &old,
-            &config(&|t: String| t.replace("redundancy='1'", "redundancy='2'")),
-        );
+        let mut more = old.clone();
+        more.clusters[0].redundancy = 2;
+        let p = plan(&old, &more);
         assert!(
             p.refused.iter().any(|r| r.contains("redundancy 2")),
             "{p:?}"
