@@ -1060,3 +1060,56 @@ fn an_engine_added_over_rest_survives_a_restart_and_a_reload() {
     assert!(!listed(port), "removed, and not added again");
     drop(esp5);
 }
+
+/// The closing note's figure (not a check of speed): from an engine killed
+/// (no spare left, trades flowing) to `/health` answering 503, at the
+/// defaults (`-ticktime 1000 -retries 2 -timeout 3000`) and faster ones.
+/// `cargo test --release --test join figures_time_to_503 -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures_time_to_503() {
+    // The defaults, given (the test harness otherwise runs at -ticktime 200).
+    for flags in [
+        vec!["-ticktime", "1000", "-retries", "2", "-timeout", "3000"],
+        vec!["-ticktime", "200", "-retries", "2", "-timeout", "1000"],
+    ] {
+        let mut manager = vec!["-http", "0"];
+        manager.extend_from_slice(&flags);
+        let mut b = broker("join-503", 200_000, Some(2_000), &[], &manager);
+        let port = b.run.admin_port();
+        let healthy = |port: u16| support::http(port, "GET", "/health", "").0 == 200;
+        b.run.wait_until("healthy, trades flowing", |r| {
+            healthy(port) && !r.recorded(1, "project.query.trades").is_empty()
+        });
+        // The first failure takes the spare; the second has none left.
+        b.run.engines[0].kill();
+        b.run.wait_until("the spare took over", |r| {
+            !r.lines(3, "wire.log").is_empty()
+        });
+        b.run.wait_until("healthy again", |_| healthy(port));
+        let killed = Instant::now();
+        b.run.engines[1].kill();
+        b.run.wait_until_for("503", 120, |_| !healthy(port));
+        println!(
+            "flags {:?}: engine killed -> /health 503 in {} ms",
+            flags,
+            killed.elapsed().as_millis()
+        );
+        // Hung (SIGSTOP): it accepts connections and never answers.
+        let pid = b.run.engines[2].child.id().to_string();
+        let hung = Instant::now();
+        assert!(std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        b.run.wait_until_for("503 naming esp3", 120, |_| {
+            support::http(port, "GET", "/health", "").1.contains("esp3")
+        });
+        println!(
+            "flags {:?}: engine hung -> /health names it in {} ms",
+            flags,
+            hung.elapsed().as_millis()
+        );
+    }
+}
