@@ -109,6 +109,28 @@ fn broker_each(
     }
 }
 
+/// A stand-in beside the config's (recording in `dir/NAME`) and the
+/// `<esp-engine>` element that names it.
+fn extra_engine(run: &Run, name: &str) -> (support::StandIn, String) {
+    let rec = run.dir.join(name);
+    let e = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let xml = format!(
+        "<esp-engine name='{name}' host='127.0.0.1' port='1' ha_port='{}'/>",
+        e.port
+    );
+    (e, xml)
+}
+
+/// `PUT routerEngines/{MAP}/{name}` with `xml`.
+fn put_engine(port: u16, name: &str, xml: &str) -> (u16, String) {
+    support::http(
+        port,
+        "PUT",
+        &format!("{V1}/routerEngines/{MAP}/{name}"),
+        xml,
+    )
+}
+
 /// Distinct trade ids `engines` recorded.
 fn unique_trades(run: &Run, engines: usize) -> usize {
     run.unique_ids(engines, "project.query.trades")
@@ -280,17 +302,8 @@ fn a_spare_and_an_added_engine_hold_the_reference_data_before_their_first_trade(
         !r.recorded(0, "project.query.trades").is_empty()
     });
     b.run.engines[0].kill();
-    let rec = b.run.dir.join("esp5");
-    let esp5 = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
-    let (code, msg) = support::http(
-        port,
-        "PUT",
-        &format!("{V1}/routerEngines/{MAP}/esp5"),
-        &format!(
-            "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
-            esp5.port
-        ),
-    );
+    let (esp5, xml) = extra_engine(&b.run, "esp5");
+    let (code, msg) = put_engine(port, "esp5", &xml);
     assert!((200..300).contains(&code), "{code} {msg}");
     let n = b.trades;
     b.run
@@ -919,14 +932,9 @@ fn a_sighup_adds_and_removes_engines_under_traffic_and_refuses_what_cannot_chang
     b.run.wait_until("esp1 takes trades", |r| {
         !r.recorded(0, "project.query.trades").is_empty()
     });
-    let rec = b.run.dir.join("esp5");
-    let esp5 = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
+    let (esp5, esp5_line) = extra_engine(&b.run, "esp5");
     let config = b.run.config().to_path_buf();
     let original = std::fs::read_to_string(&config).unwrap();
-    let esp5_line = format!(
-        "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
-        esp5.port
-    );
     std::fs::write(&config, replace_engine_line(&original, "esp1", &esp5_line)).unwrap();
     b.run.signal("HUP");
     b.run.wait_until("the reload applied", |r| {
@@ -1013,17 +1021,8 @@ fn an_engine_added_over_rest_survives_a_restart_and_a_reload() {
     let n = b.trades;
     b.run
         .wait_until("every trade", |r| unique_trades(r, 4) == n);
-    let rec = b.run.dir.join("esp5");
-    let esp5 = support::StandIn::start(0, &["-record", rec.to_str().unwrap()]);
-    let (code, msg) = support::http(
-        port,
-        "PUT",
-        &format!("{V1}/routerEngines/{MAP}/esp5"),
-        &format!(
-            "<esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{}'/>",
-            esp5.port
-        ),
-    );
+    let (esp5, xml) = extra_engine(&b.run, "esp5");
+    let (code, msg) = put_engine(port, "esp5", &xml);
     assert_eq!(code, 201, "{msg}");
     let listed = |port: u16| {
         let (_, e) = support::http(port, "GET", &format!("{V1}/routerEngines/{MAP}"), "");

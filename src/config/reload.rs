@@ -104,53 +104,18 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         return p;
     }
     for (c, (o, n)) in old.clusters.iter().zip(&new.clusters).enumerate() {
-        // Added before removed, so that a cluster is never left empty.
-        for e in &n.engines {
-            match o.engines.iter().find(|x| x.name == e.name) {
-                None => p.changes.push(Change::AddEngine {
-                    cluster: c,
-                    engine: e.clone(),
-                }),
-                Some(x) if x != e => p.refused.push(format!(
-                    "esp-cluster '{}': esp-engine '{}' changed its address; give the new one another name (it is added and the old one removed, its queued events routed again) or {RESTART}",
-                    n.name, e.name
-                )),
-                Some(_) => {}
-            }
-        }
-        for e in o
-            .engines
-            .iter()
-            .filter(|e| !n.engines.iter().any(|x| x.name == e.name))
-        {
-            p.changes.push(Change::RemoveEngine {
-                cluster: c,
-                name: e.name.clone(),
-            });
-        }
-        for e in &n.spares {
-            match o.spares.iter().find(|x| x.name == e.name) {
-                None => p.changes.push(Change::AddSpare {
-                    cluster: c,
-                    engine: e.clone(),
-                }),
-                Some(x) if x != e => p.refused.push(format!(
-                    "esp-cluster '{}': spare-esp-engine '{}' changed its address; give the new one another name or {RESTART}",
-                    n.name, e.name
-                )),
-                Some(_) => {}
-            }
-        }
-        for e in o
-            .spares
-            .iter()
-            .filter(|e| !n.spares.iter().any(|x| x.name == e.name))
-        {
-            p.changes.push(Change::RemoveSpare {
-                cluster: c,
-                name: e.name.clone(),
-            });
-        }
+        let engines = Members {
+            element: "esp-engine",
+            add: |cluster, engine| Change::AddEngine { cluster, engine },
+            remove: |cluster, name| Change::RemoveEngine { cluster, name },
+        };
+        engines.diff(c, &n.name, &o.engines, &n.engines, &mut p);
+        let spares = Members {
+            element: "spare-esp-engine",
+            add: |cluster, engine| Change::AddSpare { cluster, engine },
+            remove: |cluster, name| Change::RemoveSpare { cluster, name },
+        };
+        spares.diff(c, &n.name, &o.spares, &n.spares, &mut p);
     }
     if !p.refused.is_empty() {
         p.changes.clear();
@@ -166,6 +131,32 @@ pub fn apply(old: &mut Config, change: &Change) {
         Change::RemoveEngine { name, .. } => c.engines.retain(|e| &e.name != name),
         Change::AddSpare { engine, .. } => c.spares.push(engine.clone()),
         Change::RemoveSpare { name, .. } => c.spares.retain(|e| &e.name != name),
+    }
+}
+
+/// Engines or spares of one cluster, and the changes that add or remove one.
+struct Members {
+    element: &'static str,
+    add: fn(usize, Engine) -> Change,
+    remove: fn(usize, String) -> Change,
+}
+
+impl Members {
+    /// Adds before removes, so that a cluster is never left empty.
+    fn diff(&self, c: usize, cluster: &str, old: &[Engine], new: &[Engine], p: &mut Plan) {
+        for e in new {
+            match old.iter().find(|x| x.name == e.name) {
+                None => p.changes.push((self.add)(c, e.clone())),
+                Some(x) if x != e => p.refused.push(format!(
+                    "esp-cluster '{cluster}': {} '{}' changed its address; give the new one another name (it is added and the old one removed, its queued events routed again) or {RESTART}",
+                    self.element, e.name
+                )),
+                Some(_) => {}
+            }
+        }
+        for e in old.iter().filter(|e| !new.iter().any(|x| x.name == e.name)) {
+            p.changes.push((self.remove)(c, e.name.clone()));
+        }
     }
 }
 
