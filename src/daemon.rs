@@ -869,6 +869,11 @@ impl Core {
         if plan.changes.is_empty() {
             return Ok("nothing changed in the engines or spares".to_string());
         }
+        if self.node.borrow().managers().len() > 1 {
+            log::warn!(
+                "reload: this manager has failover peers; reload each of them with the same config, or their routing differs after a takeover"
+            );
+        }
         let (mut done, mut failed) = (Vec::new(), Vec::new());
         for change in plan.changes {
             let c = change.cluster();
