@@ -174,7 +174,19 @@ pub enum Route {
     Cluster,
     /// `GET health` (also `/health`): 200 or 503 with the reasons.
     Health,
+    /// `GET loggers[/{name}]`: ESP's logger list; edgecm has one, `edgecm`.
+    Loggers {
+        name: Option<String>,
+    },
+    /// `PUT loggers/{name}/level?value=LEVEL`: the log level, live.
+    SetLevel {
+        name: String,
+        value: String,
+    },
 }
+
+/// The one logger edgecm has (ESP's `GET loggers` lists `esp`, `esp.http`, ...).
+pub const LOGGER: &str = "edgecm";
 
 /// Maps a method and URL to a [`Route`], or to the 404 / 405 answer.
 pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
@@ -216,6 +228,23 @@ pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
             _ => Err(Reply::not_allowed(method, path, "POST")),
         },
         ["metrics"] => get_only(Route::Metrics),
+        ["loggers"] => get_only(Route::Loggers { name: None }),
+        ["loggers", name] => get_only(Route::Loggers {
+            name: Some(name.to_string()),
+        }),
+        ["loggers", name, "level"] => match method {
+            "PUT" | "POST" => Ok(Route::SetLevel {
+                name: name.to_string(),
+                value: url
+                    .split_once('?')
+                    .into_iter()
+                    .flat_map(|(_, q)| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("value="))
+                    .map(percent_decode)
+                    .unwrap_or_default(),
+            }),
+            _ => Err(Reply::not_allowed(method, path, "PUT")),
+        },
         ["routerEngines"] => get_only(Route::Engines {
             map: None,
             engine: None,
@@ -239,7 +268,7 @@ pub fn route(method: &str, url: &str) -> Result<Route, Reply> {
         _ => Err(Reply::text(
             404,
             format!(
-                "{path}: not found; accepted: status, health, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}, cluster"
+                "{path}: not found; accepted: status, health, metrics, routerEngines, routerEngines/{{esp-map}}, routerEngines/{{esp-map}}/{{engine}}, loggers, loggers/edgecm, loggers/edgecm/level?value=LEVEL, cluster"
             ),
         )),
     }
@@ -351,6 +380,8 @@ impl Core {
                 reply.status,
                 reply.body.trim_end()
             );
+        } else {
+            log::debug!("admin API: {} {}: {}", call.method, call.url, reply.status);
         }
         let _ = call.reply.send(reply).await;
     }
@@ -366,6 +397,44 @@ impl Core {
             }
         }
         match r {
+            Route::Loggers { name } if name.as_deref().is_some_and(|n| n != LOGGER) => {
+                Reply::text(404, format!("no logger named {name:?}; accepted: {LOGGER}"))
+            }
+            Route::Loggers { .. } => Reply::new(
+                200,
+                "application/xml",
+                format!(
+                    "<loggers><logger name=\"{LOGGER}\" level=\"{}\"/></loggers>\n",
+                    log::max_level().as_str().to_ascii_lowercase()
+                ),
+            ),
+            Route::SetLevel { name, .. } if name != LOGGER => {
+                Reply::text(404, format!("no logger named {name:?}; accepted: {LOGGER}"))
+            }
+            Route::SetLevel { value, .. } => match crate::cli::parse_level(&value) {
+                Ok(level) => {
+                    let was = log::max_level();
+                    log::set_max_level(level);
+                    let line = format!(
+                        "log level {} (was {}), set over the admin API",
+                        level.as_str().to_ascii_lowercase(),
+                        was.as_str().to_ascii_lowercase()
+                    );
+                    // At info, or at the new level when that is quieter.
+                    log::log!(
+                        level
+                            .to_level()
+                            .unwrap_or(log::Level::Error)
+                            .min(log::Level::Info),
+                        "{line}"
+                    );
+                    Reply::text(200, line)
+                }
+                Err(e) => Reply::text(
+                    400,
+                    format!("PUT loggers/{LOGGER}/level?value=: {e}, fatal"),
+                ),
+            },
             Route::Status => Reply::new(200, "application/json", self.status_json()),
             Route::Health => {
                 let reasons = self.health_reasons();
@@ -1224,6 +1293,27 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn loggers_as_esp_names_them() {
+        assert_eq!(
+            route("GET", "/eventStreamProcessing/v1/loggers"),
+            Ok(Route::Loggers { name: None })
+        );
+        assert_eq!(
+            route("PUT", "/SASESP/loggers/edgecm/level?value=debug"),
+            Ok(Route::SetLevel {
+                name: "edgecm".into(),
+                value: "debug".into()
+            })
+        );
+        assert_eq!(
+            route("GET", "/SASESP/loggers/edgecm/level")
+                .unwrap_err()
+                .status,
+            405
+        );
     }
 
     #[test]

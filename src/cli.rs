@@ -429,10 +429,12 @@ fn parse_commit_ms(s: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+/// A log level by name (`-loglevel`, and the admin API's `loggers`, which
+/// also takes ESP's `fatal`, as error).
+pub fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "off" => Ok(log::LevelFilter::Off),
-        "error" => Ok(log::LevelFilter::Error),
+        "error" | "fatal" => Ok(log::LevelFilter::Error),
         "warn" | "warning" => Ok(log::LevelFilter::Warn),
         "info" => Ok(log::LevelFilter::Info),
         "debug" => Ok(log::LevelFilter::Debug),

@@ -1112,3 +1112,41 @@ fn figures_time_to_503() {
         );
     }
 }
+
+/// The log level changes live over ESP's `loggers` API (the config file
+/// has no log level): debug lines appear, and a level that is not one is
+/// refused with the accepted ones.
+#[test]
+fn the_log_level_changes_live_over_the_loggers_api() {
+    let mut b = broker("join-loggers", 2_000, None, &[], &["-http", "0"]);
+    let port = b.run.admin_port();
+    let (code, body) = support::http(port, "GET", &format!("{V1}/loggers"), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("<logger name=\"edgecm\" level=\"info\"/>"),
+        "{body}"
+    );
+    let level = |value: &str| {
+        support::http(
+            port,
+            "PUT",
+            &format!("/SASESP/loggers/edgecm/level?value={value}"),
+            "",
+        )
+    };
+    let (code, body) = level("verbose");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("accepted: off, error, warn, info, debug, trace"),
+        "{body}"
+    );
+    let (code, body) = level("debug");
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = support::http(port, "GET", &format!("{V1}/loggers/edgecm"), "");
+    assert!(body.contains("level=\"debug\""), "{body}");
+    // The next admin call is logged at debug.
+    let _ = support::http(port, "GET", &format!("{V1}/status"), "");
+    b.run.wait_until_for("a debug line", 60, |r| {
+        r.this_log().contains("debug: admin API: GET")
+    });
+}
