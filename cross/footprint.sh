@@ -15,7 +15,8 @@ declare -A BIN=(
   [armv7-unknown-linux-musleabihf]=target/build-std/armv7-unknown-linux-musleabihf/release/edgecm
 )
 declare -A RUN=([aarch64-unknown-linux-musl]="qemu-aarch64 -cpu cortex-a53" [armv7-unknown-linux-musleabihf]="qemu-arm -cpu cortex-a7")
-CMD=(check -cluster-manager file://tests/data/valid.xml)
+# A config that checks (its input files exist): the baseline is a run that exits 0.
+CMD=(check -cluster-manager file://../shared/corpus/cm/broker-local.xml)
 
 demo_rss_kib() { # runs `edgecm demo` with "$@" as the command prefix, prints the manager's VmHWM
   local out
@@ -25,8 +26,9 @@ demo_rss_kib() { # runs `edgecm demo` with "$@" as the command prefix, prints th
 
 peak_rss_kib() { # runs "$@", prints its peak RSS in KiB (GNU time, package `time`)
   local out; out=$(mktemp)
-  /usr/bin/time -f '%M' -o "$out" "$@" >/dev/null 2>&1
-  cat "$out"; rm -f "$out"
+  # GNU time writes "Command exited with non-zero status N" first when it fails: the last line.
+  /usr/bin/time -f '%M' -o "$out" "$@" >/dev/null 2>&1 || echo "footprint: $* failed" >&2
+  tail -n 1 "$out"; rm -f "$out"
 }
 
 fail=0
