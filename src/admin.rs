@@ -809,7 +809,7 @@ impl Core {
         o.push_str("  \"sources\": [");
         for (i, s) in self.sources.iter().enumerate() {
             let st = s.stats.get();
-            let pos = match positions.get(&(i as u16)) {
+            let pos = match positions.get(&self.source_ids[i]) {
                 Some(crate::journal::Position::File { offset, .. }) => {
                     format!("{{\"file_offset\": {offset}}}")
                 }

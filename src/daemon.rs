@@ -141,7 +141,10 @@ pub struct EngineHandle {
 struct Feed {
     router: Router,
     cluster: usize,
+    /// The journal's id of its destination (`journal::layout`).
     dest: u16,
+    /// Its place among the config's maps (all esp-maps, in order).
+    map: usize,
     routes: Routes,
     /// Its records are kept as reference data (`journal::reference`).
     reference: bool,
@@ -165,8 +168,9 @@ fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
         .unzip()
 }
 
-/// The config's engines by journal slot and its raw-sources by index
-/// (`edgecm queue -cluster-manager`). Engines added over the admin API are
+/// The config's engines by journal slot and its raw-sources by place
+/// (`edgecm queue -cluster-manager`; the state dir's `layout` names
+/// sources first). Engines added over the admin API are
 /// not in the config and stay slots.
 pub fn names(config: &Config) -> crate::journal::inspect::Names {
     let (offsets, _) = engine_offsets(config);
@@ -180,6 +184,66 @@ pub fn names(config: &Config) -> crate::journal::inspect::Names {
         engines,
         sources: config.raw_sources.iter().map(|s| s.name.clone()).collect(),
     }
+}
+
+/// Reads (or starts) the state dir's layout and gives `config`'s raw-sources
+/// and destinations their journal ids, writing the file when it grew.
+fn open_layout(
+    dir: &std::path::Path,
+    config: &Config,
+) -> Result<(crate::journal::layout::Layout, crate::journal::layout::Ids), String> {
+    use crate::journal::layout::{Layout, WindowSpec, FILE_NAME};
+    let where_ = || format!("{}/{FILE_NAME}", dir.display());
+    let mut layout = match std::fs::read_to_string(dir.join(FILE_NAME)) {
+        Ok(text) => Layout::parse(&text).map_err(|e| {
+            format!(
+                "{}: {e}; restore the file or remove it (then ids follow the config's order)",
+                where_()
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Layout::default(),
+        Err(e) => return Err(format!("cannot read {}: {e}", where_())),
+    };
+    let sources: Vec<String> = config.raw_sources.iter().map(|s| s.name.clone()).collect();
+    let dests: Vec<(String, WindowSpec)> = config
+        .esp_maps
+        .iter()
+        .flat_map(|m| m.maps.iter().map(move |map| (m, map)))
+        .map(|(m, map)| {
+            let transactional = config.raw_sources[map.source].fs.transactional;
+            (
+                format!("{}/{}", m.name, map.name),
+                WindowSpec::of(&map.destination, transactional),
+            )
+        })
+        .collect();
+    let ids = layout
+        .assign(&sources, &dests)
+        .map_err(|e| format!("{}: {e}", where_()))?;
+    if ids.grew {
+        crate::journal::storage::replace_file(dir, FILE_NAME, layout.render().as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", where_()))?;
+    }
+    for (i, &id) in ids.sources.iter().enumerate() {
+        if usize::from(id) != i {
+            log::info!(
+                "raw-source '{}' keeps its journal id {id} (it is raw-source {} in the config now; {})",
+                sources[i],
+                i + 1,
+                FILE_NAME
+            );
+        }
+    }
+    for (i, &id) in ids.dests.iter().enumerate() {
+        if usize::from(id) != i {
+            log::info!(
+                "map '{}' has journal destination id {id} (its window or its place in the config changed; {})",
+                dests[i].0,
+                FILE_NAME
+            );
+        }
+    }
+    Ok((layout, ids))
 }
 
 pub struct Core {
@@ -210,6 +274,10 @@ pub struct Core {
     pub traffic: crate::cluster::Traffic,
     /// An engine is being added (admin calls run side by side; adds one at a time).
     adding: Cell<bool>,
+    /// The journal's id of each raw-source and of each map destination, in
+    /// config order (`journal::layout`).
+    pub(crate) source_ids: Vec<u16>,
+    pub(crate) dest_ids: Vec<u16>,
     /// The config as the start and the reloads since applied it: the base
     /// of the next reload's plan (`config` stays as started; reloads change
     /// only engines and spares, which live in `memberships`).
@@ -401,15 +469,26 @@ impl Core {
             .map(|(e, _)| e)
             .filter(|&e| !known.contains(e))
             .collect();
-        let windows = config
-            .esp_maps
-            .iter()
-            .flat_map(|m| &m.maps)
-            .map(|m| Window {
-                transactional: config.raw_sources[m.source].fs.transactional,
-                ..Window::of(&m.destination)
+        let (layout, ids) = open_layout(&options.state_dir, &config)?;
+        // Every destination the state dir knows, also of maps since removed
+        // (their queued events still go to their window), by journal id.
+        let windows = (0..layout.dests.len())
+            .map(|id| {
+                layout
+                    .dests
+                    .iter()
+                    .find(|d| usize::from(d.id) == id)
+                    .map(|d| Window::from_spec(&d.window))
             })
-            .collect();
+            .collect::<Option<Vec<Window>>>()
+            .ok_or_else(|| {
+                format!(
+                    "{}/{}: destination ids are not 0 to {} each once; restore the file or remove it (then ids follow the config's order)",
+                    options.state_dir.display(),
+                    crate::journal::layout::FILE_NAME,
+                    layout.dests.len().saturating_sub(1)
+                )
+            })?;
         let shared = Rc::new(Shared {
             journal: RefCell::new(journal),
             synced: Event::new(),
@@ -435,6 +514,8 @@ impl Core {
             })
             .collect();
         let core = Rc::new(Core {
+            source_ids: ids.sources,
+            dest_ids: ids.dests,
             applied: RefCell::new(config.clone()),
             config,
             options,
@@ -1007,12 +1088,15 @@ impl Core {
                 .borrow_mut()
                 .read_next(gone, &mut pos, &mut payload)?;
             let Some(h) = h else { break };
-            let Some(map) = maps.get(usize::from(h.target)) else {
-                continue;
+            // A map since removed from the config: its events go to one
+            // engine that remains (its policy is not known any more).
+            let policy = match self.dest_ids.iter().position(|&d| d == h.target) {
+                Some(i) => maps[i].destination.policy.clone(),
+                None => crate::config::Policy::RoundRobin,
             };
             let router = routers
                 .entry(h.target)
-                .or_insert_with(|| Router::new(map.destination.policy.clone(), redundancy));
+                .or_insert_with(|| Router::new(policy, redundancy));
             let evs: Vec<_> = events(&payload).flatten().collect();
             let fields: Vec<Vec<&[u8]>> = evs
                 .iter()
@@ -1106,7 +1190,8 @@ impl Core {
                 feeds[map.source].push(Feed {
                     router: Router::new(map.destination.policy.clone(), redundancy),
                     cluster: m.cluster,
-                    dest,
+                    dest: self.dest_ids[usize::from(dest)],
+                    map: usize::from(dest),
                     routes: Routes::default(),
                     reference: is_reference(m, map),
                 });
@@ -1149,7 +1234,7 @@ impl Core {
             .await;
         }
         // The layout of the first map's target window (maps of one source share it).
-        let dest_index = usize::from(feeds[0].dest);
+        let dest_index = feeds[0].map;
         let dest = self
             .config
             .esp_maps
@@ -1175,7 +1260,7 @@ impl Core {
             .journal
             .borrow()
             .positions()
-            .get(&(i as u16))
+            .get(&self.source_ids[i])
             .copied()
             .unwrap_or(Position::None);
         let source = match open_source(&raw.name, &raw.fs, layout, resume) {
@@ -1193,7 +1278,7 @@ impl Core {
             .journal
             .borrow()
             .source_counts()
-            .get(&(i as u16))
+            .get(&self.source_ids[i])
         {
             None => Some(0),
             Some(&c) => c,
@@ -1213,7 +1298,7 @@ impl Core {
         log::info!("source '{}': started", raw.name);
         let mut run = SourceRun {
             core: self.clone(),
-            index: i as u16,
+            index: self.source_ids[i],
             feeds,
             offsets,
             block: BlockWriter::default(),

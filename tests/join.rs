@@ -1150,3 +1150,75 @@ fn the_log_level_changes_live_over_the_loggers_api() {
         r.this_log().contains("debug: admin API: GET")
     });
 }
+
+/// A raw-source and a map inserted before the others between two starts
+/// take no one's place (`layout`): each source resumes where it stopped,
+/// none reads another's file, and queued events keep their window. With
+/// ids by config place, the new source took the trades' position (and read
+/// the rest of trades.csv, found by inode in the same folder, as its own)
+/// and the trades were read again from the start.
+#[test]
+fn a_raw_source_and_a_map_inserted_between_two_starts_take_no_ones_place() {
+    let mut b = broker("join-layout", 20_000, Some(4_000), &[], &[]);
+    b.run
+        .wait_until("3,000 trades delivered", |r| unique_trades(r, 4) >= 3_000);
+    b.run.stop_manager();
+    let config = b.run.config().to_path_buf();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let trades_path = text
+        .split("<property name='fsname'>")
+        .filter_map(|p| p.split('<').next())
+        .find(|p| p.ends_with("trades.csv"))
+        .map(PathBuf::from)
+        .expect("the trades fsname");
+    // Another trades file in the same folder, ids from 1,000,001 on.
+    let extra = trades_path.with_file_name("extra.csv");
+    trades_file(&extra, 500);
+    let shifted: String = std::fs::read_to_string(&extra)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            f[2] = (1_000_000 + f[2].parse::<u64>().unwrap()).to_string();
+            f.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(&extra, shifted).unwrap();
+    let source = format!(
+        "<raw-source name='extra' class='fs'><properties><property name='type'>pub</property><property name='fstype'>csv</property><property name='fsname'>{}</property><property name='dateformat'>%Y-%m-%d %H:%M:%S</property></properties></raw-source>",
+        extra.display()
+    );
+    let map = "<map name='extraMap'><from source='extra'/><hash-destination name='dest9' opcode='insert'><publish-target><project-func>project</project-func><contquery-func>query</contquery-func><window-func>trades</window-func></publish-target><fields><field name='broker'/></fields></hash-destination></map>";
+    let edited = text
+        .replacen("<raw-source name='trades'", &format!("{source}<raw-source name='trades'"), 1)
+        .replacen("<map name='venuesMap'>", &format!("{map}<map name='venuesMap'>"), 1)
+        .replacen(
+            "<adapter-entry adapter='trades' state='finished'/>",
+            "<adapter-entry adapter='trades' state='finished'/><adapter-entry adapter='extra' state='finished'/>",
+            1,
+        );
+    assert_eq!(edited.matches("extra").count(), 5, "{edited}");
+    std::fs::write(&config, edited).unwrap();
+    b.run.start_manager();
+    let n = b.trades;
+    b.run.wait_until("every trade and every extra one", |r| {
+        unique_trades(r, 4) == n + 500
+    });
+    let lines: usize = (0..4)
+        .map(|e| b.run.recorded(e, "project.query.trades").len())
+        .sum();
+    assert!(
+        lines - (n + 500) < 1_000,
+        "{} trades recorded twice: a source resumed at another's place",
+        lines - (n + 500)
+    );
+    let log = b.run.this_log();
+    assert!(
+        log.contains("raw-source 'trades' keeps its journal id 0"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("was rotated"),
+        "no source read another's file: {log}"
+    );
+}

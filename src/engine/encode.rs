@@ -18,6 +18,7 @@
 use crate::config::Destination;
 use crate::event::Opcode;
 use crate::journal::block::{events, Malformed};
+use crate::journal::layout::WindowSpec;
 
 /// A target window, as the sender needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,24 +59,23 @@ impl Tag {
 
 impl Window {
     pub fn of(d: &Destination) -> Window {
-        let t = &d.target;
+        Window::from_spec(&WindowSpec::of(d, false))
+    }
+
+    /// The window a journal destination names (`journal::layout`).
+    pub fn from_spec(w: &WindowSpec) -> Window {
         Window {
-            label: format!("{}/{}/{}", t.project, t.contquery, t.window),
+            label: format!("{}/{}/{}", w.project, w.contquery, w.window),
             inject_path: format!(
                 "/windows/{}/{}/{}/state?value=injected",
-                path_segment(&t.project),
-                path_segment(&t.contquery),
-                path_segment(&t.window)
+                path_segment(&w.project),
+                path_segment(&w.contquery),
+                path_segment(&w.window)
             ),
-            project: t.project.clone(),
-            fields: d
-                .schema
-                .fields
-                .iter()
-                .map(|f| Tag::new(&f.name, f.key))
-                .collect(),
-            opcode: d.opcode,
-            transactional: false,
+            project: w.project.clone(),
+            fields: w.fields.iter().map(|(n, k)| Tag::new(n, *k)).collect(),
+            opcode: w.opcode,
+            transactional: w.transactional,
         }
     }
 }

@@ -65,7 +65,10 @@ pub fn report_named(dir: &Path, now_ms: u64, names: &Names) -> io::Result<String
             j.backlog(e)
         );
     }
-    let _ = writeln!(w, "sources (raw-source index: resume position):");
+    let layout = std::fs::read_to_string(dir.join(super::layout::FILE_NAME))
+        .ok()
+        .and_then(|t| super::layout::Layout::parse(&t).ok());
+    let _ = writeln!(w, "sources (raw-source journal id: resume position):");
     if j.positions().is_empty() {
         let _ = writeln!(w, "  none yet");
     }
@@ -77,7 +80,12 @@ pub fn report_named(dir: &Path, now_ms: u64, names: &Names) -> io::Result<String
             }
             Position::Socket { seq } => format!("socket sequence {seq}"),
         };
-        let who = match names.sources.get(usize::from(*src)) {
+        // The state dir's own names (`layout`) first: ids are not config places.
+        let named = layout
+            .as_ref()
+            .and_then(|l| l.source_name(*src).map(str::to_string))
+            .or_else(|| names.sources.get(usize::from(*src)).cloned());
+        let who = match named {
             Some(n) => format!("{n} (raw-source {src})"),
             None => format!("raw-source {src}"),
         };

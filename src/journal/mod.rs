@@ -18,8 +18,8 @@
 //!  12     8    first_seq  sequence number of the record's first event
 //!  20     4    count      events in the record (>= 1); they take first_seq..first_seq+count
 //!  24     8    dest       engine set: bit i = engine slot i must receive it
-//!  32     2    source     raw-source index (config order)
-//!  34     2    target     destination index (config order over all maps)
+//!  32     2    source     raw-source id (`layout`; config order where there is none)
+//!  34     2    target     destination id (`layout`; config order over all maps where none)
 //!  36     1    pos_kind   0 none, 1 file, 2 socket
 //!  37     3    reserved   zero
 //!  40     8    pos_a      file: device id     socket: source sequence
@@ -77,6 +77,7 @@
 pub mod block;
 pub mod crc;
 pub mod inspect;
+pub mod layout;
 pub mod queue;
 pub mod record;
 pub mod reference;

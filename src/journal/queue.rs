@@ -581,7 +581,7 @@ impl<S: Storage> Journal<S> {
         self.synced_seq
     }
 
-    /// Durable resume position per raw-source index.
+    /// Durable resume position per raw-source id (`layout`).
     pub fn positions(&self) -> &BTreeMap<u16, Position> {
         &self.positions
     }

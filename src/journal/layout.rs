@@ -1,0 +1,325 @@
+//! `{state-dir}/layout`: the journal's ids for the config's raw-sources and
+//! map destinations, kept by name, so that a config edited between two
+//! starts (a raw-source or map inserted, removed, moved) never mixes them up.
+//!
+//! Journal records name their source and their destination by a number.
+//! Numbered by their place in the config, a raw-source inserted before
+//! another would take over its resume position (and read the other's file
+//! from there, found by inode as if rotated), and queued events would go to
+//! another map's window. Here each raw-source keeps its id by its name, each
+//! destination by its esp-map and map name and its target window's shape
+//! (project, contquery, window, fields, opcode, transactional): a map whose
+//! window changed is a new destination, since queued events have the old
+//! shape. New ones get ids after the highest ever given; ids are never
+//! reused, and the entries of removed ones stay, so that queued events of a
+//! removed map still reach their window, and a raw-source put back resumes.
+//!
+//! A state dir without this file (a first start, or one written before it
+//! existed) numbers by config order, as records were numbered then.
+//!
+//! One line per entry, tab-separated:
+//! `source ID NAME` and
+//! `dest ID ESPMAP/MAP PROJECT CONTQUERY WINDOW OPCODE|- 0|1 FIELD[:key],...`.
+
+use crate::config::Destination;
+use crate::event::Opcode;
+
+pub const FILE_NAME: &str = "layout";
+
+/// A destination's target window, as its queued events need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub project: String,
+    pub contquery: String,
+    pub window: String,
+    /// Schema field names in order, and whether each is a key.
+    pub fields: Vec<(String, bool)>,
+    pub opcode: Option<Opcode>,
+    /// The source's `transactional`.
+    pub transactional: bool,
+}
+
+impl WindowSpec {
+    pub fn of(d: &Destination, transactional: bool) -> WindowSpec {
+        WindowSpec {
+            project: d.target.project.clone(),
+            contquery: d.target.contquery.clone(),
+            window: d.target.window.clone(),
+            fields: d
+                .schema
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), f.key))
+                .collect(),
+            opcode: d.opcode,
+            transactional,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestEntry {
+    pub id: u16,
+    /// `esp-map/map`.
+    pub name: String,
+    pub window: WindowSpec,
+}
+
+/// Every id given in this state dir.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub sources: Vec<(u16, String)>,
+    pub dests: Vec<DestEntry>,
+}
+
+/// The ids for one config, and whether the layout gained entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    /// Journal id of each raw-source, in config order.
+    pub sources: Vec<u16>,
+    /// Journal id of each map destination, in config order (maps of every esp-map).
+    pub dests: Vec<u16>,
+    pub grew: bool,
+}
+
+/// Ids stop below the record format's reserved `REROUTED` source.
+const ID_MAX: u16 = super::REROUTED - 1;
+
+impl Layout {
+    /// Reads the file's text; an error names the line and what is accepted.
+    pub fn parse(text: &str) -> Result<Layout, String> {
+        let mut l = Layout::default();
+        for (n, line) in text.lines().enumerate() {
+            let at = |m: &str| format!("line {}: {m}", n + 1);
+            let f: Vec<&str> = line.split('\t').collect();
+            let id = |s: &str| {
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|&i| i <= ID_MAX)
+                    .ok_or_else(|| at(&format!("id {s:?} is not a number from 0 to {ID_MAX}")))
+            };
+            match f.as_slice() {
+                ["source", i, name] => l.sources.push((id(i)?, name.to_string())),
+                ["dest", i, name, project, cq, window, opcode, tr, fields] => {
+                    let opcode = match *opcode {
+                        "-" => None,
+                        w => Some(Opcode::from_word(w).ok_or_else(|| {
+                            at(&format!("opcode {w:?}; accepted: -, insert, update, upsert, delete, safedelete"))
+                        })?),
+                    };
+                    let transactional = match *tr {
+                        "0" => false,
+                        "1" => true,
+                        t => return Err(at(&format!("transactional {t:?}; accepted: 0, 1"))),
+                    };
+                    let fields = fields
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| match s.strip_suffix(":key") {
+                            Some(n) => (n.to_string(), true),
+                            None => (s.to_string(), false),
+                        })
+                        .collect();
+                    l.dests.push(DestEntry {
+                        id: id(i)?,
+                        name: name.to_string(),
+                        window: WindowSpec {
+                            project: project.to_string(),
+                            contquery: cq.to_string(),
+                            window: window.to_string(),
+                            fields,
+                            opcode,
+                            transactional,
+                        },
+                    });
+                }
+                _ => {
+                    return Err(at(
+                        "accepted: source<TAB>ID<TAB>NAME, or dest<TAB>ID<TAB>ESPMAP/MAP<TAB>PROJECT<TAB>CONTQUERY<TAB>WINDOW<TAB>OPCODE|-<TAB>0|1<TAB>FIELDS",
+                    ))
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (id, name) in &self.sources {
+            out.push_str(&format!("source\t{id}\t{name}\n"));
+        }
+        for d in &self.dests {
+            let w = &d.window;
+            let fields: Vec<String> = w
+                .fields
+                .iter()
+                .map(|(n, k)| if *k { format!("{n}:key") } else { n.clone() })
+                .collect();
+            out.push_str(&format!(
+                "dest\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                d.id,
+                d.name,
+                w.project,
+                w.contquery,
+                w.window,
+                w.opcode.map_or("-", Opcode::word),
+                u8::from(w.transactional),
+                fields.join(",")
+            ));
+        }
+        out
+    }
+
+    /// The ids of `sources` (names, config order) and `dests` (`esp-map/map`
+    /// and window, config order): the ones this layout has, new ones after
+    /// the highest. Fails when ids run out.
+    pub fn assign(
+        &mut self,
+        sources: &[String],
+        dests: &[(String, WindowSpec)],
+    ) -> Result<Ids, String> {
+        let mut grew = false;
+        let mut source_ids = Vec::new();
+        for name in sources {
+            let id = match self.sources.iter().find(|(_, n)| n == name) {
+                Some(&(id, _)) => id,
+                None => {
+                    let id = next_id(self.sources.iter().map(|s| s.0))
+                        .ok_or("more raw-sources than journal ids")?;
+                    self.sources.push((id, name.clone()));
+                    grew = true;
+                    id
+                }
+            };
+            source_ids.push(id);
+        }
+        let mut dest_ids = Vec::new();
+        for (name, window) in dests {
+            let id = match self
+                .dests
+                .iter()
+                .find(|d| &d.name == name && &d.window == window)
+            {
+                Some(d) => d.id,
+                None => {
+                    let id = next_id(self.dests.iter().map(|d| d.id))
+                        .ok_or("more map destinations than journal ids")?;
+                    self.dests.push(DestEntry {
+                        id,
+                        name: name.clone(),
+                        window: window.clone(),
+                    });
+                    grew = true;
+                    id
+                }
+            };
+            dest_ids.push(id);
+        }
+        Ok(Ids {
+            sources: source_ids,
+            dests: dest_ids,
+            grew,
+        })
+    }
+
+    /// The name of source id `id`.
+    pub fn source_name(&self, id: u16) -> Option<&str> {
+        self.sources
+            .iter()
+            .find(|s| s.0 == id)
+            .map(|s| s.1.as_str())
+    }
+}
+
+/// One past the highest of `ids` (0 for none); None when none is left.
+fn next_id(ids: impl Iterator<Item = u16>) -> Option<u16> {
+    match ids.max() {
+        None => Some(0),
+        Some(m) if m < ID_MAX => Some(m + 1),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(w: &str) -> WindowSpec {
+        WindowSpec {
+            project: "p".into(),
+            contquery: "cq".into(),
+            window: w.into(),
+            fields: vec![("id".into(), true), ("price".into(), false)],
+            opcode: Some(Opcode::Upsert),
+            transactional: false,
+        }
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_first_start_numbers_by_config_order() {
+        let mut l = Layout::default();
+        let ids = l
+            .assign(
+                &names(&["a", "b"]),
+                &[("m/x".into(), window("x")), ("m/y".into(), window("y"))],
+            )
+            .unwrap();
+        assert_eq!(
+            (ids.sources, ids.dests, ids.grew),
+            (vec![0, 1], vec![0, 1], true)
+        );
+    }
+
+    #[test]
+    fn ids_stay_with_names_when_the_config_moves_things() {
+        let mut l = Layout::default();
+        l.assign(
+            &names(&["a", "b"]),
+            &[("m/x".into(), window("x")), ("m/y".into(), window("y"))],
+        )
+        .unwrap();
+        // A source inserted first, b removed; a map inserted first.
+        let ids = l
+            .assign(
+                &names(&["new", "a"]),
+                &[
+                    ("m/z".into(), window("z")),
+                    ("m/x".into(), window("x")),
+                    ("m/y".into(), window("y")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(ids.sources, [2, 0]);
+        assert_eq!(ids.dests, [2, 0, 1]);
+        // b comes back under its old id.
+        let ids = l.assign(&names(&["b", "a", "new"]), &[]).unwrap();
+        assert_eq!((ids.sources, ids.grew), (vec![1, 0, 2], false));
+        // A map whose window changed shape is a new destination.
+        let mut more = window("x");
+        more.fields.push(("qty".into(), false));
+        let ids = l.assign(&[], &[("m/x".into(), more)]).unwrap();
+        assert_eq!(ids.dests, [3]);
+    }
+
+    #[test]
+    fn the_file_round_trips_and_a_bad_line_is_named() {
+        let mut l = Layout::default();
+        let mut t = window("x");
+        t.transactional = true;
+        t.opcode = None;
+        l.assign(
+            &names(&["a b"]),
+            &[("m/x".into(), t), ("m/y".into(), window("y"))],
+        )
+        .unwrap();
+        assert_eq!(Layout::parse(&l.render()).unwrap(), l);
+        let e = Layout::parse("source\t0\ta\nsource\tx\tb\n").unwrap_err();
+        assert!(e.starts_with("line 2: id \"x\""), "{e}");
+        let e = Layout::parse("dest\t0\tm/x\n").unwrap_err();
+        assert!(e.contains("line 1: accepted: source"), "{e}");
+    }
+}
