@@ -460,7 +460,7 @@ impl Core {
             ),
             Route::Engines { map, engine } => {
                 let maps: Vec<usize> = match &map {
-                    None => (0..self.config.esp_maps.len()).collect(),
+                    None => (0..self.config().esp_maps.len()).collect(),
                     Some(m) => match self.map_index(m) {
                         Ok(i) => vec![i],
                         Err(reply) => return reply,
@@ -468,7 +468,7 @@ impl Core {
                 };
                 let mut out = String::from("<router-engines>\n");
                 for i in maps {
-                    let m = &self.config.esp_maps[i];
+                    let m = &self.config().esp_maps[i];
                     let views = self.engine_views(m.cluster);
                     let spares = self.spare_views(m.cluster);
                     if let Some(e) = &engine {
@@ -485,7 +485,7 @@ impl Core {
                         out,
                         "  <esp-map name=\"{}\" cluster=\"{}\">",
                         escape(&m.name),
-                        escape(&self.config.clusters[m.cluster].name)
+                        escape(&self.config().clusters[m.cluster].name)
                     );
                     for v in views
                         .iter()
@@ -565,16 +565,16 @@ impl Core {
                         ),
                     );
                 }
-                let c = self.config.esp_maps[i].cluster;
+                let c = self.config().esp_maps[i].cluster;
                 let (host, port) = (e.host.clone(), e.ha_port);
                 match self.add_engine(ex, c, e.clone()).await {
                     Ok(id) => {
                         log::info!(
                             "admin API: engine '{engine}' ({host}:{port}) added to cluster '{}'",
-                            self.config.clusters[c].name
+                            self.config().clusters[c].name
                         );
                         // Kept in the state dir: a restart or reload adds it again.
-                        let cluster = &self.config.clusters[c].name;
+                        let cluster = &self.config().clusters[c].name;
                         let slot = id - self.offsets[c];
                         if let Err(err) = self.added.borrow_mut().add(cluster, slot, &e, text) {
                             log::warn!(
@@ -587,7 +587,7 @@ impl Core {
                             201,
                             format!(
                                 "engine '{engine}' added to cluster '{}' (esp-map '{map}'); projects deployed",
-                                self.config.clusters[c].name
+                                self.config().clusters[c].name
                             ),
                         )
                     }
@@ -599,18 +599,18 @@ impl Core {
                     Ok(i) => i,
                     Err(reply) => return reply,
                 };
-                let c = self.config.esp_maps[i].cluster;
+                let c = self.config().esp_maps[i].cluster;
                 let spare = self.memberships[c].borrow_mut().remove_spare(&engine);
                 if spare.is_some() {
                     log::info!(
                         "admin API: spare '{engine}' removed from cluster '{}'",
-                        self.config.clusters[c].name
+                        self.config().clusters[c].name
                     );
                     return Reply::text(
                         200,
                         format!(
                             "spare '{engine}' removed from cluster '{}'; it will not take over a failed engine",
-                            self.config.clusters[c].name
+                            self.config().clusters[c].name
                         ),
                     );
                 }
@@ -621,7 +621,7 @@ impl Core {
                         200,
                         format!(
                             "engine '{engine}' removed from cluster '{}'; {moved} queued events re-routed",
-                            self.config.clusters[c].name
+                            self.config().clusters[c].name
                         ),
                     )
                     }
@@ -632,13 +632,13 @@ impl Core {
     }
 
     fn map_index(&self, name: &str) -> Result<usize, Reply> {
-        self.config
+        self.config()
             .esp_maps
             .iter()
             .position(|m| m.name == name)
             .ok_or_else(|| {
-                let names: Vec<&str> = self
-                    .config
+                let config = self.config();
+                let names: Vec<&str> = config
                     .esp_maps
                     .iter()
                     .map(|m| m.name.as_str())
@@ -659,7 +659,7 @@ impl Core {
             .map(|s| {
                 let id = self.offsets[c] + s.id;
                 EngineView {
-                    cluster: self.config.clusters[c].name.clone(),
+                    cluster: self.config().clusters[c].name.clone(),
                     slot: s.name.clone(),
                     serving: s.engine.clone(),
                     status: engines
@@ -676,7 +676,7 @@ impl Core {
     /// Every configured spare of cluster `c` and what it does.
     fn spare_views(&self, c: usize) -> Vec<SpareView> {
         let m = self.memberships[c].borrow();
-        self.config.clusters[c]
+        self.config().clusters[c]
             .spares
             .iter()
             .filter_map(|e| {
@@ -688,7 +688,7 @@ impl Core {
                 let reserve = m.spares().iter().any(|s| s.name == e.name);
                 // A spare removed over the admin API is neither.
                 (serves.is_some() || reserve).then(|| SpareView {
-                    cluster: self.config.clusters[c].name.clone(),
+                    cluster: self.config().clusters[c].name.clone(),
                     engine: e.clone(),
                     serves,
                 })
@@ -717,7 +717,7 @@ impl Core {
     /// the filesystem full.
     pub fn health_reasons(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for s in &self.sources {
+        for s in &self.sources() {
             if s.state.get() == crate::daemon::SourceState::Failed {
                 out.push(format!(
                     "source '{}' failed: {}",
@@ -776,7 +776,7 @@ impl Core {
             o,
             "  \"version\": {},\n  \"manager\": {},\n  \"uptime_s\": {:.3},",
             json_str(env!("CARGO_PKG_VERSION")),
-            json_str(&self.config.manager),
+            json_str(&self.config().manager),
             self.started.elapsed().as_secs_f64()
         );
         let (applied, refused) = self.reloads.get();
@@ -807,9 +807,9 @@ impl Core {
         }
         let positions = self.shared.journal.borrow().positions().clone();
         o.push_str("  \"sources\": [");
-        for (i, s) in self.sources.iter().enumerate() {
+        for (i, s) in self.sources().iter().enumerate() {
             let st = s.stats.get();
-            let pos = match positions.get(&self.source_ids[i]) {
+            let pos = match positions.get(&self.source_ids.borrow()[i]) {
                 Some(crate::journal::Position::File { offset, .. }) => {
                     format!("{{\"file_offset\": {offset}}}")
                 }
@@ -941,7 +941,7 @@ impl Core {
         ];
         for (name, help, get) in source_metrics {
             family(&mut o, name, "counter", help);
-            for s in &self.sources {
+            for s in &self.sources() {
                 let _ = writeln!(
                     o,
                     "edgecm_{name}{{source=\"{}\"}} {}",
@@ -956,7 +956,7 @@ impl Core {
             "gauge",
             "1 while the source reads (not waiting, paused or ended).",
         );
-        for s in &self.sources {
+        for s in &self.sources() {
             let _ = writeln!(
                 o,
                 "edgecm_source_running{{source=\"{}\",state=\"{}\"}} {}",
@@ -1096,7 +1096,7 @@ impl Core {
                 let _ = writeln!(
                     o,
                     "edgecm_engine_backlog_age_seconds{{cluster=\"{}\",engine=\"{}\",serving=\"{}\"}} {}",
-                    label(&self.config.clusters[c].name),
+                    label(&self.config().clusters[c].name),
                     label(&slot),
                     label(&serving),
                     oldest.map_or(0, |t| now_ms.saturating_sub(t) / 1000)

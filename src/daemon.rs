@@ -122,6 +122,25 @@ pub struct SourceStatus {
     pub accepted: Cell<u64>,
     /// Why it failed (`state: failed`).
     pub error: RefCell<Option<String>>,
+    /// Stops its task (shutdown, or a reload that removes or changes it).
+    pub stop: Rc<Stop>,
+    /// Its task has ended (or was never started).
+    pub done: Cell<bool>,
+}
+
+impl SourceStatus {
+    fn new(name: &str) -> SourceStatus {
+        SourceStatus {
+            name: name.to_string(),
+            state: Cell::new(SourceState::Waiting),
+            started: Cell::new(false),
+            stats: Cell::new(Stats::default()),
+            accepted: Cell::new(0),
+            error: RefCell::new(None),
+            stop: Rc::new(Stop::default()),
+            done: Cell::new(true),
+        }
+    }
 }
 
 /// One engine slot and its sender.
@@ -247,13 +266,15 @@ fn open_layout(
 }
 
 pub struct Core {
-    pub config: Config,
+    /// The config as started or last reloaded (`Core::config`).
+    config: RefCell<Rc<Config>>,
     pub options: Options,
     pub shared: Rc<Shared<DirStorage>>,
     pub memberships: Vec<RefCell<Membership>>,
     pub(crate) offsets: Vec<u8>,
     capacity: Vec<u8>,
-    pub sources: Vec<Rc<SourceStatus>>,
+    /// One per raw-source of the current config, in its order.
+    sources: RefCell<Vec<Rc<SourceStatus>>>,
     pub engines: RefCell<Vec<EngineHandle>>,
     /// Notified on every append (wakes the committer).
     appended: Event,
@@ -276,8 +297,8 @@ pub struct Core {
     adding: Cell<bool>,
     /// The journal's id of each raw-source and of each map destination, in
     /// config order (`journal::layout`).
-    pub(crate) source_ids: Vec<u16>,
-    pub(crate) dest_ids: Vec<u16>,
+    pub(crate) source_ids: RefCell<Vec<u16>>,
+    pub(crate) dest_ids: RefCell<Vec<u16>>,
     /// The config as the start and the reloads since applied it: the base
     /// of the next reload's plan (`config` stays as started; reloads change
     /// only engines and spares, which live in `memberships`).
@@ -502,22 +523,13 @@ impl Core {
         let sources = config
             .raw_sources
             .iter()
-            .map(|s| {
-                Rc::new(SourceStatus {
-                    name: s.name.clone(),
-                    state: Cell::new(SourceState::Waiting),
-                    started: Cell::new(false),
-                    stats: Cell::new(Stats::default()),
-                    accepted: Cell::new(0),
-                    error: RefCell::new(None),
-                })
-            })
+            .map(|s| Rc::new(SourceStatus::new(&s.name)))
             .collect();
         let core = Rc::new(Core {
-            source_ids: ids.sources,
-            dest_ids: ids.dests,
+            source_ids: RefCell::new(ids.sources),
+            dest_ids: RefCell::new(ids.dests),
             applied: RefCell::new(config.clone()),
-            config,
+            config: RefCell::new(Rc::new(config)),
             options,
             added: RefCell::new(added),
             reload_inbox: async_channel::bounded(1),
@@ -527,7 +539,7 @@ impl Core {
             memberships,
             offsets,
             capacity,
-            sources,
+            sources: RefCell::new(sources),
             engines: RefCell::new(Vec::new()),
             appended: Event::new(),
             room: Event::new(),
@@ -561,7 +573,7 @@ impl Core {
             core.shared.journal.borrow_mut().remove_engine(e);
             log::warn!(
                 "journal: engine slot {e} is not in the config (added through the admin API before a restart); its {moved} queued events were re-routed to cluster '{}'",
-                core.config.clusters[c].name
+                core.config().clusters[c].name
             );
         }
         core.shared
@@ -570,6 +582,11 @@ impl Core {
             .sync()
             .map_err(|e| format!("journal: {e}"))?;
         Ok(core)
+    }
+
+    /// The config as started or last reloaded.
+    pub fn config(&self) -> Rc<Config> {
+        self.config.borrow().clone()
     }
 
     /// The cluster whose id range holds global engine id `e`.
@@ -588,10 +605,10 @@ impl Core {
     /// The projects deployed to engines of cluster `c`.
     fn deploys(&self, c: usize) -> Vec<Rc<Deploy>> {
         let mut out: Vec<Rc<Deploy>> = Vec::new();
-        for m in self.config.esp_maps.iter().filter(|m| m.cluster == c) {
+        for m in self.config().esp_maps.iter().filter(|m| m.cluster == c) {
             // Loaded under its `project-name` (what `project-func` names);
             // `<project name>` is only the config's handle for `model-ref`.
-            let p = &self.config.projects[m.model].project;
+            let p = &self.config().projects[m.model].project;
             if !out.iter().any(|d| d.name == p.name) {
                 out.push(Rc::new(Deploy::new(&p.name, &p.xml)));
             }
@@ -702,7 +719,7 @@ impl Core {
                     log::warn!(
                             "engine '{}' failed and cluster '{}' has no spare left; its events wait for it",
                             h.name,
-                            self.config.clusters[c].name
+                            self.config().clusters[c].name
                         );
                 }
                 Err(e) => log::error!("engine '{}': {e}", h.name),
@@ -737,7 +754,7 @@ impl Core {
         c: usize,
         engine: crate::config::Engine,
     ) -> Result<EngineId, (u16, String)> {
-        let cluster = &self.config.clusters[c];
+        let cluster = &self.config().clusters[c];
         let slot = {
             let m = self.memberships[c].borrow();
             if m.by_name(&engine.name).is_some() || m.spares().iter().any(|s| s.name == engine.name)
@@ -798,7 +815,7 @@ impl Core {
     /// and its queued events are routed again, by each map's policy, to the
     /// engines that remain. Returns how many events moved.
     pub(crate) fn remove_engine(&self, c: usize, name: &str) -> Result<u64, (u16, String)> {
-        let cluster = &self.config.clusters[c];
+        let cluster = &self.config().clusters[c];
         let mut after = self.memberships[c].borrow().clone();
         let slot = after.remove(name).map_err(|e| match e {
             crate::route::MembershipError::UnknownEngine(_) => {
@@ -860,7 +877,7 @@ impl Core {
             .map_err(|e| {
                 (
                     409,
-                    format!("cluster '{}': {e}", self.config.clusters[c].name),
+                    format!("cluster '{}': {e}", self.config().clusters[c].name),
                 )
             })?;
         for h in self.engines.borrow_mut().iter_mut() {
@@ -876,7 +893,7 @@ impl Core {
     /// Forgets engine `name` of cluster `c` in `engines-added` (removed, or
     /// now listed in the config).
     pub(crate) fn forget_added(&self, c: usize, name: &str) {
-        let cluster = &self.config.clusters[c].name;
+        let cluster = &self.config().clusters[c].name;
         if let Err(e) = self.added.borrow_mut().remove(cluster, name) {
             log::warn!(
                 "cannot rewrite {}/{}: {e}; engine '{name}' may be added again at the next start",
@@ -924,12 +941,12 @@ impl Core {
     /// cannot change live, is refused whole.
     async fn reload(self: &Rc<Self>, ex: &LocalExecutor<'_>) -> Result<String, String> {
         use crate::config::reload::Change;
-        let file = self.config.file.display().to_string();
+        let file = self.config().file.display().to_string();
         log::info!("reload: reading {file}");
         let mut new = Config::load(&file)
             .map_err(|e| format!("{file} does not check:\n{}", e.to_string().trim_end()))?;
         let engine_dateformat = self
-            .config
+            .config()
             .raw_sources
             .first()
             .and_then(|s| s.fs.engine_dateformat.clone());
@@ -958,7 +975,7 @@ impl Core {
         let (mut done, mut failed) = (Vec::new(), Vec::new());
         for change in plan.changes {
             let c = change.cluster();
-            let cluster = self.config.clusters[c].name.clone();
+            let cluster = self.config().clusters[c].name.clone();
             let r = match &change {
                 Change::AddEngine { engine, .. } => {
                     let there = self.memberships[c].borrow().by_name(&engine.name).is_some();
@@ -1072,9 +1089,10 @@ impl Core {
         m: &Membership,
         emit: &mut dyn FnMut(NewRecord, &[u8]),
     ) -> std::io::Result<(u64, u64)> {
+        let config = self.config();
         let maps: Vec<&crate::config::Map> =
-            self.config.esp_maps.iter().flat_map(|m| &m.maps).collect();
-        let redundancy = self.config.clusters[c].redundancy;
+            config.esp_maps.iter().flat_map(|m| &m.maps).collect();
+        let redundancy = config.clusters[c].redundancy;
         let mut routers: std::collections::BTreeMap<u16, Router> = Default::default();
         let mut pos = self.shared.journal.borrow().reader(gone);
         let mut payload = Vec::new();
@@ -1090,7 +1108,7 @@ impl Core {
             let Some(h) = h else { break };
             // A map since removed from the config: its events go to one
             // engine that remains (its policy is not known any more).
-            let policy = match self.dest_ids.iter().position(|&d| d == h.target) {
+            let policy = match self.dest_ids.borrow().iter().position(|&d| d == h.target) {
                 Some(i) => maps[i].destination.policy.clone(),
                 None => crate::config::Policy::RoundRobin,
             };
@@ -1136,23 +1154,25 @@ impl Core {
     /// Whether source `i` may start: every group with an edge into its
     /// group has all its entries in their state.
     fn may_start(&self, i: usize) -> bool {
-        self.unmet(i).is_empty()
+        self.unmet(&self.config(), i).is_empty()
     }
 
     /// The orchestration entries source `i` still waits for: (esp-map, its
     /// group, the group waited for, the entry), for [`Core::may_start`] and
     /// [`Core::orchestration_waits`].
-    fn unmet(
+    fn unmet<'c>(
         &self,
+        config: &'c Config,
         i: usize,
     ) -> Vec<(
-        &crate::config::EspMap,
+        &'c crate::config::EspMap,
         usize,
         usize,
-        &crate::config::AdapterEntry,
+        &'c crate::config::AdapterEntry,
     )> {
+        let sources = self.sources();
         let mut out = Vec::new();
-        for m in &self.config.esp_maps {
+        for m in &config.esp_maps {
             let o = &m.orchestration;
             let Some(g) = o
                 .groups
@@ -1163,7 +1183,7 @@ impl Core {
             };
             for &(from, _) in o.edges.iter().filter(|e| e.1 == g) {
                 for e in &o.groups[from].entries {
-                    let s = &self.sources[e.source];
+                    let s = &sources[e.source];
                     let reached = match e.state {
                         AdapterState::Started => s.started.get(),
                         AdapterState::Finished => s.state.get() == SourceState::Finished,
@@ -1179,88 +1199,112 @@ impl Core {
 
     /// Starts a task for every raw-source some map reads.
     pub fn start_sources(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
-        let offsets = self.offsets.clone();
-        let mut dest = 0u16;
-        let mut feeds: Vec<Vec<Feed>> = (0..self.config.raw_sources.len())
-            .map(|_| Vec::new())
-            .collect();
-        for m in &self.config.esp_maps {
-            let redundancy = self.config.clusters[m.cluster].redundancy;
-            for map in &m.maps {
-                feeds[map.source].push(Feed {
-                    router: Router::new(map.destination.policy.clone(), redundancy),
-                    cluster: m.cluster,
-                    dest: self.dest_ids[usize::from(dest)],
-                    map: usize::from(dest),
-                    routes: Routes::default(),
-                    reference: is_reference(m, map),
-                });
-                dest += 1;
-            }
-        }
-        for (i, f) in feeds.into_iter().enumerate() {
-            if f.is_empty() {
-                log::warn!(
-                    "source '{}': no esp-map reads it; not started",
-                    self.config.raw_sources[i].name
-                );
-                continue;
-            }
-            let core = self.clone();
-            let offsets = offsets.clone();
-            ex.spawn(async move {
-                core.run_source(i, f, offsets).await;
-            })
-            .detach();
+        let config = self.config();
+        for i in 0..config.raw_sources.len() {
+            self.start_source(ex, &config, i);
         }
     }
 
-    async fn run_source(self: Rc<Self>, i: usize, feeds: Vec<Feed>, offsets: Vec<u8>) {
-        let status = self.sources[i].clone();
-        let raw = &self.config.raw_sources[i];
-        // Wait for the orchestration edges into this source's group.
-        loop {
-            let l = self.orchestration.listen();
-            if self.stop_sources.is_stopped() {
-                status.state.set(SourceState::Stopped);
-                return;
+    /// The raw-sources of the current config, in its order.
+    pub fn sources(&self) -> Vec<Rc<SourceStatus>> {
+        self.sources.borrow().clone()
+    }
+
+    /// Where the source with journal id `id` is in the current config.
+    fn place_of(&self, id: u16) -> Option<usize> {
+        self.source_ids.borrow().iter().position(|&s| s == id)
+    }
+
+    /// Starts raw-source `i` of `config` (the current one) if some map
+    /// reads it: its feeds and its window layout are fixed here, so that its
+    /// task runs on no matter how a reload renumbers the others.
+    fn start_source(self: &Rc<Self>, ex: &LocalExecutor<'_>, config: &Config, i: usize) {
+        let raw = config.raw_sources[i].clone();
+        let mut feeds = Vec::new();
+        let mut place = 0usize;
+        for m in &config.esp_maps {
+            let redundancy = config.clusters[m.cluster].redundancy;
+            for map in &m.maps {
+                if map.source == i {
+                    feeds.push(Feed {
+                        router: Router::new(map.destination.policy.clone(), redundancy),
+                        cluster: m.cluster,
+                        dest: self.dest_ids.borrow()[place],
+                        map: place,
+                        routes: Routes::default(),
+                        reference: is_reference(m, map),
+                    });
+                }
+                place += 1;
             }
-            if self.may_start(i) {
-                break;
-            }
-            future::or(l, async {
-                self.stop_sources_wait().await;
-            })
-            .await;
+        }
+        if feeds.is_empty() {
+            log::warn!("source '{}': no esp-map reads it; not started", raw.name);
+            return;
         }
         // The layout of the first map's target window (maps of one source share it).
-        let dest_index = feeds[0].map;
-        let dest = self
-            .config
+        let dest = &config
             .esp_maps
             .iter()
             .flat_map(|m| &m.maps)
-            .nth(dest_index)
-            .map(|m| &m.destination)
-            .expect("feed destinations exist");
-        let autogen = self
-            .config
+            .nth(feeds[0].map)
+            .expect("feed destinations exist")
+            .destination;
+        let autogen = config
             .esp_maps
             .iter()
             .find_map(|m| {
-                let p = &self.config.projects[m.model].project;
+                let p = &config.projects[m.model].project;
                 p.contquery(&dest.target.contquery)
                     .and_then(|c| c.windows.iter().find(|w| w.name == dest.target.window))
                     .map(|w| w.autogen_key)
             })
             .unwrap_or(false);
         let layout = Layout::new(&dest.schema, autogen, raw.fs.noautogenfield);
+        let id = self.source_ids.borrow()[i];
+        let status = self.sources.borrow()[i].clone();
+        status.done.set(false);
+        let core = self.clone();
+        let offsets = self.offsets.clone();
+        ex.spawn(async move {
+            core.clone()
+                .run_source(id, raw, status.clone(), feeds, layout, offsets)
+                .await;
+            status.done.set(true);
+            core.orchestration.notify(usize::MAX);
+        })
+        .detach();
+    }
+
+    async fn run_source(
+        self: Rc<Self>,
+        id: u16,
+        raw: crate::config::RawSource,
+        status: Rc<SourceStatus>,
+        feeds: Vec<Feed>,
+        layout: Layout,
+        offsets: Vec<u8>,
+    ) {
+        // Wait for the orchestration edges into this source's group.
+        loop {
+            let l = self.orchestration.listen();
+            if status.stop.is_stopped() {
+                status.state.set(SourceState::Stopped);
+                return;
+            }
+            match self.place_of(id) {
+                None => return,
+                Some(i) if self.may_start(i) => break,
+                Some(_) => {}
+            }
+            status.stop.or(l).await;
+        }
         let resume = self
             .shared
             .journal
             .borrow()
             .positions()
-            .get(&self.source_ids[i])
+            .get(&id)
             .copied()
             .unwrap_or(Position::None);
         let source = match open_source(&raw.name, &raw.fs, layout, resume) {
@@ -1273,13 +1317,7 @@ impl Core {
                 return;
             }
         };
-        let counted = match self
-            .shared
-            .journal
-            .borrow()
-            .source_counts()
-            .get(&self.source_ids[i])
-        {
+        let counted = match self.shared.journal.borrow().source_counts().get(&id) {
             None => Some(0),
             Some(&c) => c,
         };
@@ -1298,7 +1336,7 @@ impl Core {
         log::info!("source '{}': started", raw.name);
         let mut run = SourceRun {
             core: self.clone(),
-            index: self.source_ids[i],
+            index: id,
             feeds,
             offsets,
             block: BlockWriter::default(),
@@ -1318,11 +1356,6 @@ impl Core {
             end.name(),
             status.accepted.get()
         );
-    }
-
-    async fn stop_sources_wait(&self) {
-        // `Stop::or` resolves to None when stopped; waiting on nothing else.
-        self.stop_sources.or(future::pending::<()>()).await;
     }
 
     /// Group commit: syncs appended records and cursor changes, at most
@@ -1414,7 +1447,7 @@ impl Core {
             };
             Timer::after(tick).await;
             if !every.is_zero() {
-                let accepted: u64 = self.sources.iter().map(|s| s.accepted.get()).sum();
+                let accepted: u64 = self.sources().iter().map(|s| s.accepted.get()).sum();
                 let (acked, backlog) = {
                     let j = self.shared.journal.borrow();
                     self.engines
@@ -1448,14 +1481,16 @@ impl Core {
     /// For each source still waiting for its orchestration group: what it
     /// waits for (`source 'x' waits for 'y' to finish`).
     pub fn orchestration_waits(&self) -> Vec<String> {
+        let config = self.config();
+        let sources = self.sources();
         let mut out = Vec::new();
-        for (i, s) in self.sources.iter().enumerate() {
+        for (i, s) in sources.iter().enumerate() {
             if s.state.get() != SourceState::Waiting || self.stop_sources.is_stopped() {
                 continue;
             }
-            for (m, g, from, e) in self.unmet(i) {
+            for (m, g, from, e) in self.unmet(&config, i) {
                 let o = &m.orchestration;
-                let other = &self.sources[e.source];
+                let other = &sources[e.source];
                 let word = match e.state {
                     AdapterState::Started => "start",
                     AdapterState::Finished => "finish",
@@ -1475,7 +1510,7 @@ impl Core {
 
     /// Every source is done and every engine caught up.
     pub fn drained(&self) -> bool {
-        let sources_done = self.sources.iter().all(|s| {
+        let sources_done = self.sources().iter().all(|s| {
             matches!(
                 s.state.get(),
                 SourceState::Finished | SourceState::Failed | SourceState::Stopped
@@ -1492,6 +1527,9 @@ impl Core {
     /// syncs the cursors.
     pub async fn shutdown(self: &Rc<Self>) {
         self.stop_sources.stop();
+        for s in self.sources() {
+            s.stop.stop();
+        }
         self.room.notify(usize::MAX);
         // Sources flush their partial blocks on the way out (they notify
         // `orchestration` when they end); wait for them within the grace period.
@@ -1499,7 +1537,7 @@ impl Core {
         loop {
             let l = self.orchestration.listen();
             let busy = self
-                .sources
+                .sources()
                 .iter()
                 .any(|s| matches!(s.state.get(), SourceState::Running | SourceState::Paused));
             if !busy || Instant::now() >= deadline {
@@ -1715,7 +1753,7 @@ impl SourceRun {
 
     /// Reads until the source ends, fails or is stopped; returns how it ended.
     async fn pump(&mut self, mut source: AnySource) -> SourceState {
-        let stop = self.core.stop_sources.clone();
+        let stop = self.status.stop.clone();
         loop {
             let step = stop.or(source.next()).await;
             let Some(step) = step else {

@@ -222,7 +222,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn print_progress(core: &Core, started: Instant) {
-    let read: u64 = core.sources.iter().map(|s| s.accepted.get()).sum();
+    let read: u64 = core.sources().iter().map(|s| s.accepted.get()).sum();
     let j = core.shared.journal.borrow();
     let mut line = format!("{:>5.1}s  read {read:>7}", started.elapsed().as_secs_f64());
     for e in core.engines.borrow().iter() {

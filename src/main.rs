@@ -522,9 +522,9 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     log::info!(
         "edgecm {} running '{}': {} sources, {} engines, state in {}",
         env!("CARGO_PKG_VERSION"),
-        core.config.manager,
-        core.config.raw_sources.len(),
-        core.config
+        core.config().manager,
+        core.config().raw_sources.len(),
+        core.config()
             .clusters
             .iter()
             .map(|c| c.engines.len())
