@@ -136,7 +136,7 @@ fn run_case(
         dead_letters: DeadLetters::new(&dir).into(),
         deployed: Default::default(),
         reference: edgecm::journal::reference::Reference::memory(1 << 20).into(),
-        windows: vec![window.clone()],
+        windows: std::cell::RefCell::new(vec![std::rc::Rc::new(window.clone())]),
         failover: Default::default(),
     });
     let deploy = Rc::new(Deploy::new(project, xml));

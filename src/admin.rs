@@ -638,11 +638,7 @@ impl Core {
             .position(|m| m.name == name)
             .ok_or_else(|| {
                 let config = self.config();
-                let names: Vec<&str> = config
-                    .esp_maps
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect();
+                let names: Vec<&str> = config.esp_maps.iter().map(|m| m.name.as_str()).collect();
                 Reply::text(
                     404,
                     format!("no esp-map named '{name}'; accepted: {}", names.join(", ")),

@@ -211,7 +211,7 @@ fn open_layout(
     dir: &std::path::Path,
     config: &Config,
 ) -> Result<(crate::journal::layout::Layout, crate::journal::layout::Ids), String> {
-    use crate::journal::layout::{Layout, WindowSpec, FILE_NAME};
+    use crate::journal::layout::{Layout, FILE_NAME};
     let where_ = || format!("{}/{FILE_NAME}", dir.display());
     let mut layout = match std::fs::read_to_string(dir.join(FILE_NAME)) {
         Ok(text) => Layout::parse(&text).map_err(|e| {
@@ -223,26 +223,17 @@ fn open_layout(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Layout::default(),
         Err(e) => return Err(format!("cannot read {}: {e}", where_())),
     };
-    let sources: Vec<String> = config.raw_sources.iter().map(|s| s.name.clone()).collect();
-    let dests: Vec<(String, WindowSpec)> = config
+    let ids = layout_ids(&mut layout, dir, config)?;
+    let sources: Vec<&str> = config.raw_sources.iter().map(|s| s.name.as_str()).collect();
+    let dests: Vec<String> = config
         .esp_maps
         .iter()
-        .flat_map(|m| m.maps.iter().map(move |map| (m, map)))
-        .map(|(m, map)| {
-            let transactional = config.raw_sources[map.source].fs.transactional;
-            (
-                format!("{}/{}", m.name, map.name),
-                WindowSpec::of(&map.destination, transactional),
-            )
+        .flat_map(|m| {
+            m.maps
+                .iter()
+                .map(move |map| format!("{}/{}", m.name, map.name))
         })
         .collect();
-    let ids = layout
-        .assign(&sources, &dests)
-        .map_err(|e| format!("{}: {e}", where_()))?;
-    if ids.grew {
-        crate::journal::storage::replace_file(dir, FILE_NAME, layout.render().as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", where_()))?;
-    }
     for (i, &id) in ids.sources.iter().enumerate() {
         if usize::from(id) != i {
             log::info!(
@@ -257,12 +248,44 @@ fn open_layout(
         if usize::from(id) != i {
             log::info!(
                 "map '{}' has journal destination id {id} (its window or its place in the config changed; {})",
-                dests[i].0,
+                dests[i],
                 FILE_NAME
             );
         }
     }
     Ok((layout, ids))
+}
+
+/// The journal ids of `config`'s raw-sources and destinations from
+/// `layout` (new ones added), and the layout file written when it grew.
+fn layout_ids(
+    layout: &mut crate::journal::layout::Layout,
+    dir: &std::path::Path,
+    config: &Config,
+) -> Result<crate::journal::layout::Ids, String> {
+    use crate::journal::layout::{WindowSpec, FILE_NAME};
+    let sources: Vec<String> = config.raw_sources.iter().map(|s| s.name.clone()).collect();
+    let dests: Vec<(String, WindowSpec)> = config
+        .esp_maps
+        .iter()
+        .flat_map(|m| m.maps.iter().map(move |map| (m, map)))
+        .map(|(m, map)| {
+            let transactional = config.raw_sources[map.source].fs.transactional;
+            (
+                format!("{}/{}", m.name, map.name),
+                WindowSpec::of(&map.destination, transactional),
+            )
+        })
+        .collect();
+    let where_ = || format!("{}/{FILE_NAME}", dir.display());
+    let ids = layout
+        .assign(&sources, &dests)
+        .map_err(|e| format!("{}: {e}", where_()))?;
+    if ids.grew {
+        crate::journal::storage::replace_file(dir, FILE_NAME, layout.render().as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", where_()))?;
+    }
+    Ok(ids)
 }
 
 pub struct Core {
@@ -297,12 +320,9 @@ pub struct Core {
     adding: Cell<bool>,
     /// The journal's id of each raw-source and of each map destination, in
     /// config order (`journal::layout`).
+    layout: RefCell<crate::journal::layout::Layout>,
     pub(crate) source_ids: RefCell<Vec<u16>>,
     pub(crate) dest_ids: RefCell<Vec<u16>>,
-    /// The config as the start and the reloads since applied it: the base
-    /// of the next reload's plan (`config` stays as started; reloads change
-    /// only engines and spares, which live in `memberships`).
-    applied: RefCell<Config>,
     /// Engines added over the admin API (`engine::added`), kept in the state dir.
     pub(crate) added: RefCell<crate::engine::added::AddedEngines>,
     /// SIGHUP asks for a reload here; one waiting at most (signals coalesce).
@@ -499,9 +519,9 @@ impl Core {
                     .dests
                     .iter()
                     .find(|d| usize::from(d.id) == id)
-                    .map(|d| Window::from_spec(&d.window))
+                    .map(|d| Rc::new(Window::from_spec(&d.window)))
             })
-            .collect::<Option<Vec<Window>>>()
+            .collect::<Option<Vec<Rc<Window>>>>()
             .ok_or_else(|| {
                 format!(
                     "{}/{}: destination ids are not 0 to {} each once; restore the file or remove it (then ids follow the config's order)",
@@ -517,7 +537,7 @@ impl Core {
             dead_letters: RefCell::new(DeadLetters::new(&options.state_dir)),
             deployed: RefCell::new(crate::engine::deployed::Deployed::open(&options.state_dir)),
             reference: RefCell::new(reference),
-            windows,
+            windows: RefCell::new(windows),
             failover: Default::default(),
         });
         let sources = config
@@ -526,9 +546,9 @@ impl Core {
             .map(|s| Rc::new(SourceStatus::new(&s.name)))
             .collect();
         let core = Rc::new(Core {
+            layout: RefCell::new(layout),
             source_ids: RefCell::new(ids.sources),
             dest_ids: RefCell::new(ids.dests),
-            applied: RefCell::new(config.clone()),
             config: RefCell::new(Rc::new(config)),
             options,
             added: RefCell::new(added),
@@ -960,12 +980,16 @@ impl Core {
                 findings.errors.join("\n  ")
             ));
         }
-        let plan = crate::config::reload::plan(&self.applied.borrow(), &new);
+        // The base: the running config, whose engines are what the
+        // reloads so far applied (one that failed is tried again).
+        let mut base = (*self.config()).clone();
+        let plan = crate::config::reload::plan(&base, &new);
         if !plan.refused.is_empty() {
             return Err(format!("{file}:\n  {}", plan.refused.join("\n  ")));
         }
-        if plan.changes.is_empty() {
-            return Ok("nothing changed in the engines or spares".to_string());
+        let unchanged = plan.changes.is_empty() && plan.sources.is_empty();
+        if unchanged && base == new {
+            return Ok("nothing changed".to_string());
         }
         if self.node.borrow().managers().len() > 1 {
             log::warn!(
@@ -1028,11 +1052,21 @@ impl Core {
             };
             match r {
                 Ok(m) => {
-                    crate::config::reload::apply(&mut self.applied.borrow_mut(), &change);
+                    crate::config::reload::apply(&mut base, &change);
                     done.push(m);
                 }
                 Err((_, m)) => failed.push(m),
             }
+        }
+        // The new config with the engines as applied.
+        let mut next = new;
+        next.clusters = base.clusters;
+        match self.swap_sources(ex, next, &plan.sources).await {
+            Ok(lines) => done.extend(lines),
+            Err(e) => failed.push(e),
+        }
+        if done.is_empty() && failed.is_empty() {
+            done.push("orchestration or maps of no running source changed".to_string());
         }
         if failed.is_empty() {
             Ok(done.join("; "))
@@ -1049,6 +1083,92 @@ impl Core {
                 }
             ))
         }
+    }
+
+    /// Swaps `next` in as the running config: stops the tasks of the
+    /// sources `changes` removes or changes (they flush what they read),
+    /// gives the new sources and destinations their journal ids, and starts
+    /// the sources added or changed, which resume where they stopped.
+    /// Sources not in `changes` run on. Returns what it did, one line each.
+    async fn swap_sources(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        next: Config,
+        changes: &[(String, crate::config::reload::SourceChange)],
+    ) -> Result<Vec<String>, String> {
+        use crate::config::reload::SourceChange;
+        let change_of = |name: &str| changes.iter().find(|(n, _)| n == name).map(|c| c.1);
+        let stopping: Vec<Rc<SourceStatus>> = self
+            .sources()
+            .into_iter()
+            .filter(|s| change_of(&s.name).is_some())
+            .collect();
+        for s in &stopping {
+            s.stop.stop();
+        }
+        self.room.notify(usize::MAX);
+        loop {
+            let l = self.orchestration.listen();
+            if stopping.iter().all(|s| s.done.get()) {
+                break;
+            }
+            l.await;
+        }
+        let ids = {
+            let mut layout = self.layout.borrow_mut();
+            let ids = layout_ids(&mut layout, &self.options.state_dir, &next)?;
+            let mut windows = self.shared.windows.borrow_mut();
+            for id in windows.len()..layout.dests.len() {
+                let d = layout
+                    .dests
+                    .iter()
+                    .find(|d| usize::from(d.id) == id)
+                    .expect("layout ids are dense");
+                windows.push(Rc::new(Window::from_spec(&d.window)));
+            }
+            ids
+        };
+        let old = self.sources();
+        let statuses: Vec<Rc<SourceStatus>> = next
+            .raw_sources
+            .iter()
+            .map(
+                |r| match (change_of(&r.name), old.iter().find(|s| s.name == r.name)) {
+                    (None, Some(s)) => s.clone(),
+                    _ => Rc::new(SourceStatus::new(&r.name)),
+                },
+            )
+            .collect();
+        let next = Rc::new(next);
+        *self.config.borrow_mut() = next.clone();
+        *self.source_ids.borrow_mut() = ids.sources;
+        *self.dest_ids.borrow_mut() = ids.dests;
+        *self.sources.borrow_mut() = statuses;
+        let mut lines = Vec::new();
+        for (name, change) in changes {
+            match (
+                change,
+                next.raw_sources.iter().position(|r| &r.name == name),
+            ) {
+                (SourceChange::Removed, _) => lines.push(format!(
+                    "raw-source '{name}' removed (stopped; its position is kept)"
+                )),
+                (_, Some(i)) => {
+                    self.start_source(ex, &next, i);
+                    lines.push(format!(
+                        "raw-source '{name}' {}",
+                        if *change == SourceChange::Added {
+                            "added (started)"
+                        } else {
+                            "changed (started again where it stopped)"
+                        }
+                    ));
+                }
+                (_, None) => {}
+            }
+        }
+        self.orchestration.notify(usize::MAX);
+        Ok(lines)
     }
 
     /// Appends again, routed over `m`, every event queued for engine `gone`
@@ -1090,8 +1210,7 @@ impl Core {
         emit: &mut dyn FnMut(NewRecord, &[u8]),
     ) -> std::io::Result<(u64, u64)> {
         let config = self.config();
-        let maps: Vec<&crate::config::Map> =
-            config.esp_maps.iter().flat_map(|m| &m.maps).collect();
+        let maps: Vec<&crate::config::Map> = config.esp_maps.iter().flat_map(|m| &m.maps).collect();
         let redundancy = config.clusters[c].redundancy;
         let mut routers: std::collections::BTreeMap<u16, Router> = Default::default();
         let mut pos = self.shared.journal.borrow().reader(gone);
@@ -1232,7 +1351,7 @@ impl Core {
                         dest: self.dest_ids.borrow()[place],
                         map: place,
                         routes: Routes::default(),
-                        reference: is_reference(m, map),
+                        reference: m.is_reference(map),
                     });
                 }
                 place += 1;
@@ -1705,18 +1824,6 @@ struct SourceRun {
     /// The source's events before the block (None: unknown, after a
     /// version 1 journal), for the records' [`Origin`].
     counted: Option<u64>,
-}
-
-/// Whether map `map` of `m` carries reference data: it multicasts, or its
-/// source is in an orchestration group that others wait for.
-fn is_reference(m: &crate::config::EspMap, map: &crate::config::Map) -> bool {
-    if map.destination.policy == crate::config::Policy::Multicast {
-        return true;
-    }
-    let o = &m.orchestration;
-    o.groups.iter().enumerate().any(|(g, group)| {
-        group.entries.iter().any(|e| e.source == map.source) && o.edges.iter().any(|e| e.0 == g)
-    })
 }
 
 /// Room for one more event in a record, besides the header.

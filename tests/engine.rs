@@ -146,7 +146,7 @@ fn shared(j: Journal<MemStorage>, dir: &Path) -> Rc<Shared<MemStorage>> {
         dead_letters: DeadLetters::new(dir).into(),
         deployed: Default::default(),
         reference: edgecm::journal::reference::Reference::memory(1 << 20).into(),
-        windows: vec![window()],
+        windows: std::cell::RefCell::new(vec![std::rc::Rc::new(window())]),
         failover: Default::default(),
     })
 }

@@ -963,10 +963,9 @@ fn a_sighup_adds_and_removes_engines_under_traffic_and_refuses_what_cannot_chang
     // What cannot change live: refused whole, the engines stay as they are.
     let applied = std::fs::read_to_string(&config).unwrap();
     let renamed = applied
-        .replace("name='trades'", "name='ticks'")
-        .replace("source='trades'", "source='ticks'")
-        .replace("adapter='trades'", "adapter='ticks'");
-    assert_ne!(renamed, applied, "the config names its raw-source 'trades'");
+        .replace("<project name='test'", "<project name='test2'")
+        .replace("model-ref='test'", "model-ref='test2'");
+    assert_ne!(renamed, applied, "the config names its project 'test'");
     std::fs::write(
         &config,
         replace_engine_line(
@@ -982,7 +981,7 @@ fn a_sighup_adds_and_removes_engines_under_traffic_and_refuses_what_cannot_chang
     });
     let log = b.run.this_log();
     assert!(
-        log.contains("raw-source 'ticks' added") && log.contains("systemctl restart edgecm"),
+        log.contains("project 'test2' added") && log.contains("systemctl restart edgecm"),
         "{log}"
     );
     // Not well-formed: refused with where.
@@ -1039,7 +1038,7 @@ fn an_engine_added_over_rest_survives_a_restart_and_a_reload() {
     );
     b.run.signal("HUP");
     b.run
-        .wait_until("the reload", |r| r.this_log().contains("reload: "));
+        .wait_until("the reload", |r| r.this_log().contains("reload: nothing"));
     assert!(
         b.run.this_log().contains("reload: nothing changed"),
         "{}",
@@ -1220,5 +1219,115 @@ fn a_raw_source_and_a_map_inserted_between_two_starts_take_no_ones_place() {
     assert!(
         !log.contains("was rotated"),
         "no source read another's file: {log}"
+    );
+}
+
+/// A reload under traffic adds a raw-source and its map, changes one that
+/// runs (it goes on where it stopped), and removes one that finished:
+/// every trade of both files arrives, none read twice, the removed source
+/// is not read again.
+#[test]
+fn a_sighup_adds_changes_and_removes_sources_under_traffic() {
+    let mut b = broker("join-reload-src", 8_000, Some(2_000), &[], &["-http", "0"]);
+    let port = b.run.admin_port();
+    b.run
+        .wait_until("trades flowing", |r| unique_trades(r, 4) >= 1_000);
+    let config = b.run.config().to_path_buf();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let trades_path = text
+        .split("<property name='fsname'>")
+        .filter_map(|p| p.split('<').next())
+        .find(|p| p.ends_with("trades.csv"))
+        .map(PathBuf::from)
+        .expect("the trades fsname");
+    let extra = trades_path.with_file_name("extra.csv");
+    let shifted: String = (1..=500)
+        .map(|i| {
+            format!(
+                "i,n,{},SYM1,0,1452951000,0,10.5,1000,55000,8,1,1,0,2016-01-16 08:30:00.000001\n",
+                1_000_000 + i
+            )
+        })
+        .collect();
+    std::fs::write(&extra, shifted).unwrap();
+    let source = format!(
+        "<raw-source name='extra' class='fs'><properties><property name='type'>pub</property><property name='fstype'>csv</property><property name='fsname'>{}</property><property name='dateformat'>%Y-%m-%d %H:%M:%S</property></properties></raw-source>",
+        extra.display()
+    );
+    let map = "<map name='extraMap'><from source='extra'/><hash-destination name='dest9' opcode='insert'><publish-target><project-func>project</project-func><contquery-func>query</contquery-func><window-func>trades</window-func></publish-target><fields><field name='broker'/></fields></hash-destination></map>";
+    let restricted_source = text
+        .split("<raw-source name='restrictedSource'")
+        .nth(1)
+        .and_then(|r| r.split("</raw-source>").next())
+        .map(|r| format!("<raw-source name='restrictedSource'{r}</raw-source>"))
+        .unwrap();
+    let restricted_map = text
+        .split("<map name='restrictedMap'>")
+        .nth(1)
+        .and_then(|r| r.split("</map>").next())
+        .map(|r| format!("<map name='restrictedMap'>{r}</map>"))
+        .unwrap();
+    let edited = text
+        .replacen(
+            "<raw-source name='trades'",
+            &format!("{source}<raw-source name='trades'"),
+            1,
+        )
+        .replacen(
+            "<map name='venuesMap'>",
+            &format!("{map}<map name='venuesMap'>"),
+            1,
+        )
+        .replacen(
+            "<property name='blocksize'>50</property>",
+            "<property name='blocksize'>20</property>",
+            1,
+        )
+        .replacen(&restricted_source, "", 1)
+        .replacen(&restricted_map, "", 1)
+        .replacen(
+            "<adapter-entry adapter='restrictedSource' state='finished'/>",
+            "",
+            1,
+        );
+    assert!(!edited.contains("restricted"), "{edited}");
+    std::fs::write(&config, edited).unwrap();
+    b.run.signal("HUP");
+    b.run.wait_until("the reload", |r| {
+        r.this_log().contains(" ms)") || r.this_log().contains("reload refused")
+    });
+    let log = b.run.this_log();
+    assert!(
+        log.contains("raw-source 'extra' added (started)")
+            && log.contains("raw-source 'trades' changed (started again where it stopped)")
+            && log.contains("raw-source 'restrictedSource' removed"),
+        "{log}"
+    );
+    let n = b.trades;
+    b.run.wait_until("every trade of both files", |r| {
+        unique_trades(r, 4) == n + 500
+    });
+    let lines: usize = (0..4)
+        .map(|e| b.run.recorded(e, "project.query.trades").len())
+        .sum();
+    assert!(
+        lines - (n + 500) < 200,
+        "{} trades twice: the changed source did not go on where it stopped",
+        lines - (n + 500)
+    );
+    // Multicast to the three engines (the spare never served).
+    let restricted: usize = (0..3)
+        .map(|e| b.run.recorded(e, "project.query.restrictedSource").len())
+        .sum();
+    assert_eq!(
+        restricted,
+        3 * b.restricted,
+        "the removed source was not read again"
+    );
+    let (_, status) = support::http(port, "GET", &format!("{V1}/status"), "");
+    assert!(
+        status.contains("\"name\": \"extra\"")
+            && !status.contains("\"name\": \"restrictedSource\""),
+        "{status}"
     );
 }

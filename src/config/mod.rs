@@ -31,7 +31,7 @@ use self::xml::{tag, Reader};
 use crate::event::Opcode;
 
 /// A validated Cluster Manager configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The config file as given on the command line.
     pub file: PathBuf,
@@ -76,6 +76,21 @@ pub struct EspMap {
     pub model: usize,
     pub maps: Vec<Map>,
     pub orchestration: Orchestration,
+}
+
+impl EspMap {
+    /// Whether `map` (one of this esp-map's) carries reference data: it
+    /// multicasts, or its source is in an orchestration group that others
+    /// wait for.
+    pub fn is_reference(&self, map: &Map) -> bool {
+        if map.destination.policy == Policy::Multicast {
+            return true;
+        }
+        let o = &self.orchestration;
+        o.groups.iter().enumerate().any(|(g, group)| {
+            group.entries.iter().any(|e| e.source == map.source) && o.edges.iter().any(|e| e.0 == g)
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,16 +1,21 @@
 //! What a reload (SIGHUP, `systemctl reload`) may change live: the plan
 //! from the config as last applied to the one just read. Pure: the daemon
-//! applies the plan through the same paths as the admin API's
-//! `routerEngines` (an added engine gets its projects before any event, a
-//! removed engine's queued events are routed again).
+//! applies it through the same paths as the admin API's `routerEngines` (an
+//! added engine gets its projects before any event, a removed engine's
+//! queued events are routed again), then stops the sources removed or
+//! changed, swaps the config in and starts the sources added or changed.
 //!
-//! Engines and spares change live. Everything else (the manager's name,
-//! projects, raw-sources, esp-maps with their maps, destinations and
-//! orchestration, a cluster's name or redundancy) is refused: the reload is
-//! refused whole, each element is named with why, and the running config
-//! stays. A restart applies them (the journal keeps every accepted event).
+//! Live: engines and spares; raw-sources added, removed or changed (their
+//! properties, or the maps that read them: destinations, policies, opcodes);
+//! esp-maps and maps added or removed; orchestration (for sources that have
+//! not started yet). A source keeps its journal id by name (`layout`), so a
+//! changed one resumes where it stopped. Refused, whole, with each element
+//! and why (the running config stays; a restart applies it): the manager's
+//! name, projects, clusters added, removed, renamed or with another
+//! redundancy, an engine's address under the same name, and an esp-map that
+//! would deploy a project to a cluster whose engines do not run it.
 
-use super::{Cluster, Config, Engine};
+use super::{Cluster, Config, Destination, Engine, RawSource};
 
 /// One live change, in the order to apply it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +51,24 @@ impl Change {
     }
 }
 
+/// What happens to a raw-source's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChange {
+    /// New: started.
+    Added,
+    /// Gone from the config: stopped (its journal id and position kept).
+    Removed,
+    /// Its properties or its maps changed: stopped, and started again from
+    /// where it stopped.
+    Changed,
+}
+
 /// The changes to apply, or why the new config cannot be applied live.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub changes: Vec<Change>,
+    /// Raw-sources by name (of the old config for `Removed`, else the new).
+    pub sources: Vec<(String, SourceChange)>,
     /// One line per element that cannot change live; non-empty: refused whole.
     pub refused: Vec<String>,
 }
@@ -73,20 +92,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         "projects are loaded on engines when they join",
         &mut p.refused,
     );
-    named_diff(
-        "raw-source",
-        &named(&old.raw_sources, |x| &x.name),
-        &named(&new.raw_sources, |x| &x.name),
-        "sources keep their journal positions by their place in the config",
-        &mut p.refused,
-    );
-    named_diff(
-        "esp-map",
-        &named(&old.esp_maps, |x| &x.name),
-        &named(&new.esp_maps, |x| &x.name),
-        "maps, destinations and orchestration are set when sources start",
-        &mut p.refused,
-    );
+    p.sources = sources(old, new);
     // Clusters: the same names in the same order and redundancy; their
     // engines and spares may change.
     let shape = |c: &Cluster| (c.name.clone(), c.redundancy);
@@ -102,6 +108,15 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
             summary(&new.clusters)
         ));
         return p;
+    }
+    for (c, cluster) in new.clusters.iter().enumerate() {
+        let (was, now) = (deployed(old, c), deployed(new, c));
+        for project in now.iter().filter(|p| !was.contains(p)) {
+            p.refused.push(format!(
+                "esp-cluster '{}': an esp-map would deploy project '{project}' to it, which its engines do not run (projects are loaded on engines when they join); {RESTART}",
+                cluster.name
+            ));
+        }
     }
     for (c, (o, n)) in old.clusters.iter().zip(&new.clusters).enumerate() {
         let engines = Members {
@@ -119,8 +134,66 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     }
     if !p.refused.is_empty() {
         p.changes.clear();
+        p.sources.clear();
     }
     p
+}
+
+/// The projects (`project-name`) the esp-maps deploy to cluster `c`.
+fn deployed(config: &Config, c: usize) -> Vec<&str> {
+    let mut out: Vec<&str> = config
+        .esp_maps
+        .iter()
+        .filter(|m| m.cluster == c)
+        .map(|m| config.projects[m.model].project.name.as_str())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// One map that reads a source, as its task uses it: esp-map, cluster and
+/// map names, destination, and whether it carries reference data.
+type FeedSpec<'a> = (&'a str, &'a str, &'a str, &'a Destination, bool);
+
+/// What the task of raw-source `i` of `config` is built from.
+fn task_of(config: &Config, i: usize) -> (&RawSource, Vec<FeedSpec<'_>>) {
+    let feeds = config
+        .esp_maps
+        .iter()
+        .flat_map(|m| m.maps.iter().map(move |map| (m, map)))
+        .filter(|(_, map)| map.source == i)
+        .map(|(m, map)| {
+            (
+                m.name.as_str(),
+                config.clusters[m.cluster].name.as_str(),
+                map.name.as_str(),
+                &map.destination,
+                m.is_reference(map),
+            )
+        })
+        .collect();
+    (&config.raw_sources[i], feeds)
+}
+
+/// Raw-sources added, removed, or changed (properties or maps).
+fn sources(old: &Config, new: &Config) -> Vec<(String, SourceChange)> {
+    let mut out = Vec::new();
+    for (i, s) in new.raw_sources.iter().enumerate() {
+        match old.raw_sources.iter().position(|o| o.name == s.name) {
+            None => out.push((s.name.clone(), SourceChange::Added)),
+            Some(j) if task_of(old, j) != task_of(new, i) => {
+                out.push((s.name.clone(), SourceChange::Changed))
+            }
+            Some(_) => {}
+        }
+    }
+    for s in &old.raw_sources {
+        if !new.raw_sources.iter().any(|n| n.name == s.name) {
+            out.push((s.name.clone(), SourceChange::Removed));
+        }
+    }
+    out
 }
 
 /// `old` as it is once `change` was applied (the base of the next plan).
@@ -278,18 +351,23 @@ mod tests {
     fn what_cannot_change_live_is_named_and_refuses_the_whole_reload() {
         let old = config(&same);
         let new = config(&|t: String| {
-            t.replace("'trades'", "'ticks'").replace(
-                E1,
-                &format!(
-                    "{E1}<esp-engine name='e3' host='127.0.0.1' port='41009' ha_port='41007'/>"
-                ),
-            )
+            t.replace("project name='model'", "project name='model2'")
+                .replace("model-ref='model'", "model-ref='model2'")
+                .replace(
+                    E1,
+                    &format!(
+                        "{E1}<esp-engine name='e3' host='127.0.0.1' port='41009' ha_port='41007'/>"
+                    ),
+                )
         });
         let p = plan(&old, &new);
-        assert!(p.changes.is_empty(), "refused whole: {:?}", p.changes);
+        assert!(
+            p.changes.is_empty() && p.sources.is_empty(),
+            "refused whole: {p:?}"
+        );
         let text = p.refused.join("\n");
-        assert!(text.contains("raw-source 'ticks' added"), "{text}");
-        assert!(text.contains("raw-source 'trades' removed"), "{text}");
+        assert!(text.contains("project 'model2' added"), "{text}");
+        assert!(text.contains("project 'model' removed"), "{text}");
         assert!(text.contains("systemctl restart edgecm"), "{text}");
         // An engine that keeps its name and changes its address.
         let moved = config(&|t: String| t.replace("port='41003'", "port='41013'"));
@@ -309,19 +387,78 @@ mod tests {
             p.refused.iter().any(|r| r.contains("redundancy 2")),
             "{p:?}"
         );
-    }
-
-    #[test]
-    fn reordered_sources_are_refused() {
-        let old = config(&same);
-        let mut new = old.clone();
-        new.raw_sources.swap(0, 1);
-        let p = plan(&old, &new);
+        // An esp-map moved to a cluster whose engines do not run its project.
+        let mut two = old.clone();
+        let mut c2 = two.clusters[0].clone();
+        c2.name = "c2".into();
+        two.clusters.push(c2);
+        let mut moved = two.clone();
+        moved.esp_maps[0].cluster = 1;
+        let p = plan(&two, &moved);
         assert!(
             p.refused
                 .iter()
-                .any(|r| r.contains("raw-sources reordered")),
+                .any(|r| r.contains("esp-cluster 'c2': an esp-map would deploy project 'p1'")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn sources_and_maps_added_removed_and_changed_are_live() {
+        let old = config(&same);
+        let more_map = "<map name='moreMap'><from source='more'/><multicast-destination name='d9'><publish-target><project-func>p1</project-func><contquery-func>cq</contquery-func><window-func>venues</window-func></publish-target></multicast-destination></map>";
+        let more_source = "<raw-source name='more' class='fs'><properties><property name='type'>pub</property><property name='fstype'>csv</property><property name='fsname'>more.csv</property></properties></raw-source>";
+        let new = config(&|t: String| {
+            t.replace("<raw-sources>", &format!("<raw-sources>{more_source}"))
+                .replace("<map name='tradesMap'>", &format!("{more_map}<map name='tradesMap'>"))
+                .replace(
+                    "<property name='fsname'>trades.csv</property>",
+                    "<property name='fsname'>trades.csv</property><property name='blocksize'>7</property>",
+                )
+        });
+        let p = plan(&old, &new);
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        assert_eq!(
+            p.sources,
+            [
+                ("more".to_string(), SourceChange::Added),
+                ("trades".to_string(), SourceChange::Changed)
+            ]
+        );
+        // And back: 'more' removed, trades changed again, venues untouched.
+        let p = plan(&new, &old);
+        assert_eq!(
+            p.sources,
+            [
+                ("trades".to_string(), SourceChange::Changed),
+                ("more".to_string(), SourceChange::Removed)
+            ]
+        );
+        // A map's destination changed: its source restarts.
+        let upsert = config(&|t: String| t.replace("opcode='upsert'", "opcode='insert'"));
+        assert_eq!(
+            plan(&old, &upsert).sources,
+            [("trades".to_string(), SourceChange::Changed)]
+        );
+    }
+
+    #[test]
+    fn sources_moved_in_the_config_are_no_change() {
+        let old = config(&same);
+        let mut new = old.clone();
+        new.raw_sources.swap(0, 1);
+        for m in new.esp_maps.iter_mut().flat_map(|m| m.maps.iter_mut()) {
+            m.source = 1 - m.source;
+        }
+        for g in new
+            .esp_maps
+            .iter_mut()
+            .flat_map(|m| m.orchestration.groups.iter_mut())
+        {
+            for e in &mut g.entries {
+                e.source = 1 - e.source;
+            }
+        }
+        assert_eq!(plan(&old, &new), Plan::default());
     }
 }

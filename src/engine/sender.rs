@@ -194,9 +194,18 @@ pub struct Shared<S: Storage> {
     pub deployed: RefCell<super::deployed::Deployed>,
     /// Reference data kept for engines that get their projects anew.
     pub reference: RefCell<crate::journal::reference::Reference>,
-    /// Target windows by destination index (the journal's `target`).
-    pub windows: Vec<Window>,
+    /// Target windows by destination id (the journal's `target`,
+    /// `journal::layout`). Only ever appended to (a reload adds maps; ids
+    /// are never reused), so a window once looked up stays right.
+    pub windows: RefCell<Vec<Rc<Window>>>,
     pub failover: Failover,
+}
+
+impl<S: Storage> Shared<S> {
+    /// The window of destination id `t`.
+    pub fn window(&self, t: usize) -> Option<Rc<Window>> {
+        self.windows.borrow().get(t).cloned()
+    }
 }
 
 /// What senders and the failover shell share (`failover` module docs).
@@ -754,7 +763,7 @@ impl Sender {
                     return Ok(block.map(Block::closed));
                 }
             }
-            let Some(w) = shared.windows.get(target) else {
+            let Some(w) = shared.window(target) else {
                 if block.is_some() {
                     // Sent first; this record is dealt with on the next round.
                     *pos = before;
@@ -786,7 +795,7 @@ impl Sender {
                 }
             });
             let mark = b.body.len();
-            match event_elements(payload, w, &mut b.body) {
+            match event_elements(payload, &w, &mut b.body) {
                 Ok(_) => {
                     b.end_seq = h.end_seq();
                     b.count += h.count;
@@ -998,7 +1007,7 @@ impl Sender {
 
     /// Sends one block; true when it is done with (acknowledged or dead-lettered).
     async fn publish<S: Storage>(&mut self, shared: &Shared<S>, b: &Block) -> bool {
-        let w = &shared.windows[b.target];
+        let w = shared.window(b.target).expect("a block's window exists");
         let path = format!("{}{}", self.base(), w.inject_path);
         let r = self.put_xml(&path, &b.body, self.settings.timeout).await;
         match classify(&r) {
@@ -1057,7 +1066,7 @@ impl Sender {
                     }
                 }
                 if !self
-                    .dead_letter(shared, w, b.first_seq, b.count, status, &message, &b.body)
+                    .dead_letter(shared, &w, b.first_seq, b.count, status, &message, &b.body)
                     .await
                 {
                     return false;
@@ -1066,7 +1075,7 @@ impl Sender {
                 self.refused_last = true;
                 true
             }
-            Outcome::Lost(why) => self.window_lost(w, why).await,
+            Outcome::Lost(why) => self.window_lost(&w, why).await,
             Outcome::Retry(why) => {
                 if b.records > 1 {
                     self.request_max = (b.body.len() / 2).max(1);
@@ -1158,7 +1167,7 @@ impl Sender {
             };
             let t = usize::from(h.target);
             let wanted = h.seq < r.below && h.wanted_by(self.id, self.cluster_mask);
-            let Some(w) = shared.windows.get(t).filter(|_| wanted) else {
+            let Some(w) = shared.window(t).filter(|_| wanted) else {
                 next = after;
                 continue;
             };
@@ -1173,7 +1182,7 @@ impl Sender {
                 target = Some(t);
             }
             let mark = body.len();
-            if event_elements(&payload, w, &mut body).is_err() {
+            if event_elements(&payload, &w, &mut body).is_err() {
                 body.truncate(mark);
             } else {
                 count += h.count;
@@ -1185,7 +1194,7 @@ impl Sender {
             self.finish_replay(shared, r.sent);
             return;
         };
-        let w = &shared.windows[t];
+        let w = shared.window(t).expect("a replayed record's window exists");
         if w.transactional {
             body.extend_from_slice(b"</transaction>");
         }
@@ -1204,7 +1213,7 @@ impl Sender {
                 self.answered();
                 self.dead_letter(
                     shared,
-                    w,
+                    &w,
                     first.unwrap_or(0),
                     count,
                     status,
@@ -1213,7 +1222,7 @@ impl Sender {
                 )
                 .await
             }
-            Outcome::Lost(why) => self.window_lost(w, why).await,
+            Outcome::Lost(why) => self.window_lost(&w, why).await,
             Outcome::Retry(why) => {
                 self.retry_later(format!("sending reference data to {}: {why}", w.label))
                     .await
