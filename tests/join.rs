@@ -131,6 +131,36 @@ fn put_engine(port: u16, name: &str, xml: &str) -> (u16, String) {
     )
 }
 
+/// A raw-source 'extra' reading `n` more trades (ids from 1,000,001 on)
+/// from `extra.csv` beside the trades file that `config` (the rewritten
+/// config's text) names, and a map 'extraMap' from it to the trades window.
+fn extra_trades(config: &str, n: usize) -> (String, &'static str) {
+    let trades = config
+        .split("<property name='fsname'>")
+        .filter_map(|p| p.split('<').next())
+        .find(|p| p.ends_with("trades.csv"))
+        .map(PathBuf::from)
+        .expect("the trades fsname");
+    let extra = trades.with_file_name("extra.csv");
+    trades_file(&extra, n);
+    let shifted: String = std::fs::read_to_string(&extra)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            f[2] = (1_000_000 + f[2].parse::<u64>().unwrap()).to_string();
+            f.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(&extra, shifted).unwrap();
+    let source = format!(
+        "<raw-source name='extra' class='fs'><properties><property name='type'>pub</property><property name='fstype'>csv</property><property name='fsname'>{}</property><property name='dateformat'>%Y-%m-%d %H:%M:%S</property></properties></raw-source>",
+        extra.display()
+    );
+    let map = "<map name='extraMap'><from source='extra'/><hash-destination name='dest9' opcode='insert'><publish-target><project-func>project</project-func><contquery-func>query</contquery-func><window-func>trades</window-func></publish-target><fields><field name='broker'/></fields></hash-destination></map>";
+    (source, map)
+}
+
 /// Distinct trade ids `engines` recorded.
 fn unique_trades(run: &Run, engines: usize) -> usize {
     run.unique_ids(engines, "project.query.trades")
@@ -1164,30 +1194,7 @@ fn a_raw_source_and_a_map_inserted_between_two_starts_take_no_ones_place() {
     b.run.stop_manager();
     let config = b.run.config().to_path_buf();
     let text = std::fs::read_to_string(&config).unwrap();
-    let trades_path = text
-        .split("<property name='fsname'>")
-        .filter_map(|p| p.split('<').next())
-        .find(|p| p.ends_with("trades.csv"))
-        .map(PathBuf::from)
-        .expect("the trades fsname");
-    // Another trades file in the same folder, ids from 1,000,001 on.
-    let extra = trades_path.with_file_name("extra.csv");
-    trades_file(&extra, 500);
-    let shifted: String = std::fs::read_to_string(&extra)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
-            f[2] = (1_000_000 + f[2].parse::<u64>().unwrap()).to_string();
-            f.join(",") + "\n"
-        })
-        .collect();
-    std::fs::write(&extra, shifted).unwrap();
-    let source = format!(
-        "<raw-source name='extra' class='fs'><properties><property name='type'>pub</property><property name='fstype'>csv</property><property name='fsname'>{}</property><property name='dateformat'>%Y-%m-%d %H:%M:%S</property></properties></raw-source>",
-        extra.display()
-    );
-    let map = "<map name='extraMap'><from source='extra'/><hash-destination name='dest9' opcode='insert'><publish-target><project-func>project</project-func><contquery-func>query</contquery-func><window-func>trades</window-func></publish-target><fields><field name='broker'/></fields></hash-destination></map>";
+    let (source, map) = extra_trades(&text, 500);
     let edited = text
         .replacen("<raw-source name='trades'", &format!("{source}<raw-source name='trades'"), 1)
         .replacen("<map name='venuesMap'>", &format!("{map}<map name='venuesMap'>"), 1)
@@ -1234,27 +1241,7 @@ fn a_sighup_adds_changes_and_removes_sources_under_traffic() {
         .wait_until("trades flowing", |r| unique_trades(r, 4) >= 1_000);
     let config = b.run.config().to_path_buf();
     let text = std::fs::read_to_string(&config).unwrap();
-    let trades_path = text
-        .split("<property name='fsname'>")
-        .filter_map(|p| p.split('<').next())
-        .find(|p| p.ends_with("trades.csv"))
-        .map(PathBuf::from)
-        .expect("the trades fsname");
-    let extra = trades_path.with_file_name("extra.csv");
-    let shifted: String = (1..=500)
-        .map(|i| {
-            format!(
-                "i,n,{},SYM1,0,1452951000,0,10.5,1000,55000,8,1,1,0,2016-01-16 08:30:00.000001\n",
-                1_000_000 + i
-            )
-        })
-        .collect();
-    std::fs::write(&extra, shifted).unwrap();
-    let source = format!(
-        "<raw-source name='extra' class='fs'><properties><property name='type'>pub</property><property name='fstype'>csv</property><property name='fsname'>{}</property><property name='dateformat'>%Y-%m-%d %H:%M:%S</property></properties></raw-source>",
-        extra.display()
-    );
-    let map = "<map name='extraMap'><from source='extra'/><hash-destination name='dest9' opcode='insert'><publish-target><project-func>project</project-func><contquery-func>query</contquery-func><window-func>trades</window-func></publish-target><fields><field name='broker'/></fields></hash-destination></map>";
+    let (source, map) = extra_trades(&text, 500);
     let restricted_source = text
         .split("<raw-source name='restrictedSource'")
         .nth(1)
