@@ -65,6 +65,15 @@ pub fn advertised(bound: std::net::SocketAddr, leader: Option<&str>) -> String {
     }
 }
 
+/// What every manager of a failover cluster must agree on: its raw-sources,
+/// clusters and maps (a standby with another is refused).
+pub fn config_fingerprint(config: &crate::config::Config) -> u64 {
+    fingerprint(&format!(
+        "{:?}{:?}{:?}",
+        config.raw_sources, config.clusters, config.esp_maps
+    ))
+}
+
 /// FNV-1a, 64 bits: the config fingerprint.
 pub fn fingerprint(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

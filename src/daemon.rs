@@ -1140,6 +1140,9 @@ impl Core {
             )
             .collect();
         let next = Rc::new(next);
+        self.node
+            .borrow_mut()
+            .set_config(crate::cluster::config_fingerprint(&next));
         *self.config.borrow_mut() = next.clone();
         *self.source_ids.borrow_mut() = ids.sources;
         *self.dest_ids.borrow_mut() = ids.dests;

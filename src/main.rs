@@ -394,10 +394,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let fingerprint = edgecm::cluster::fingerprint(&format!(
-        "{:?}{:?}{:?}",
-        config.raw_sources, config.clusters, config.esp_maps
-    ));
+    let fingerprint = edgecm::cluster::config_fingerprint(&config);
     let mut options = edgecm::daemon::Options::new(cli.state_dir.clone());
     options.ticktime_ms = cli.ticktime;
     options.retries = cli.retries;

@@ -225,6 +225,12 @@ impl Node {
         }
     }
 
+    /// The config's fingerprint changed (a reload): standbys that register
+    /// from now on must have the new one.
+    pub fn set_config(&mut self, config: u64) {
+        self.config = config;
+    }
+
     /// The first manager of a new cluster: it leads epoch 0 as id 0.
     pub fn leader(me: &str, config: u64, timing: Timing, now: u64) -> Node {
         let mut n = Node::new(me, config, timing, now);
@@ -718,5 +724,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(l.managers().len(), 1);
+        // After a reload to the standby's config, it is taken.
+        l.set_config(8);
+        let mut s = Node::standby("b", "a", 8, timing(), 3);
+        let reg = sends(&s.tick(3));
+        let out = sends(&l.step(4, reg[0].1.clone()));
+        assert!(!out.is_empty());
+        assert_eq!(l.managers().len(), 2, "{out:?}");
     }
 }
