@@ -172,7 +172,8 @@ struct Feed {
 /// Slots a cluster may have beyond its config's engines (added at run time).
 const SLOTS_SPARE: usize = 4;
 
-/// Global engine ids of cluster `c` are `offsets[c]..offsets[c] + capacity[c]`.
+/// Global engine ids of cluster `c` are `offsets[c]..offsets[c] + capacity[c]`
+/// as a first start lays them out (`journal::layout` keeps them after).
 fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
     let mut next = 0usize;
     config
@@ -191,8 +192,25 @@ fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
 /// (`edgecm queue -cluster-manager`; the state dir's `layout` names
 /// sources first). Engines added over the admin API are
 /// not in the config and stay slots.
-pub fn names(config: &Config) -> crate::journal::inspect::Names {
-    let (offsets, _) = engine_offsets(config);
+pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::inspect::Names {
+    // The state dir's cluster ranges (`layout`), else as a first start lays them out.
+    let (fallback, _) = engine_offsets(config);
+    let layout = std::fs::read_to_string(state_dir.join(crate::journal::layout::FILE_NAME))
+        .ok()
+        .and_then(|t| crate::journal::layout::Layout::parse(&t).ok())
+        .unwrap_or_default();
+    let offsets: Vec<u8> = config
+        .clusters
+        .iter()
+        .zip(fallback)
+        .map(|(c, o)| {
+            layout
+                .clusters
+                .iter()
+                .find(|r| r.name == c.name)
+                .map_or(o, |r| r.offset)
+        })
+        .collect();
     let mut engines = std::collections::BTreeMap::new();
     for (c, cl) in config.clusters.iter().enumerate() {
         for (k, e) in cl.engines.iter().enumerate() {
@@ -205,12 +223,10 @@ pub fn names(config: &Config) -> crate::journal::inspect::Names {
     }
 }
 
-/// Reads (or starts) the state dir's layout and gives `config`'s raw-sources
-/// and destinations their journal ids, writing the file when it grew.
-fn open_layout(
-    dir: &std::path::Path,
-    config: &Config,
-) -> Result<(crate::journal::layout::Layout, crate::journal::layout::Ids), String> {
+/// Reads (or starts) the state dir's layout: `config`'s clusters get their
+/// engine slot ranges, its raw-sources and destinations their journal ids;
+/// the file is written when it grew.
+fn open_layout(dir: &std::path::Path, config: &Config) -> Result<LayoutNow, String> {
     use crate::journal::layout::{Layout, FILE_NAME};
     let where_ = || format!("{}/{FILE_NAME}", dir.display());
     let mut layout = match std::fs::read_to_string(dir.join(FILE_NAME)) {
@@ -223,7 +239,18 @@ fn open_layout(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Layout::default(),
         Err(e) => return Err(format!("cannot read {}: {e}", where_())),
     };
-    let ids = layout_ids(&mut layout, dir, config)?;
+    let clusters: Vec<(&str, usize)> = config
+        .clusters
+        .iter()
+        .map(|c| (c.name.as_str(), c.engines.len()))
+        .collect();
+    let (offsets, capacity, ranges_grew) = layout
+        .ranges(&clusters, SLOTS_SPARE)
+        .map_err(|e| format!("{}: {e}", where_()))?;
+    let ids = layout_ids(&mut layout, config)?;
+    if ranges_grew || ids.grew {
+        write_layout(dir, &layout)?;
+    }
     let sources: Vec<&str> = config.raw_sources.iter().map(|s| s.name.as_str()).collect();
     let dests: Vec<String> = config
         .esp_maps
@@ -237,30 +264,50 @@ fn open_layout(
     for (i, &id) in ids.sources.iter().enumerate() {
         if usize::from(id) != i {
             log::info!(
-                "raw-source '{}' keeps its journal id {id} (it is raw-source {} in the config now; {})",
+                "raw-source '{}' keeps its journal id {id} (it is raw-source {} in the config now; {FILE_NAME})",
                 sources[i],
-                i + 1,
-                FILE_NAME
+                i + 1
             );
         }
     }
     for (i, &id) in ids.dests.iter().enumerate() {
         if usize::from(id) != i {
             log::info!(
-                "map '{}' has journal destination id {id} (its window or its place in the config changed; {})",
-                dests[i],
-                FILE_NAME
+                "map '{}' has journal destination id {id} (its window or its place in the config changed; {FILE_NAME})",
+                dests[i]
             );
         }
     }
-    Ok((layout, ids))
+    Ok(LayoutNow {
+        layout,
+        ids,
+        offsets,
+        capacity,
+    })
+}
+
+/// What [`open_layout`] gives the start.
+struct LayoutNow {
+    layout: crate::journal::layout::Layout,
+    ids: crate::journal::layout::Ids,
+    /// Each cluster's first global engine slot and how many it has.
+    offsets: Vec<u8>,
+    capacity: Vec<u8>,
+}
+
+fn write_layout(
+    dir: &std::path::Path,
+    layout: &crate::journal::layout::Layout,
+) -> Result<(), String> {
+    use crate::journal::layout::FILE_NAME;
+    crate::journal::storage::replace_file(dir, FILE_NAME, layout.render().as_bytes())
+        .map_err(|e| format!("cannot write {}/{FILE_NAME}: {e}", dir.display()))
 }
 
 /// The journal ids of `config`'s raw-sources and destinations from
-/// `layout` (new ones added), and the layout file written when it grew.
+/// `layout` (new ones added; the caller writes the file when it grew).
 fn layout_ids(
     layout: &mut crate::journal::layout::Layout,
-    dir: &std::path::Path,
     config: &Config,
 ) -> Result<crate::journal::layout::Ids, String> {
     use crate::journal::layout::{WindowSpec, FILE_NAME};
@@ -277,15 +324,9 @@ fn layout_ids(
             )
         })
         .collect();
-    let where_ = || format!("{}/{FILE_NAME}", dir.display());
-    let ids = layout
+    layout
         .assign(&sources, &dests)
-        .map_err(|e| format!("{}: {e}", where_()))?;
-    if ids.grew {
-        crate::journal::storage::replace_file(dir, FILE_NAME, layout.render().as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", where_()))?;
-    }
-    Ok(ids)
+        .map_err(|e| format!("{FILE_NAME}: {e}"))
 }
 
 pub struct Core {
@@ -436,7 +477,12 @@ impl Core {
             },
         )
         .map_err(|e| format!("failover: {e}"))?;
-        let (offsets, capacity) = engine_offsets(&config);
+        let LayoutNow {
+            layout,
+            ids,
+            offsets,
+            capacity,
+        } = open_layout(&options.state_dir, &config)?;
         let mut memberships = Vec::new();
         let mut known = EngineSet::EMPTY;
         for (c, cl) in config.clusters.iter().enumerate() {
@@ -510,7 +556,6 @@ impl Core {
             .map(|(e, _)| e)
             .filter(|&e| !known.contains(e))
             .collect();
-        let (layout, ids) = open_layout(&options.state_dir, &config)?;
         // Every destination the state dir knows, also of maps since removed
         // (their queued events still go to their window), by journal id.
         let windows = (0..layout.dests.len())
@@ -1116,7 +1161,10 @@ impl Core {
         }
         let ids = {
             let mut layout = self.layout.borrow_mut();
-            let ids = layout_ids(&mut layout, &self.options.state_dir, &next)?;
+            let ids = layout_ids(&mut layout, &next)?;
+            if ids.grew {
+                write_layout(&self.options.state_dir, &layout)?;
+            }
             let mut windows = self.shared.windows.borrow_mut();
             for id in windows.len()..layout.dests.len() {
                 let d = layout

@@ -115,7 +115,7 @@ fn queue(state_dir: &std::path::Path, config: Option<&str>) -> ExitCode {
         .unwrap_or(0);
     let names = match config.map(Config::load) {
         None => Default::default(),
-        Some(Ok(c)) => edgecm::daemon::names(&c),
+        Some(Ok(c)) => edgecm::daemon::names(&c, state_dir),
         Some(Err(e)) => {
             eprint!("{e}");
             return ExitCode::from(1);

@@ -1318,3 +1318,68 @@ fn a_sighup_adds_changes_and_removes_sources_under_traffic() {
         "{status}"
     );
 }
+
+/// A cluster keeps its engine slots (`layout`) when a cluster before it
+/// gains an engine between two starts: its queued events stay its own.
+/// With slot ranges laid out from the engine counts, the second cluster's
+/// range moved by one and its queue was re-routed into the first cluster.
+#[test]
+fn a_cluster_keeps_its_engine_slots_when_another_gains_an_engine() {
+    let shared = support::shared();
+    let input = support::scratch("join-ranges-input");
+    let file = input.join("trades.csv");
+    trades_file(&file, 4_000);
+    let rec5 = input.join("esp5");
+    let args5 = ["-record", rec5.to_str().unwrap()];
+    let mut esp5 = support::StandIn::start(0, &args5);
+    let port5 = esp5.port;
+    // Down from the start: the second cluster's trades queue.
+    esp5.kill();
+    let inputs = BTreeMap::from([("../esp/esppy__broker_surv_trades.csv", file)]);
+    let edit = move |t: String| {
+        t.replace(
+            "</esp-cluster>",
+            &format!("</esp-cluster><esp-cluster name='c2' redundancy='1'><esp-engines><esp-engine name='esp5' host='127.0.0.1' port='1' ha_port='{port5}'/></esp-engines></esp-cluster>"),
+        )
+        .replace(
+            "</esp-map>",
+            "</esp-map><esp-map name='esp-map2' cluster-ref='c2' model-ref='test'><map name='tradesMap2'><from source='trades'/><hash-destination name='d2x' opcode='insert'><publish-target><project-func>project</project-func><contquery-func>query</contquery-func><window-func>trades</window-func></publish-target><fields><field name='broker'/></fields></hash-destination></map></esp-map>",
+        )
+    };
+    let mut run = Run::start_each(
+        "join-ranges",
+        &shared.join("corpus/cm/broker-local.xml"),
+        &vec![vec![]; 4],
+        &inputs,
+        &[],
+        &edit,
+    );
+    run.wait_until("the first cluster took every trade", |r| {
+        r.unique_ids(4, "project.query.trades") == 4_000
+    });
+    run.stop_manager();
+    // esp6 joins the first cluster, after its engines.
+    let (_esp6, xml6) = extra_engine(&run, "esp6");
+    let config = run.config().to_path_buf();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let at = text.find("<esp-engine name='esp3'").unwrap();
+    let end = at + text[at..].find("/>").unwrap() + 2;
+    std::fs::write(&config, format!("{}{xml6}{}", &text[..end], &text[end..])).unwrap();
+    let _esp5 = support::StandIn::start(port5, &args5);
+    run.start_manager();
+    let esp5_ids = |_: &Run| {
+        let mut ids: Vec<String> = support::whole_lines(&rec5.join("project.query.trades.csv"))
+            .into_iter()
+            .filter_map(|l| l.split(',').nth(2).map(str::to_string))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    run.wait_until("esp5 got its cluster's queue", |r| esp5_ids(r) == 4_000);
+    let first: usize = (0..6)
+        .filter(|&e| e != 4)
+        .map(|e| run.recorded(e, "project.query.trades").len())
+        .sum();
+    assert_eq!(first, 4_000, "the second cluster's queue stayed its own");
+}

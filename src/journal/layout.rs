@@ -17,12 +17,22 @@
 //! A state dir without this file (a first start, or one written before it
 //! existed) numbers by config order, as records were numbered then.
 //!
+//! Engines too: the journal names an engine by a global slot, `offset +
+//! slot` of its cluster's range. Ranges were laid out from the engine counts
+//! of the clusters before it, so an engine added to the first cluster (by a
+//! reload, then a restart) moved the second cluster's range by one, and its
+//! queued events were re-routed into the first cluster. Each cluster keeps
+//! its range here by name (at first: its config's engines plus room for
+//! more, as before); the last range grows if its cluster needs more.
+//!
 //! One line per entry, tab-separated:
-//! `source ID NAME` and
-//! `dest ID ESPMAP/MAP PROJECT CONTQUERY WINDOW OPCODE|- 0|1 FIELD[:key],...`.
+//! `source ID NAME`,
+//! `dest ID ESPMAP/MAP PROJECT CONTQUERY WINDOW OPCODE|- 0|1 FIELD[:key],...` and
+//! `cluster NAME OFFSET CAPACITY`.
 
 use crate::config::Destination;
 use crate::event::Opcode;
+use crate::limits::ENGINES_MAX;
 
 pub const FILE_NAME: &str = "layout";
 
@@ -65,11 +75,20 @@ pub struct DestEntry {
     pub window: WindowSpec,
 }
 
+/// A cluster's global engine slots: `offset..offset + capacity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRange {
+    pub name: String,
+    pub offset: u8,
+    pub capacity: u8,
+}
+
 /// Every id given in this state dir.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     pub sources: Vec<(u16, String)>,
     pub dests: Vec<DestEntry>,
+    pub clusters: Vec<ClusterRange>,
 }
 
 /// The ids for one config, and whether the layout gained entries.
@@ -100,6 +119,19 @@ impl Layout {
             };
             match f.as_slice() {
                 ["source", i, name] => l.sources.push((id(i)?, name.to_string())),
+                ["cluster", name, offset, capacity] => {
+                    let slot = |s: &str| {
+                        s.parse::<u8>()
+                            .ok()
+                            .filter(|&n| usize::from(n) <= ENGINES_MAX)
+                            .ok_or_else(|| at(&format!("{s:?} is not a number from 0 to {ENGINES_MAX}")))
+                    };
+                    l.clusters.push(ClusterRange {
+                        name: name.to_string(),
+                        offset: slot(offset)?,
+                        capacity: slot(capacity)?,
+                    });
+                }
                 ["dest", i, name, project, cq, window, opcode, tr, fields] => {
                     let opcode = match *opcode {
                         "-" => None,
@@ -135,7 +167,7 @@ impl Layout {
                 }
                 _ => {
                     return Err(at(
-                        "accepted: source<TAB>ID<TAB>NAME, or dest<TAB>ID<TAB>ESPMAP/MAP<TAB>PROJECT<TAB>CONTQUERY<TAB>WINDOW<TAB>OPCODE|-<TAB>0|1<TAB>FIELDS",
+                        "accepted: source<TAB>ID<TAB>NAME, dest<TAB>ID<TAB>ESPMAP/MAP<TAB>PROJECT<TAB>CONTQUERY<TAB>WINDOW<TAB>OPCODE|-<TAB>0|1<TAB>FIELDS, or cluster<TAB>NAME<TAB>OFFSET<TAB>CAPACITY",
                     ))
                 }
             }
@@ -167,7 +199,74 @@ impl Layout {
                 fields.join(",")
             ));
         }
+        for c in &self.clusters {
+            out.push_str(&format!(
+                "cluster\t{}\t{}\t{}\n",
+                c.name, c.offset, c.capacity
+            ));
+        }
         out
+    }
+
+    /// The slot ranges of `clusters` (name and config engine count, config
+    /// order): the ones this layout has; a new one after the highest end,
+    /// with room for `room` more engines than its config has; the last
+    /// range grows when its cluster needs more. Returns (offsets,
+    /// capacities, grew); fails when a cluster cannot get the slots its
+    /// config's engines need.
+    pub fn ranges(
+        &mut self,
+        clusters: &[(&str, usize)],
+        room: usize,
+    ) -> Result<(Vec<u8>, Vec<u8>, bool), String> {
+        let mut grew = false;
+        let (mut offsets, mut capacities) = (Vec::new(), Vec::new());
+        for &(name, engines) in clusters {
+            let end = |l: &Layout| {
+                l.clusters
+                    .iter()
+                    .map(|c| usize::from(c.offset) + usize::from(c.capacity))
+                    .max()
+                    .unwrap_or(0)
+            };
+            let top = end(self);
+            let r = match self.clusters.iter_mut().find(|c| c.name == name) {
+                Some(r) if usize::from(r.capacity) >= engines => r.clone(),
+                Some(r) if usize::from(r.offset) + usize::from(r.capacity) == top
+                    && usize::from(r.offset) + engines <= ENGINES_MAX =>
+                {
+                    r.capacity = (engines + room).min(ENGINES_MAX - usize::from(r.offset)) as u8;
+                    grew = true;
+                    r.clone()
+                }
+                Some(r) => {
+                    return Err(format!(
+                        "esp-cluster '{name}' has {engines} engines in the config and {} slots in this state dir (they are kept so that other clusters' queued events stay theirs); remove engines, or start with a new state dir once the queue is drained",
+                        r.capacity
+                    ))
+                }
+                None => {
+                    let capacity = (engines + room).min(ENGINES_MAX.saturating_sub(top));
+                    if capacity < engines.max(1) {
+                        return Err(format!(
+                            "esp-cluster '{name}' needs {engines} engine slots and only {} of {ENGINES_MAX} are left",
+                            ENGINES_MAX.saturating_sub(top)
+                        ));
+                    }
+                    let r = ClusterRange {
+                        name: name.to_string(),
+                        offset: top as u8,
+                        capacity: capacity as u8,
+                    };
+                    self.clusters.push(r.clone());
+                    grew = true;
+                    r
+                }
+            };
+            offsets.push(r.offset);
+            capacities.push(r.capacity);
+        }
+        Ok((offsets, capacities, grew))
     }
 
     /// The ids of `sources` (names, config order) and `dests` (`esp-map/map`
@@ -303,6 +402,29 @@ mod tests {
         more.fields.push(("qty".into(), false));
         let ids = l.assign(&[], &[("m/x".into(), more)]).unwrap();
         assert_eq!(ids.dests, [3]);
+    }
+
+    #[test]
+    fn cluster_ranges_stay_by_name_and_the_last_one_grows() {
+        let mut l = Layout::default();
+        let (o, c, grew) = l.ranges(&[("a", 2), ("b", 3)], 4).unwrap();
+        assert_eq!((o, c, grew), (vec![0, 6], vec![6, 7], true));
+        // 'a' gains an engine: its range stays, and so does b's.
+        let (o, c, grew) = l.ranges(&[("a", 3), ("b", 3)], 4).unwrap();
+        assert_eq!((o, c, grew), (vec![0, 6], vec![6, 7], false));
+        // 'b' (the last) needs more: it grows in place.
+        let (o, c, _) = l.ranges(&[("a", 3), ("b", 9)], 4).unwrap();
+        assert_eq!((o, c), (vec![0, 6], vec![6, 13]));
+        // 'a' needs more than its range, with b after it: refused, said why.
+        let e = l.ranges(&[("a", 7), ("b", 3)], 4).unwrap_err();
+        assert!(
+            e.contains("esp-cluster 'a' has 7 engines in the config and 6 slots"),
+            "{e}"
+        );
+        // A new cluster after the highest end; the order in the config does not matter.
+        let (o, _, _) = l.ranges(&[("c", 1), ("a", 1), ("b", 1)], 4).unwrap();
+        assert_eq!(o, vec![19, 0, 6]);
+        assert_eq!(Layout::parse(&l.render()).unwrap(), l);
     }
 
     #[test]
