@@ -483,11 +483,50 @@ impl Core {
             offsets,
             capacity,
         } = open_layout(&options.state_dir, &config)?;
+        let mut layout = layout;
+        let added = crate::engine::added::AddedEngines::open(&options.state_dir);
+        let mut cursors = EngineSet::EMPTY;
+        for (e, _) in journal.engines() {
+            cursors.insert(e);
+        }
+        let mut layout_changed = false;
         let mut memberships = Vec::new();
         let mut known = EngineSet::EMPTY;
         for (c, cl) in config.clusters.iter().enumerate() {
-            let m = Membership::new(&cl.engines, &cl.spares)
+            // Each engine in the slot it had (`layout`); a state dir that
+            // has none for this cluster yet numbers by config order, as
+            // slots were numbered before.
+            let names: Vec<&str> = cl.engines.iter().map(|e| e.name.as_str()).collect();
+            let over_rest: Vec<(u8, &str)> = added
+                .entries()
+                .iter()
+                .filter(|a| a.cluster == cl.name)
+                .map(|a| (a.slot, a.engine.name.as_str()))
+                .collect();
+            let slots: Vec<u8> = if layout.engines.iter().any(|e| e.cluster == cl.name) {
+                let busy =
+                    |s: u8| cursors.contains(offsets[c] + s) || over_rest.iter().any(|r| r.0 == s);
+                let keep = |n: &str| over_rest.iter().any(|r| r.1 == n);
+                let (slots, changed) = layout
+                    .engine_slots(&cl.name, &names, capacity[c], &busy, &keep)
+                    .map_err(|e| format!("{}: {e}", crate::journal::layout::FILE_NAME))?;
+                layout_changed |= changed;
+                slots
+            } else {
+                let none = |_: u8| false;
+                let keep = |_: &str| true;
+                let (slots, _) = layout
+                    .engine_slots(&cl.name, &names, capacity[c], &none, &keep)
+                    .map_err(|e| format!("{}: {e}", crate::journal::layout::FILE_NAME))?;
+                layout_changed = true;
+                slots
+            };
+            let mut m = Membership::new(&[], &cl.spares)
                 .map_err(|e| format!("cluster '{}': {e}", cl.name))?;
+            for (e, &slot) in cl.engines.iter().zip(&slots) {
+                m.add_at(slot, e.clone())
+                    .map_err(|err| format!("cluster '{}': {err}", cl.name))?;
+            }
             for slot in m.slots() {
                 known.insert(offsets[c] + slot.id);
                 journal
@@ -496,9 +535,11 @@ impl Core {
             }
             memberships.push(RefCell::new(m));
         }
+        if layout_changed {
+            write_layout(&options.state_dir, &layout)?;
+        }
         // Engines added over the admin API before this start, in the slots
         // they had (so their queued events are still theirs).
-        let added = crate::engine::added::AddedEngines::open(&options.state_dir);
         for a in added.entries() {
             let Some(c) = config.clusters.iter().position(|c| c.name == a.cluster) else {
                 log::warn!(
@@ -869,8 +910,10 @@ impl Core {
                 ),
             ));
         }
+        let name = engine.name.clone();
         let added = self.memberships[c].borrow_mut().add(engine);
         debug_assert_eq!(added.as_ref().ok(), Some(&slot));
+        self.keep_slot(c, |l, cluster| l.set_engine(cluster, slot, &name));
         self.engines.borrow_mut().push(h);
         self.engine_changed.notify(usize::MAX);
         Ok(id)
@@ -925,6 +968,7 @@ impl Core {
         drop(j);
         self.shared.synced.notify(usize::MAX);
         self.room.notify(usize::MAX);
+        self.keep_slot(c, |l, cluster| l.remove_engine(cluster, &slot.name));
         log::info!(
             "engine '{}' removed from cluster '{}'; {moved} queued events re-routed",
             slot.name,
@@ -953,6 +997,22 @@ impl Core {
         }
         self.engine_changed.notify(usize::MAX);
         Ok(())
+    }
+
+    /// Changes the layout's engine slots of cluster `c` with `change` and
+    /// writes the file when it changed (an engine added or removed live).
+    fn keep_slot(
+        &self,
+        c: usize,
+        change: impl FnOnce(&mut crate::journal::layout::Layout, &str) -> bool,
+    ) {
+        let config = self.config();
+        let mut layout = self.layout.borrow_mut();
+        if change(&mut layout, &config.clusters[c].name) {
+            if let Err(e) = write_layout(&self.options.state_dir, &layout) {
+                log::warn!("{e}; engine slots may be laid out anew at the next start (queues are re-routed then, not lost)");
+            }
+        }
     }
 
     /// Forgets engine `name` of cluster `c` in `engines-added` (removed, or

@@ -1383,3 +1383,68 @@ fn a_cluster_keeps_its_engine_slots_when_another_gains_an_engine() {
         .sum();
     assert_eq!(first, 4_000, "the second cluster's queue stayed its own");
 }
+
+/// An engine inserted before the others in the config between two starts
+/// takes no one's slot (`layout`): an engine's queue stays its own. By
+/// config place, the new engine took esp1's slot, esp1 took esp2's and
+/// with it esp2's queue (the keys hashed to esp2).
+#[test]
+fn an_engine_inserted_first_takes_no_ones_queue() {
+    let no_spare = |t: String| {
+        let at = t.find("<spare-esp-engines>").unwrap();
+        let end = t.find("</spare-esp-engines>").unwrap() + "</spare-esp-engines>".len();
+        format!("{}{}", &t[..at], &t[end..])
+    };
+    let shared = support::shared();
+    let input = support::scratch("join-slots-input");
+    let file = input.join("trades.csv");
+    trades_file(&file, 3_000);
+    let inputs = BTreeMap::from([("../esp/esppy__broker_surv_trades.csv", file)]);
+    let mut run = Run::prepare_each(
+        "join-slots",
+        &shared.join("corpus/cm/broker-local.xml"),
+        &vec![vec![]; 4],
+        &inputs,
+        &[],
+        &no_spare,
+    );
+    // esp2 down from the start, no spare: its share queues.
+    run.engines[1].kill();
+    run.start_manager();
+    run.wait_until("esp1 and esp3 took their shares", |r| {
+        r.unique_ids(4, "project.query.trades") > 1_000
+            && r.this_log().contains("source 'trades': finished")
+    });
+    let before = run.recorded(0, "project.query.trades").len();
+    run.stop_manager();
+    let (_esp6, xml6) = extra_engine(&run, "esp6");
+    let config = run.config().to_path_buf();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "<esp-engine name='esp1'",
+            &format!("{xml6}<esp-engine name='esp1'"),
+            1,
+        ),
+    )
+    .unwrap();
+    run.engines[1].restart();
+    run.start_manager();
+    run.wait_until("every trade", |r| {
+        (0..6)
+            .map(|e| r.recorded(e, "project.query.trades").len())
+            .sum::<usize>()
+            >= 3_000
+    });
+    assert!(
+        !run.recorded(1, "project.query.trades").is_empty(),
+        "esp2 got its queue"
+    );
+    assert_eq!(
+        run.recorded(0, "project.query.trades").len(),
+        before,
+        "esp1 got no one else's queue"
+    );
+    assert_eq!(run.unique_ids(6, "project.query.trades"), 3_000);
+}

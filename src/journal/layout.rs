@@ -23,12 +23,16 @@
 //! reload, then a restart) moved the second cluster's range by one, and its
 //! queued events were re-routed into the first cluster. Each cluster keeps
 //! its range here by name (at first: its config's engines plus room for
-//! more, as before); the last range grows if its cluster needs more.
+//! more, as before); the last range grows if its cluster needs more. And
+//! each engine keeps its slot in its cluster by name: an engine inserted
+//! before the others in the config would otherwise take the next one's
+//! slot, and with it that engine's queue (keys hashed to another engine).
+//! A new engine never gets a slot the journal still holds a queue for.
 //!
 //! One line per entry, tab-separated:
 //! `source ID NAME`,
 //! `dest ID ESPMAP/MAP PROJECT CONTQUERY WINDOW OPCODE|- 0|1 FIELD[:key],...` and
-//! `cluster NAME OFFSET CAPACITY`.
+//! `cluster NAME OFFSET CAPACITY` and `engine CLUSTER SLOT NAME`.
 
 use crate::config::Destination;
 use crate::event::Opcode;
@@ -83,12 +87,21 @@ pub struct ClusterRange {
     pub capacity: u8,
 }
 
+/// An engine's slot in its cluster's range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSlot {
+    pub cluster: String,
+    pub slot: u8,
+    pub name: String,
+}
+
 /// Every id given in this state dir.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     pub sources: Vec<(u16, String)>,
     pub dests: Vec<DestEntry>,
     pub clusters: Vec<ClusterRange>,
+    pub engines: Vec<EngineSlot>,
 }
 
 /// The ids for one config, and whether the layout gained entries.
@@ -119,6 +132,20 @@ impl Layout {
             };
             match f.as_slice() {
                 ["source", i, name] => l.sources.push((id(i)?, name.to_string())),
+                ["engine", cluster, slot, name] => l.engines.push(EngineSlot {
+                    cluster: cluster.to_string(),
+                    slot: slot
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|&n| usize::from(n) < ENGINES_MAX)
+                        .ok_or_else(|| {
+                            at(&format!(
+                                "slot {slot:?} is not a number from 0 to {}",
+                                ENGINES_MAX - 1
+                            ))
+                        })?,
+                    name: name.to_string(),
+                }),
                 ["cluster", name, offset, capacity] => {
                     let slot = |s: &str| {
                         s.parse::<u8>()
@@ -167,7 +194,7 @@ impl Layout {
                 }
                 _ => {
                     return Err(at(
-                        "accepted: source<TAB>ID<TAB>NAME, dest<TAB>ID<TAB>ESPMAP/MAP<TAB>PROJECT<TAB>CONTQUERY<TAB>WINDOW<TAB>OPCODE|-<TAB>0|1<TAB>FIELDS, or cluster<TAB>NAME<TAB>OFFSET<TAB>CAPACITY",
+                        "accepted: source<TAB>ID<TAB>NAME, dest<TAB>ID<TAB>ESPMAP/MAP<TAB>PROJECT<TAB>CONTQUERY<TAB>WINDOW<TAB>OPCODE|-<TAB>0|1<TAB>FIELDS, cluster<TAB>NAME<TAB>OFFSET<TAB>CAPACITY, or engine<TAB>CLUSTER<TAB>SLOT<TAB>NAME",
                     ))
                 }
             }
@@ -205,7 +232,93 @@ impl Layout {
                 c.name, c.offset, c.capacity
             ));
         }
+        for e in &self.engines {
+            out.push_str(&format!("engine\t{}\t{}\t{}\n", e.cluster, e.slot, e.name));
+        }
         out
+    }
+
+    /// The slots of `cluster`'s config engines `names` (in order): each
+    /// keeps the one it had; a new one gets the lowest slot below
+    /// `capacity` that no engine of the cluster has and that is not
+    /// `busy` (the journal holds a queue for it, or an engine added over
+    /// the admin API has it). Entries of engines no longer in `names` are
+    /// dropped, unless `keep` says they are still members (added over the
+    /// admin API). Returns the slots and whether the layout changed.
+    pub fn engine_slots(
+        &mut self,
+        cluster: &str,
+        names: &[&str],
+        capacity: u8,
+        busy: &dyn Fn(u8) -> bool,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<u8>, bool), String> {
+        let before = self.engines.len();
+        self.engines
+            .retain(|e| e.cluster != cluster || names.contains(&e.name.as_str()) || keep(&e.name));
+        let mut changed = self.engines.len() != before;
+        let mut slots = Vec::new();
+        for &name in names {
+            let stored = self
+                .engines
+                .iter()
+                .find(|e| e.cluster == cluster && e.name == name)
+                .map(|e| e.slot)
+                .filter(|&s| s < capacity);
+            let slot = match stored {
+                Some(s) => s,
+                None => {
+                    let taken = |s: u8| {
+                        busy(s)
+                            || self
+                                .engines
+                                .iter()
+                                .any(|e| e.cluster == cluster && e.slot == s)
+                    };
+                    let s = (0..capacity).find(|&s| !taken(s)).ok_or_else(|| {
+                        format!(
+                            "esp-cluster '{cluster}': no free slot for engine '{name}' among its {capacity}"
+                        )
+                    })?;
+                    self.engines
+                        .retain(|e| !(e.cluster == cluster && e.name == name));
+                    self.engines.push(EngineSlot {
+                        cluster: cluster.to_string(),
+                        slot: s,
+                        name: name.to_string(),
+                    });
+                    changed = true;
+                    s
+                }
+            };
+            slots.push(slot);
+        }
+        Ok((slots, changed))
+    }
+
+    /// Records that engine `name` of `cluster` has `slot` (added live);
+    /// false if it had it already.
+    pub fn set_engine(&mut self, cluster: &str, slot: u8, name: &str) -> bool {
+        let e = EngineSlot {
+            cluster: cluster.to_string(),
+            slot,
+            name: name.to_string(),
+        };
+        if self.engines.contains(&e) {
+            return false;
+        }
+        self.engines
+            .retain(|x| !(x.cluster == cluster && (x.name == name || x.slot == slot)));
+        self.engines.push(e);
+        true
+    }
+
+    /// Forgets engine `name` of `cluster` (removed); false if not listed.
+    pub fn remove_engine(&mut self, cluster: &str, name: &str) -> bool {
+        let before = self.engines.len();
+        self.engines
+            .retain(|e| !(e.cluster == cluster && e.name == name));
+        self.engines.len() != before
     }
 
     /// The slot ranges of `clusters` (name and config engine count, config
@@ -424,6 +537,36 @@ mod tests {
         // A new cluster after the highest end; the order in the config does not matter.
         let (o, _, _) = l.ranges(&[("c", 1), ("a", 1), ("b", 1)], 4).unwrap();
         assert_eq!(o, vec![19, 0, 6]);
+        assert_eq!(Layout::parse(&l.render()).unwrap(), l);
+    }
+
+    #[test]
+    fn engines_keep_their_slots_by_name() {
+        let mut l = Layout::default();
+        let free = |_: u8| false;
+        let none = |_: &str| false;
+        let (s, changed) = l.engine_slots("c", &["a", "b"], 6, &free, &none).unwrap();
+        assert_eq!((s, changed), (vec![0, 1], true));
+        // 'x' inserted first: a and b keep theirs, x gets the next free one.
+        let (s, _) = l
+            .engine_slots("c", &["x", "a", "b"], 6, &free, &none)
+            .unwrap();
+        assert_eq!(s, [2, 0, 1]);
+        // a removed: its slot is not given while the journal holds its queue.
+        let busy = |s: u8| s == 0;
+        let (s, _) = l
+            .engine_slots("c", &["x", "b", "y"], 6, &busy, &none)
+            .unwrap();
+        assert_eq!(s, [2, 1, 3]);
+        // Unchanged: nothing to write.
+        let (_, changed) = l
+            .engine_slots("c", &["x", "b", "y"], 6, &free, &none)
+            .unwrap();
+        assert!(!changed);
+        // Live changes.
+        assert!(l.set_engine("c", 4, "z"));
+        assert!(!l.set_engine("c", 4, "z"));
+        assert!(l.remove_engine("c", "z") && !l.remove_engine("c", "z"));
         assert_eq!(Layout::parse(&l.render()).unwrap(), l);
     }
 
