@@ -190,8 +190,7 @@ fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
 
 /// The config's engines by journal slot and its raw-sources by place
 /// (`edgecm queue -cluster-manager`; the state dir's `layout` names
-/// sources first). Engines added over the admin API are
-/// not in the config and stay slots.
+/// sources first, and gives engines their slots, also those added live).
 pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::inspect::Names {
     // The state dir's cluster ranges (`layout`), else as a first start lays them out.
     let (fallback, _) = engine_offsets(config);
@@ -211,10 +210,22 @@ pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::in
                 .map_or(o, |r| r.offset)
         })
         .collect();
+    // Engines in the slots the layout keeps (also those added live), else
+    // in config order.
     let mut engines = std::collections::BTreeMap::new();
     for (c, cl) in config.clusters.iter().enumerate() {
-        for (k, e) in cl.engines.iter().enumerate() {
-            engines.insert(offsets[c] + k as u8, e.name.clone());
+        let kept: Vec<_> = layout
+            .engines
+            .iter()
+            .filter(|e| e.cluster == cl.name)
+            .collect();
+        if kept.is_empty() {
+            for (k, e) in cl.engines.iter().enumerate() {
+                engines.insert(offsets[c] + k as u8, e.name.clone());
+            }
+        }
+        for e in kept {
+            engines.insert(offsets[c] + e.slot, e.name.clone());
         }
     }
     crate::journal::inspect::Names {

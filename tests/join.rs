@@ -1447,4 +1447,20 @@ fn an_engine_inserted_first_takes_no_ones_queue() {
         "esp1 got no one else's queue"
     );
     assert_eq!(run.unique_ids(6, "project.query.trades"), 3_000);
+    // `edgecm queue` names the engines by the slots they have, not by config place.
+    run.stop_manager();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgecm"))
+        .args(["queue", "-state-dir"])
+        .arg(&run.state)
+        .arg("-cluster-manager")
+        .arg(run.config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("esp1 (slot 0)")
+            && text.contains("esp2 (slot 1)")
+            && text.contains("esp6 (slot 3)"),
+        "{text}"
+    );
 }
