@@ -3,7 +3,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edgecm::cli::{self, Command as Sub, DEFAULT_BUFFERSIZE};
@@ -524,24 +524,27 @@ fn http_admin_is_the_4_2_spelling_of_http() {
     assert_eq!(c.http, Some("0.0.0.0:1".parse().unwrap()));
 }
 
-#[test]
-fn standby_with_round_robin_is_refused_and_says_why() {
+/// The demo's project and reference files copied into `dir`, and its config
+/// with engine N's ports set to N (a config that checks; nothing listens).
+fn demo_config_in(dir: &Path) -> String {
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
-    let dir = support::scratch("cli-standby-rr");
     for f in ["surveillance.xml", "venues.csv", "restricted.csv"] {
         std::fs::copy(demo.join(f), dir.join(f)).unwrap();
     }
+    let mut text = std::fs::read_to_string(demo.join("broker-demo.xml")).unwrap();
+    for n in 1..=4 {
+        text = text
+            .replace(&format!("@ESP{n}@"), &n.to_string())
+            .replace(&format!("@PUBSUB{n}@"), &n.to_string());
+    }
+    text
+}
+
+#[test]
+fn standby_with_round_robin_is_refused_and_says_why() {
+    let dir = support::scratch("cli-standby-rr");
+    let mut text = demo_config_in(&dir);
     std::fs::write(dir.join("trades.csv"), "").unwrap();
-    let mut text = std::fs::read_to_string(demo.join("broker-demo.xml"))
-        .unwrap()
-        .replace("@ESP1@", "1")
-        .replace("@ESP2@", "2")
-        .replace("@ESP3@", "3")
-        .replace("@ESP4@", "4")
-        .replace("@PUBSUB1@", "1")
-        .replace("@PUBSUB2@", "2")
-        .replace("@PUBSUB3@", "3")
-        .replace("@PUBSUB4@", "4");
     // The trades map becomes round-robin (no hash fields).
     let start = text.find("<hash-destination").unwrap();
     let fields = text[start..].find("<fields>").unwrap() + start;
@@ -581,20 +584,7 @@ fn standby_with_round_robin_is_refused_and_says_why() {
 #[test]
 fn check_fails_on_a_missing_file_a_stuck_orchestration_and_an_unwritable_state_dir() {
     let dir = support::scratch("cli-preflight");
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
-    for f in ["surveillance.xml", "venues.csv", "restricted.csv"] {
-        std::fs::copy(demo.join(f), dir.join(f)).unwrap();
-    }
-    let base = std::fs::read_to_string(demo.join("broker-demo.xml"))
-        .unwrap()
-        .replace("@ESP1@", "1")
-        .replace("@ESP2@", "2")
-        .replace("@ESP3@", "3")
-        .replace("@ESP4@", "4")
-        .replace("@PUBSUB1@", "1")
-        .replace("@PUBSUB2@", "2")
-        .replace("@PUBSUB3@", "3")
-        .replace("@PUBSUB4@", "4");
+    let base = demo_config_in(&dir);
     let run = |name: &str, text: &str, extra: &[&str]| {
         let cfg = dir.join(name);
         std::fs::write(&cfg, text).unwrap();
