@@ -109,20 +109,19 @@ pub fn frame(
         "{:<26} {:<10} {:>10} {:>10} {:>8}  last minute\n",
         "SOURCE", "STATE", "IN/S", "", ""
     ));
-    let push = |key: String, rate: f64, history: &mut BTreeMap<String, VecDeque<f64>>| {
+    // The rate since the last frame (none before: 0), kept for the sparkline.
+    let mut step = |key: String, count: u64, prev: Option<u64>| {
+        let rate = count.saturating_sub(prev.unwrap_or(count)) as f64 / secs;
         let h = history.entry(key).or_default();
         h.push_back(rate);
         while h.len() > 60 {
             h.pop_front();
         }
-        sparkline(h)
+        (rate, sparkline(h))
     };
     for (name, (state, accepted)) in &now.sources {
-        let prev = before
-            .and_then(|b| b.sources.get(name))
-            .map_or(*accepted, |p| p.1);
-        let rate = accepted.saturating_sub(prev) as f64 / secs;
-        let spark = push(format!("s:{name}"), rate, history);
+        let prev = before.and_then(|b| b.sources.get(name)).map(|p| p.1);
+        let (rate, spark) = step(format!("s:{name}"), *accepted, prev);
         o.push_str(&format!(
             "{name:<26} {state:<10} {rate:>10.0} {:>10} {:>8}  {spark}\n",
             "", ""
@@ -133,11 +132,8 @@ pub fn frame(
         "ENGINE", "STATE", "OUT/S", "BACKLOG", "AGE"
     ));
     for (name, (state, acked, backlog, age)) in &now.engines {
-        let prev = before
-            .and_then(|b| b.engines.get(name))
-            .map_or(*acked, |p| p.1);
-        let rate = acked.saturating_sub(prev) as f64 / secs;
-        let spark = push(format!("e:{name}"), rate, history);
+        let prev = before.and_then(|b| b.engines.get(name)).map(|p| p.1);
+        let (rate, spark) = step(format!("e:{name}"), *acked, prev);
         o.push_str(&format!(
             "{name:<26} {state:<10} {rate:>10.0} {backlog:>10} {:>7}s  {spark}\n",
             age
