@@ -172,48 +172,35 @@ struct Feed {
 /// Slots a cluster may have beyond its config's engines (added at run time).
 const SLOTS_SPARE: usize = 4;
 
-/// Global engine ids of cluster `c` are `offsets[c]..offsets[c] + capacity[c]`
-/// as a first start lays them out (`journal::layout` keeps them after).
-fn engine_offsets(config: &Config) -> (Vec<u8>, Vec<u8>) {
-    let mut next = 0usize;
-    config
-        .clusters
-        .iter()
-        .map(|c| {
-            let o = next.min(crate::limits::ENGINES_MAX - 1);
-            next += c.engines.len() + SLOTS_SPARE;
-            let cap = next.min(crate::limits::ENGINES_MAX) - o;
-            (o as u8, cap as u8)
-        })
-        .unzip()
-}
-
 /// The config's engines by journal slot and its raw-sources by place
 /// (`edgecm queue -cluster-manager`; the state dir's `layout` names
 /// sources first, and gives engines their slots, also those added live).
 pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::inspect::Names {
-    // The state dir's cluster ranges (`layout`), else as a first start lays them out.
-    let (fallback, _) = engine_offsets(config);
-    let layout = std::fs::read_to_string(state_dir.join(crate::journal::layout::FILE_NAME))
+    // The cluster ranges a start would use: the state dir's (`layout`),
+    // laid out as a first start does for clusters it does not have yet.
+    let mut layout = std::fs::read_to_string(state_dir.join(crate::journal::layout::FILE_NAME))
         .ok()
         .and_then(|t| crate::journal::layout::Layout::parse(&t).ok())
         .unwrap_or_default();
-    let offsets: Vec<u8> = config
+    let clusters: Vec<(&str, usize)> = config
         .clusters
         .iter()
-        .zip(fallback)
-        .map(|(c, o)| {
-            layout
-                .clusters
-                .iter()
-                .find(|r| r.name == c.name)
-                .map_or(o, |r| r.offset)
-        })
+        .map(|c| (c.name.as_str(), c.engines.len()))
         .collect();
+    let offsets = match layout.ranges(&clusters, SLOTS_SPARE) {
+        Ok((offsets, _, _)) => offsets,
+        // A start would refuse this config: engines stay slots.
+        Err(_) => Vec::new(),
+    };
     // Engines in the slots the layout keeps (also those added live), else
     // in config order.
     let mut engines = std::collections::BTreeMap::new();
-    for (c, cl) in config.clusters.iter().enumerate() {
+    for (c, cl) in config
+        .clusters
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| *c < offsets.len())
+    {
         let kept: Vec<_> = layout
             .engines
             .iter()
@@ -295,6 +282,20 @@ fn open_layout(dir: &std::path::Path, config: &Config) -> Result<LayoutNow, Stri
         offsets,
         capacity,
     })
+}
+
+/// The windows of the layout's destination ids from `from` on, in id
+/// order; None when an id is missing (the file was edited by hand).
+fn layout_windows(layout: &crate::journal::layout::Layout, from: usize) -> Option<Vec<Rc<Window>>> {
+    (from..layout.dests.len())
+        .map(|id| {
+            layout
+                .dests
+                .iter()
+                .find(|d| usize::from(d.id) == id)
+                .map(|d| Rc::new(Window::from_spec(&d.window)))
+        })
+        .collect()
 }
 
 /// What [`open_layout`] gives the start.
@@ -610,16 +611,7 @@ impl Core {
             .collect();
         // Every destination the state dir knows, also of maps since removed
         // (their queued events still go to their window), by journal id.
-        let windows = (0..layout.dests.len())
-            .map(|id| {
-                layout
-                    .dests
-                    .iter()
-                    .find(|d| usize::from(d.id) == id)
-                    .map(|d| Rc::new(Window::from_spec(&d.window)))
-            })
-            .collect::<Option<Vec<Rc<Window>>>>()
-            .ok_or_else(|| {
+        let windows = layout_windows(&layout, 0).ok_or_else(|| {
                 format!(
                     "{}/{}: destination ids are not 0 to {} each once; restore the file or remove it (then ids follow the config's order)",
                     options.state_dir.display(),
@@ -1237,14 +1229,8 @@ impl Core {
                 write_layout(&self.options.state_dir, &layout)?;
             }
             let mut windows = self.shared.windows.borrow_mut();
-            for id in windows.len()..layout.dests.len() {
-                let d = layout
-                    .dests
-                    .iter()
-                    .find(|d| usize::from(d.id) == id)
-                    .expect("layout ids are dense");
-                windows.push(Rc::new(Window::from_spec(&d.window)));
-            }
+            let new = layout_windows(&layout, windows.len()).expect("layout ids are dense");
+            windows.extend(new);
             ids
         };
         let old = self.sources();
