@@ -1,4 +1,4 @@
-//! The admin REST API on `-http` (ARCHITECTURE §1): `crate::httpd` serves on a
+//! The admin REST API on `-http` (ARCHITECTURE §1): `crate::http::server` serves on a
 //! thread of its own; each request, body read there (at most
 //! [`BODY_MAX`]), is handed to the core over a channel and answered with
 //! what the core replies. The core never blocks on a client.
@@ -69,7 +69,7 @@ impl Reply {
     }
 }
 
-/// Binds `addr` and serves on a new thread (`crate::httpd`, with its
+/// Binds `addr` and serves on a new thread (`crate::http::server`, with its
 /// limits); the calls come out of the returned channel. With `auth`, a
 /// request without accepted credentials gets 401 there and never reaches
 /// the core. Returns the bound address (port 0 picks one).
@@ -79,24 +79,24 @@ pub fn serve(
 ) -> std::io::Result<(SocketAddr, async_channel::Receiver<Call>)> {
     let bound = listener.local_addr()?;
     let (tx, rx) = async_channel::bounded(8);
-    let limits = crate::httpd::Limits {
+    let limits = crate::http::server::Limits {
         body_max: BODY_MAX,
         // A request has this long to arrive whole: a slow client holds one
         // of the connections only briefly.
         read_timeout: std::time::Duration::from_secs(2),
-        ..crate::httpd::Limits::default()
+        ..crate::http::server::Limits::default()
     };
     std::thread::Builder::new()
         .name("admin-http".into())
         .spawn(move || {
             let ex = Rc::new(LocalExecutor::new());
             let auth = Rc::new(auth);
-            let handler = move |rq: crate::httpd::Request| {
+            let handler = move |rq: crate::http::server::Request| {
                 let tx = tx.clone();
                 let auth = auth.clone();
                 async move { answer_http(rq, &tx, auth.as_ref().as_ref()).await }
             };
-            let server = crate::httpd::serve(ex.clone(), listener, limits, None, handler);
+            let server = crate::http::server::serve(ex.clone(), listener, limits, None, handler);
             if let Err(e) = async_io::block_on(ex.run(server)) {
                 log::error!("admin API: {e}");
             }
@@ -107,10 +107,10 @@ pub fn serve(
 /// Checks credentials, hands the request to the core and turns its reply
 /// into a response.
 async fn answer_http(
-    rq: crate::httpd::Request,
+    rq: crate::http::server::Request,
     tx: &async_channel::Sender<Call>,
     auth: Option<&crate::auth::AdminAuth>,
-) -> crate::httpd::Response {
+) -> crate::http::server::Response {
     if let Some(a) = auth {
         if !a.accepts(rq.header("authorization")) {
             log::info!(
@@ -124,7 +124,7 @@ async fn answer_http(
                     "no"
                 }
             );
-            return crate::httpd::Response::text(
+            return crate::http::server::Response::text(
                 401,
                 "credentials required; accepted: Basic with the authinfo entry for this manager's host and -http port, or Bearer with the -admin-token-file token",
             )
@@ -145,7 +145,7 @@ async fn answer_http(
             .await
             .unwrap_or_else(|_| Reply::text(503, "the manager is stopping"))
     };
-    let mut resp = crate::httpd::Response::new(reply.status, reply.content_type, reply.body);
+    let mut resp = crate::http::server::Response::new(reply.status, reply.content_type, reply.body);
     if let Some(allow) = reply.allow {
         resp = resp.with_header("Allow", allow);
     }

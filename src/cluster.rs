@@ -257,7 +257,7 @@ impl Core {
             log::error!("failover: manager address {to:?} has no port number");
             return;
         };
-        let mut client = crate::engine::http::Client::new(host, port)
+        let mut client = crate::http::client::Client::new(host, port)
             .with_auth(self.options.security.for_peer(host, port));
         let path = format!("{}{PATH}", crate::admin::BASES[0]);
         let timeout = Duration::from_millis(self.options.timeout_ms.max(1));

@@ -146,3 +146,27 @@ mod tests {
         assert_eq!(Flags::parse(b"q"), None);
     }
 }
+
+/// Where a source stands after a record's last event: what lets a restart
+/// resume right after it (contract 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Position {
+    #[default]
+    None,
+    /// A file: identity (device, inode) and the byte offset after the event.
+    File { dev: u64, ino: u64, offset: u64 },
+    /// A socket source: its own event sequence.
+    Socket { seq: u64 },
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::None => f.write_str("the start"),
+            Position::File { offset, ino, .. } => {
+                write!(f, "byte {offset} of the file (inode {ino})")
+            }
+            Position::Socket { seq } => write!(f, "socket event {seq}"),
+        }
+    }
+}

@@ -13,14 +13,12 @@ pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod failover;
-pub mod httpd;
+pub mod http;
 pub mod journal;
 pub mod limits;
 pub mod logger;
-pub mod net;
 pub mod route;
 pub mod source;
+pub mod standin;
 pub mod systemd;
-#[cfg(feature = "tls")]
-pub mod tls;
 pub mod top;

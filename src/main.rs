@@ -134,7 +134,7 @@ fn queue(state_dir: &std::path::Path, config: Option<&str>) -> ExitCode {
 }
 
 fn engine(e: &cli::EngineCmd) -> ExitCode {
-    use edgecm::engine::standin::{self, Bases, Settings};
+    use edgecm::standin::{self, Bases, Settings};
     let bases = match Bases::parse(&e.base) {
         Ok(b) => b,
         Err(m) => {
@@ -216,9 +216,9 @@ fn security(
     let mut s = Security::default();
     #[cfg(feature = "tls")]
     if wants_tls {
-        s.tls = Some(edgecm::engine::http::Transport::Tls(edgecm::tls::client(
-            cli.cacert.as_deref(),
-        )?));
+        s.tls = Some(edgecm::http::client::Transport::Tls(
+            edgecm::http::tls::client(cli.cacert.as_deref())?,
+        ));
     }
     #[cfg(not(feature = "tls"))]
     if wants_tls {

@@ -10,9 +10,9 @@ use edgecm::config::project::Schema;
 use edgecm::config::FsType;
 use edgecm::engine::deadletter::DeadLetters;
 use edgecm::engine::encode::{Tag, Window};
-use edgecm::engine::http::{Client, HttpError, BODY_KEEP};
 use edgecm::engine::sender::{Deploy, Sender, Settings, Shared};
 use edgecm::engine::State;
+use edgecm::http::client::{Client, HttpError, BODY_KEEP};
 use edgecm::journal::block::BlockWriter;
 use edgecm::journal::{Journal, Limits, MemStorage, NewRecord, Position};
 use edgecm::route::EngineSet;
@@ -565,7 +565,7 @@ fn an_answer_that_never_comes_times_out() {
 #[test]
 fn output_models_describe_what_is_deployed_and_routed() {
     use edgecm::engine::models::{LOCAL_CONTQUERY, LOCAL_PROJECT};
-    use edgecm::engine::standin::{Settings, StandIn};
+    use edgecm::standin::{Settings, StandIn};
     let cfg = support::shared().join("corpus/cm/broker-local.xml");
     let config = edgecm::config::Config::load(cfg.to_str().unwrap()).expect("broker-local");
     // The local project: read by the stand-in's model reader, and loaded.

@@ -2,7 +2,7 @@
 //! with its limits, the credential check, and the router.
 #![no_main]
 
-use edgecm::httpd::{parse_head, Limits};
+use edgecm::http::server::{parse_head, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

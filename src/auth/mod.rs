@@ -87,26 +87,30 @@ impl fmt::Debug for Credential {
     }
 }
 
-impl Credential {
+impl crate::http::Authorize for Credential {
     /// The header value to send now (fetching a token if there is none
     /// valid).
-    pub async fn header(
+    fn header(
         &self,
         timeout: std::time::Duration,
-    ) -> Result<String, crate::engine::http::HttpError> {
-        match self {
-            Credential::Fixed(h) => Ok(h.clone()),
-            Credential::Token(t) => t.header(timeout).await,
-        }
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, crate::http::client::HttpError>> + '_>,
+    > {
+        Box::pin(async move {
+            match self {
+                Credential::Fixed(h) => Ok(h.clone()),
+                Credential::Token(t) => t.header(timeout).await,
+            }
+        })
     }
 
     /// A 401 can be cured by a new token.
-    pub fn refreshable(&self) -> bool {
+    fn refreshable(&self) -> bool {
         matches!(self, Credential::Token(_))
     }
 
     /// Forgets the current token (after a 401).
-    pub fn invalidate(&self) {
+    fn invalidate(&self) {
         if let Credential::Token(t) = self {
             t.invalidate();
         }
@@ -161,7 +165,7 @@ impl EngineAuth {
 #[derive(Clone, Default)]
 pub struct Security {
     /// HTTPS for `tls="true"` engines; `None` when no engine asked for it.
-    pub tls: Option<crate::engine::http::Transport>,
+    pub tls: Option<crate::http::client::Transport>,
     /// `-auth`: credentials for engines with `<auth-user>`.
     pub engines: Option<Rc<EngineAuth>>,
     /// `-admin-token-file`'s token, also sent to peer managers that have no
@@ -187,7 +191,7 @@ impl Security {
     pub fn for_engine(
         &self,
         engine: &crate::config::Engine,
-    ) -> Result<(crate::engine::http::Transport, Option<Rc<Credential>>), String> {
+    ) -> Result<(crate::http::client::Transport, Option<Rc<Credential>>), String> {
         let transport = if engine.tls {
             self.tls.clone().ok_or_else(|| {
                 format!(
@@ -201,7 +205,7 @@ impl Security {
                 )
             })?
         } else {
-            crate::engine::http::Transport::Plain
+            crate::http::client::Transport::Plain
         };
         let cred = match (&self.engines, &engine.auth_user) {
             (Some(ea), Some(user)) => Some(Rc::new(ea.for_engine(

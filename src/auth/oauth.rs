@@ -18,7 +18,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{basic, Grant};
-use crate::engine::http::{Client, HttpError, Transport};
+use crate::http::client::{Client, HttpError, Transport};
 
 /// Where tokens come from.
 #[derive(Clone)]
@@ -87,7 +87,7 @@ impl Endpoint {
         format!(
             "{}://{}{}",
             self.transport.scheme(),
-            crate::net::authority(&self.host, self.port),
+            crate::http::resolve::authority(&self.host, self.port),
             self.path
         )
     }

@@ -38,15 +38,13 @@ pub mod added;
 pub mod deadletter;
 pub mod deployed;
 pub mod encode;
-pub mod http;
 pub mod models;
 pub mod sender;
-pub mod standin;
 
 use std::fmt;
 use std::time::Duration;
 
-use self::http::{HttpError, Response};
+use crate::http::client::{HttpError, Response};
 
 /// The two REST roots ESP servers answer under (esp-protocol.md §2.1).
 pub const BASE_V1: &str = "/eventStreamProcessing/v1";

@@ -10,8 +10,8 @@
 
 use super::deadletter::{DeadLetters, Letter};
 use super::encode::{event_elements, Window};
-use super::http::{Client, HttpError, Response};
 use super::{classify, Backoff, Health, Outcome, State, BASES};
+use crate::http::client::{Client, HttpError, Response};
 use crate::journal::{Header, Journal, ReadPos, Storage, REROUTED};
 use crate::route::EngineId;
 use async_io::Timer;
@@ -429,7 +429,7 @@ impl Sender {
     /// Reaches the engine over `t` with `auth` (TLS, credentials).
     pub fn reaching_with(
         mut self,
-        t: crate::engine::http::Transport,
+        t: crate::http::client::Transport,
         auth: Option<Rc<crate::auth::Credential>>,
     ) -> Sender {
         let c = std::mem::replace(&mut self.client, Client::new("", 0));

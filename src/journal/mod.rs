@@ -83,8 +83,9 @@ pub mod record;
 pub mod reference;
 pub mod storage;
 
+pub use crate::event::Position;
 pub use queue::{Full, Journal, Limits, NewRecord, ReadPos, Recovery};
-pub use record::{Header, Origin, Position, REROUTED};
+pub use record::{Header, Origin, REROUTED};
 pub use storage::{DirStorage, MemStorage, Storage};
 
 /// Largest segment file. 8 MiB: large enough that a 1 GiB journal is only

@@ -18,9 +18,10 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::record::{self, Header, Origin, Parsed, Position};
+use super::record::{self, Header, Origin, Parsed};
 use super::storage::Storage;
 use super::{crc, SEGMENT_MAX};
+use crate::event::Position;
 use crate::route::{EngineId, EngineSet};
 
 /// Caps; reaching one is backpressure, never loss (contract 4).

@@ -5,6 +5,7 @@ use std::io;
 
 use super::crc;
 use super::RECORD_MAX;
+use crate::event::Position;
 use crate::route::{EngineId, EngineSet};
 
 pub const MAGIC: u16 = 0xec0a;
@@ -21,30 +22,6 @@ pub const HEADER_LEN: usize = 96;
 pub const HEADER_LEN_V1: usize = 72;
 /// Bytes before the body: magic, version, kind, body_len, crc.
 const PREFIX_LEN: usize = 12;
-
-/// Where a source stands after a record's last event: what lets a restart
-/// resume right after it (contract 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Position {
-    #[default]
-    None,
-    /// A file: identity (device, inode) and the byte offset after the event.
-    File { dev: u64, ino: u64, offset: u64 },
-    /// A socket source: its own event sequence.
-    Socket { seq: u64 },
-}
-
-impl std::fmt::Display for Position {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Position::None => f.write_str("the start"),
-            Position::File { offset, ino, .. } => {
-                write!(f, "byte {offset} of the file (inode {ino})")
-            }
-            Position::Socket { seq } => write!(f, "socket event {seq}"),
-        }
-    }
-}
 
 /// The `source` of records holding events re-routed from a removed engine:
 /// they carry no source position ([`Position::None`]).

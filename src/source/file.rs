@@ -14,7 +14,7 @@
 use super::watch::Watch;
 use super::{Next, Pacer, SourceError, Stats};
 use crate::config::fs::{FsName, FsSource};
-use crate::journal::Position;
+use crate::event::Position;
 use crate::source::{Decoder, Layout, Options, Reader, Step};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

@@ -21,7 +21,7 @@
 
 use super::{Next, SourceError, Stats};
 use crate::config::fs::{FsName, FsSource};
-use crate::journal::Position;
+use crate::event::Position;
 use crate::source::{Decoder, Layout, Options, Reader, Step};
 use async_io::{Async, Timer};
 use futures_lite::future;

@@ -8,16 +8,16 @@
 //! read there and the connection is closed, so a 10 MB or endless answer
 //! costs neither memory nor time. A response that is not HTTP is an error,
 //! never a panic. Any error closes the connection; the next request opens a
-//! new one, resolving the host again (see `crate::net`).
+//! new one, resolving the host again (see `crate::http::resolve`).
 //!
-//! With [`Client::with_tls`] the connection is HTTPS (rustls, `crate::tls`),
+//! With [`Client::with_tls`] the connection is HTTPS (rustls, `crate::http::tls`),
 //! the handshake inside the request's deadline; a failed handshake or
 //! certificate check is [`HttpError::Tls`] with rustls's reason. With
 //! [`Client::with_auth`] each request carries `Authorization` from a
-//! [`Credential`]; a 401 to a bearer token fetches a new token and sends
+//! [`Authorize`] (the credential, from `auth`); a 401 to a bearer token fetches a new token and sends
 //! the request once more. The header is never logged or put in an error.
 
-use crate::auth::Credential;
+use super::Authorize;
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::fmt;
@@ -146,7 +146,7 @@ pub enum Transport {
     #[default]
     Plain,
     #[cfg(feature = "tls")]
-    Tls(crate::tls::TlsConnector),
+    Tls(crate::http::tls::TlsConnector),
 }
 
 impl Transport {
@@ -262,7 +262,7 @@ pub struct Client {
     conn: Option<Conn>,
     head: Vec<u8>,
     transport: Transport,
-    auth: Option<Rc<Credential>>,
+    auth: Option<Rc<dyn Authorize>>,
     accept: &'static str,
     /// Where to connect instead of where `host` resolves (`Host` and TLS
     /// still name `host`).
@@ -274,7 +274,7 @@ impl Client {
         Client {
             host: host.to_string(),
             port,
-            authority: crate::net::authority(host, port),
+            authority: crate::http::resolve::authority(host, port),
             conn: None,
             head: Vec::new(),
             transport: Transport::Plain,
@@ -304,8 +304,8 @@ impl Client {
     }
 
     /// Sends `Authorization` from `c` with every request.
-    pub fn with_auth(mut self, c: Option<Rc<Credential>>) -> Client {
-        self.auth = c;
+    pub fn with_auth<A: Authorize + 'static>(mut self, c: Option<Rc<A>>) -> Client {
+        self.auth = c.map(|a| a as Rc<dyn Authorize>);
         self
     }
 
@@ -393,7 +393,7 @@ impl Client {
             Some((h, p)) => (h.as_str(), *p),
             None => (self.host.as_str(), self.port),
         };
-        let addrs = crate::net::resolve(host, port, timeout)
+        let addrs = crate::http::resolve::resolve(host, port, timeout)
             .await
             .map_err(HttpError::Resolve)?;
         let mut last = None;
@@ -404,8 +404,8 @@ impl Client {
                         Transport::Plain => Stream::Plain(tcp),
                         #[cfg(feature = "tls")]
                         Transport::Tls(c) => {
-                            let name =
-                                crate::tls::server_name(&self.host).map_err(HttpError::Tls)?;
+                            let name = crate::http::tls::server_name(&self.host)
+                                .map_err(HttpError::Tls)?;
                             let s = c.connect(name, tcp).await.map_err(|e| {
                                 HttpError::Tls(format!("handshake with {}: {e}", self.authority))
                             })?;
@@ -637,7 +637,7 @@ fn head_of(r: &httparse::Response, n: usize, head_only: bool) -> Result<Head, St
                 return Err(format!("transfer-encoding {:?}", shown(h.value)));
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            keep = crate::httpd::connection_keeps(h.value, keep);
+            keep = crate::http::server::connection_keeps(h.value, keep);
         }
     }
     let framing = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {

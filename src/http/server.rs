@@ -36,7 +36,7 @@ use std::time::Duration;
 
 /// What TLS a server speaks (nothing in a plaintext-only build).
 #[cfg(feature = "tls")]
-pub type Acceptor = crate::tls::TlsAcceptor;
+pub type Acceptor = crate::http::tls::TlsAcceptor;
 #[cfg(not(feature = "tls"))]
 #[derive(Clone)]
 pub enum Acceptor {}
