@@ -531,7 +531,7 @@ impl Core {
             Route::Cluster => {
                 let r = std::str::from_utf8(&call.body)
                     .map_err(|e| format!("body: not UTF-8 text: {e}"))
-                    .and_then(|t| self.cluster_receive(t));
+                    .and_then(|t| self.failover_receive(t));
                 match r {
                     Ok(()) => Reply::text(200, "ok".to_string()),
                     Err(e) => Reply::text(400, format!("POST cluster {e}")),

@@ -6,7 +6,6 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -394,7 +394,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let fingerprint = edgecm::cluster::config_fingerprint(&config);
+    let fingerprint = edgecm::config::fingerprint::config_fingerprint(&config);
     let mut options = edgecm::daemon::Options::new(cli.state_dir.clone());
     options.ticktime_ms = cli.ticktime;
     options.retries = cli.retries;
@@ -456,10 +456,10 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         None => None,
     };
     options.security = security;
-    options.cluster = edgecm::cluster::ClusterOptions {
+    options.failover = edgecm::daemon::failover::FailoverOptions {
         me: admin
             .as_ref()
-            .map(|(bound, _)| edgecm::cluster::advertised(*bound, cli.standby.as_deref())),
+            .map(|(bound, _)| edgecm::daemon::failover::advertised(*bound, cli.standby.as_deref())),
         standby: cli.standby.clone(),
         fingerprint,
     };

@@ -11,6 +11,7 @@
 //! Our two extensions: `hash-destination/@durable` (the durable hash policy)
 //! and `esp-engine/@tls` (HTTPS to that engine).
 
+pub mod fingerprint;
 pub mod fs;
 pub mod preflight;
 pub mod project;

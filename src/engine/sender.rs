@@ -75,7 +75,7 @@ impl Deploy {
             .unwrap_or_else(|_| (xml.to_string(), 0));
         Deploy {
             name: name.to_string(),
-            fingerprint: crate::cluster::fingerprint(&xml),
+            fingerprint: crate::config::fingerprint::fingerprint(&xml),
             xml,
             publishers_removed,
         }

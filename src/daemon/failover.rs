@@ -5,7 +5,7 @@
 //! engine's sender); what the node must keep across restarts is saved in
 //! `{state-dir}/cluster`.
 
-use crate::daemon::Core;
+use super::Core;
 use crate::failover::{wire, Msg, Node, Out, Role, Timing};
 use crate::journal::Storage;
 use async_executor::LocalExecutor;
@@ -22,7 +22,7 @@ const SAVED_FILE: &str = "cluster";
 
 /// How this manager takes part in failover (from the command line).
 #[derive(Debug, Clone, Default)]
-pub struct ClusterOptions {
+pub struct FailoverOptions {
     /// The address other managers reach this one at (its admin API).
     pub me: Option<String>,
     /// `-standby HOST:PORT`: the leader to register with.
@@ -65,25 +65,9 @@ pub fn advertised(bound: std::net::SocketAddr, leader: Option<&str>) -> String {
     }
 }
 
-/// What every manager of a failover cluster must agree on: its raw-sources,
-/// clusters and maps (a standby with another is refused).
-pub fn config_fingerprint(config: &crate::config::Config) -> u64 {
-    fingerprint(&format!(
-        "{:?}{:?}{:?}",
-        config.raw_sources, config.clusters, config.esp_maps
-    ))
-}
-
-/// FNV-1a, 64 bits: the config fingerprint.
-pub fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The node a manager starts with: what it saved, else a standby of
 /// `-standby`, else the leader of a new cluster.
-pub fn start_node(state_dir: &Path, o: &ClusterOptions, timing: Timing) -> Result<Node, String> {
+pub fn start_node(state_dir: &Path, o: &FailoverOptions, timing: Timing) -> Result<Node, String> {
     let me = o.me.clone().unwrap_or_else(|| "local".to_string());
     let path = state_dir.join(SAVED_FILE);
     match std::fs::read_to_string(&path) {
@@ -127,7 +111,7 @@ impl Core {
     }
 
     /// A message from another manager, as the admin API received it.
-    pub(crate) fn cluster_receive(&self, body: &str) -> Result<(), String> {
+    pub(crate) fn failover_receive(&self, body: &str) -> Result<(), String> {
         let msg = wire::decode("body", body)?;
         self.traffic
             .received_messages
@@ -135,14 +119,14 @@ impl Core {
         self.traffic
             .received_bytes
             .set(self.traffic.received_bytes.get() + body.len() as u64);
-        let _ = self.cluster_inbox.0.try_send(msg);
+        let _ = self.failover_inbox.0.try_send(msg);
         Ok(())
     }
 
     /// Runs the protocol until the manager stops.
-    pub(crate) async fn cluster(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+    pub(crate) async fn run_failover(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
         let mut saved = self.node.borrow().saved();
-        let inbox = self.cluster_inbox.1.clone();
+        let inbox = self.failover_inbox.1.clone();
         loop {
             let progress = self.shared.failover.progress.listen();
             let wake = self.node.borrow().next_wake();
@@ -178,7 +162,7 @@ impl Core {
                 }
             }
             for o in outs {
-                self.cluster_out(ex, o);
+                self.failover_out(ex, o);
             }
             let now_saved = self.node.borrow().saved();
             if now_saved != saved {
@@ -200,12 +184,12 @@ impl Core {
         }
     }
 
-    fn cluster_out(self: &Rc<Self>, ex: &LocalExecutor<'_>, o: Out) {
+    fn failover_out(self: &Rc<Self>, ex: &LocalExecutor<'_>, o: Out) {
         let f = &self.shared.failover;
         match o {
             Out::Send { to, msg } => {
                 let core = self.clone();
-                ex.spawn(async move { core.cluster_send(&to, &msg).await })
+                ex.spawn(async move { core.peer_send(&to, &msg).await })
                     .detach();
             }
             Out::Role { from, to, epoch } => {
@@ -246,7 +230,7 @@ impl Core {
         }
     }
 
-    async fn cluster_send(&self, to: &str, msg: &Msg) {
+    async fn peer_send(&self, to: &str, msg: &Msg) {
         let body = wire::encode(msg);
         let Some((host, port)) = to.rsplit_once(':') else {
             log::error!("failover: manager address {to:?} has no port");
@@ -309,12 +293,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprints_differ_with_the_text() {
-        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
-        assert_ne!(fingerprint("<a/>"), fingerprint("<b/>"));
-    }
-
-    #[test]
     fn a_saved_cluster_file_restarts_a_manager_that_does_not_lead_at_once() {
         let dir = std::env::temp_dir().join(format!("edgecm-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -322,7 +300,7 @@ mod tests {
             tick_ms: 100,
             retries: 2,
         };
-        let o = ClusterOptions {
+        let o = FailoverOptions {
             me: Some("127.0.0.1:1".into()),
             standby: None,
             fingerprint: 9,

@@ -1,0 +1,125 @@
+//! The group commit (contract 5) and the progress line.
+
+use super::*;
+
+impl Core {
+    /// Group commit: syncs appended records and cursor changes, at most
+    /// `commit_every` after the first change or at `commit_bytes` pending.
+    pub(super) async fn committer(self: Rc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            let l = self.appended.listen();
+            let a = self.shared.acked.listen();
+            let (pending, cursors) = {
+                let j = self.shared.journal.borrow();
+                (j.next_seq() > j.synced_seq(), !j.cursors_synced())
+            };
+            if !pending && !cursors {
+                future::or(l, a).await;
+                continue;
+            }
+            let due = Instant::now() + self.options.commit_every;
+            loop {
+                if self.shared.journal.borrow().pending_bytes() >= self.options.commit_bytes {
+                    break;
+                }
+                let l = self.appended.listen();
+                let more = future::or(
+                    async {
+                        l.await;
+                        true
+                    },
+                    async {
+                        Timer::at(due).await;
+                        false
+                    },
+                )
+                .await;
+                if !more {
+                    break;
+                }
+            }
+            // Dead letters and reference data first: an acknowledgement of a
+            // refused block is never on flash before its letter, and whatever
+            // the journal holds, the reference store holds too.
+            let r = self.shared.dead_letters.borrow_mut().sync();
+            let r = r.and_then(|()| self.shared.reference.borrow_mut().sync());
+            let r = r.and_then(|()| self.shared.journal.borrow_mut().sync().map(|_| ()));
+            match r {
+                Ok(()) => {
+                    if failures > 0 {
+                        log::info!("journal: syncing works again");
+                    }
+                    failures = 0;
+                    self.shared.synced.notify(usize::MAX);
+                    self.room.notify(usize::MAX);
+                    let held = {
+                        let j = self.shared.journal.borrow();
+                        j.next_seq() > j.synced_seq()
+                    };
+                    if held {
+                        // The filesystem is full: records wait in RAM while
+                        // engines drain. Try again after an acknowledgement
+                        // (or a moment), not in a loop that starves them.
+                        let a = self.shared.acked.listen();
+                        future::or(a, unit(Timer::after(Duration::from_millis(200)))).await;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        log::error!(
+                            "journal: sync failed ({failures} in a row), events stay in RAM and sources pause: {e}"
+                        );
+                    }
+                    Timer::after(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+                }
+            }
+        }
+    }
+
+    /// Logs a progress line every `-progress-s` while events move (silent
+    /// when idle), and what each orchestration group waits for, each minute.
+    pub(super) async fn progress(self: Rc<Self>) {
+        let every = self.options.progress;
+        let mut last = (0u64, 0u64);
+        let mut waits_said = Instant::now();
+        loop {
+            let tick = if every.is_zero() {
+                Duration::from_secs(60)
+            } else {
+                every.min(Duration::from_secs(60))
+            };
+            Timer::after(tick).await;
+            if !every.is_zero() {
+                let accepted: u64 = self.sources().iter().map(|s| s.accepted.get()).sum();
+                let (acked, backlog) = {
+                    let j = self.shared.journal.borrow();
+                    self.engines
+                        .borrow()
+                        .iter()
+                        .fold((0u64, 0u64), |(a, b), e| {
+                            (a + e.status.get().acked_events, b + j.backlog(e.id))
+                        })
+                };
+                let (din, dout) = (accepted - last.0.min(accepted), acked - last.1.min(acked));
+                if din > 0 || dout > 0 {
+                    let secs = every.as_secs_f64();
+                    log::info!(
+                        "progress: {:.0} events/s in, {:.0} events/s acknowledged, backlog {backlog} events, journal {} bytes",
+                        din as f64 / secs,
+                        dout as f64 / secs,
+                        self.shared.journal.borrow().bytes()
+                    );
+                }
+                last = (accepted, acked);
+            }
+            if waits_said.elapsed() >= Duration::from_secs(60) {
+                waits_said = Instant::now();
+                for w in self.orchestration_waits() {
+                    log::info!("orchestration: {w}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The engines' supervision: a sender per slot, spares swapped in for
+//! failed engines, engines added and removed at run time, and the events
+//! queued for a removed engine routed again over those left.
+
+use super::*;
+
+/// One engine slot and its sender.
+pub struct EngineHandle {
+    /// Global id: the journal's engine (cluster offset + slot id).
+    pub id: EngineId,
+    pub cluster: usize,
+    /// The slot's name (a spare serving it keeps the name).
+    pub name: String,
+    pub status: Rc<Watched>,
+    pub stop: Rc<Stop>,
+    /// The failure was handled (spare swapped in, or none left).
+    pub(super) down: bool,
+}
+
+impl Core {
+    /// The projects deployed to engines of cluster `c`.
+    pub(super) fn deploys(&self, c: usize) -> Vec<Rc<Deploy>> {
+        let mut out: Vec<Rc<Deploy>> = Vec::new();
+        for m in self.config().esp_maps.iter().filter(|m| m.cluster == c) {
+            // Loaded under its `project-name` (what `project-func` names);
+            // `<project name>` is only the config's handle for `model-ref`.
+            let p = &self.config().projects[m.model].project;
+            if !out.iter().any(|d| d.name == p.name) {
+                out.push(Rc::new(Deploy::new(&p.name, &p.xml)));
+            }
+        }
+        out
+    }
+
+    /// Starts a sender for every engine slot.
+    pub fn start_engines(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        for (c, m) in self.memberships.iter().enumerate() {
+            for slot in m.borrow().slots() {
+                let h = self.spawn_sender(ex, c, slot.id, &slot.name, &slot.engine);
+                self.engines.borrow_mut().push(h);
+            }
+        }
+    }
+
+    /// Starts the sender of slot `slot` of cluster `c`, served by `engine`.
+    pub(super) fn spawn_sender(
+        &self,
+        ex: &LocalExecutor<'_>,
+        c: usize,
+        slot: EngineId,
+        name: &str,
+        engine: &crate::config::Engine,
+    ) -> EngineHandle {
+        let id = self.offsets[c] + slot;
+        // Logs name the engine serving the slot (a spare by its own name).
+        let first = u32::from(self.offsets[c]);
+        let n = u32::from(self.capacity[c]);
+        let cluster_mask = (first..first + n).fold(0u64, |m, i| m | (1u64 << i));
+        let s = Sender::new(
+            id,
+            &engine.name,
+            &engine.host,
+            engine.ha_port,
+            self.deploys(c),
+            self.settings(),
+        )
+        .in_cluster(cluster_mask)
+        .at(&engine.prefix, engine.connect.clone())
+        .watched_by(self.engine_changed.clone());
+        // Checked at start for configured engines; one added later without
+        // what it needs is still started, and its requests fail visibly.
+        let s = match self.options.security.for_engine(engine) {
+            Ok((t, c)) => s.reaching_with(t, c),
+            Err(e) => {
+                log::error!("{e}");
+                s
+            }
+        };
+        let h = EngineHandle {
+            id,
+            cluster: c,
+            name: name.to_string(),
+            status: s.status.clone(),
+            stop: s.stop.clone(),
+            down: false,
+        };
+        ex.spawn(s.run(self.shared.clone())).detach();
+        h
+    }
+
+    /// Watches the engines: a slot whose engine failed is given the
+    /// cluster's next spare (same slot, same keys, same journal cursor);
+    /// with none left its events wait. Runs until the manager stops.
+    pub(super) async fn supervise(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+        loop {
+            let l = self.engine_changed.listen();
+            self.fail_over(ex);
+            l.await;
+        }
+    }
+
+    /// One pass of [`Core::supervise`].
+    pub(super) fn fail_over(&self, ex: &LocalExecutor<'_>) {
+        let mut engines = self.engines.borrow_mut();
+        for h in engines.iter_mut() {
+            let state = h.status.get().state;
+            if state == crate::engine::State::Ready && h.down {
+                h.down = false;
+                let _ = self.memberships[h.cluster].borrow_mut().recover(&h.name);
+                continue;
+            }
+            if state != crate::engine::State::Failed || h.down || h.stop.is_stopped() {
+                continue;
+            }
+            h.down = true;
+            let c = h.cluster;
+            let failover = self.memberships[c].borrow_mut().fail(&h.name);
+            match failover {
+                Ok(crate::route::Failover::Spare { slot, spare }) => {
+                    let engine = self.memberships[c]
+                        .borrow()
+                        .slot(slot)
+                        .map(|s| s.engine.clone())
+                        .expect("the slot just swapped");
+                    log::warn!(
+                        "engine '{}' failed; spare '{spare}' ({}:{}) takes its place and its keys",
+                        h.name,
+                        engine.host,
+                        engine.ha_port
+                    );
+                    h.stop.stop();
+                    *h = self.spawn_sender(ex, c, slot, &h.name, &engine);
+                }
+                Ok(crate::route::Failover::NoSpare { .. }) => {
+                    log::warn!(
+                            "engine '{}' failed and cluster '{}' has no spare left; its events wait for it",
+                            h.name,
+                            self.config().clusters[c].name
+                        );
+                }
+                Err(e) => log::error!("engine '{}': {e}", h.name),
+            }
+        }
+    }
+
+    /// Adds `engine` to the cluster of esp-map `map` (admin API): its sender
+    /// deploys the projects first; only once it is ready does routing send
+    /// it events. An engine that does not get ready within the deploy time
+    /// is not added.
+    pub(crate) async fn add_engine(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        c: usize,
+        engine: crate::config::Engine,
+    ) -> Result<EngineId, (u16, String)> {
+        if self.adding.replace(true) {
+            return Err((
+                409,
+                "another engine is being added; try again once that PUT answered".to_string(),
+            ));
+        }
+        let r = self.add_engine_now(ex, c, engine).await;
+        self.adding.set(false);
+        r
+    }
+
+    pub(super) async fn add_engine_now(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        c: usize,
+        engine: crate::config::Engine,
+    ) -> Result<EngineId, (u16, String)> {
+        let cluster = &self.config().clusters[c];
+        let slot = {
+            let m = self.memberships[c].borrow();
+            if m.by_name(&engine.name).is_some() || m.spares().iter().any(|s| s.name == engine.name)
+            {
+                return Err((
+                    409,
+                    format!(
+                        "cluster '{}' already has an engine named '{}'; DELETE it first or choose another name",
+                        cluster.name, engine.name
+                    ),
+                ));
+            }
+            match m.free_id() {
+                Some(id) if id < self.capacity[c] => id,
+                _ => {
+                    return Err((
+                        409,
+                        format!(
+                            "cluster '{}' has {} engines, the most it may have (its config's {} plus {SLOTS_SPARE}); remove one first",
+                            cluster.name,
+                            m.slots().len(),
+                            cluster.engines.len()
+                        ),
+                    ))
+                }
+            }
+        };
+        let id = self.offsets[c] + slot;
+        self.shared.journal.borrow_mut().add_engine(id);
+        let h = self.spawn_sender(ex, c, slot, &engine.name, &engine);
+        let deadline = Instant::now()
+            + Duration::from_millis(self.options.timeout_ms.max(10_000))
+            + Duration::from_millis(self.options.ticktime_ms);
+        let ready = h
+            .status
+            .wait_for(|s| s.state == crate::engine::State::Ready, deadline)
+            .await;
+        if !ready {
+            h.stop.stop();
+            self.shared.journal.borrow_mut().remove_engine(id);
+            let why = h.status.get().last_error.unwrap_or_default();
+            return Err((
+                502,
+                format!(
+                    "engine '{}' ({}:{}) did not get ready, so it was not added: {why}",
+                    engine.name, engine.host, engine.ha_port
+                ),
+            ));
+        }
+        let name = engine.name.clone();
+        let added = self.memberships[c].borrow_mut().add(engine);
+        debug_assert_eq!(added.as_ref().ok(), Some(&slot));
+        self.keep_slot(c, |l, cluster| l.set_engine(cluster, slot, &name));
+        self.engines.borrow_mut().push(h);
+        self.engine_changed.notify(usize::MAX);
+        Ok(id)
+    }
+
+    /// Removes engine `name` from cluster `c` (admin API): its sender stops
+    /// and its queued events are routed again, by each map's policy, to the
+    /// engines that remain. Returns how many events moved.
+    pub(crate) fn remove_engine(&self, c: usize, name: &str) -> Result<u64, (u16, String)> {
+        let cluster = &self.config().clusters[c];
+        let mut after = self.memberships[c].borrow().clone();
+        let slot = after.remove(name).map_err(|e| match e {
+            crate::route::MembershipError::UnknownEngine(_) => {
+                (404, format!("cluster '{}': {e}", cluster.name))
+            }
+            _ => (409, format!("cluster '{}': {e}", cluster.name)),
+        })?;
+        let id = self.offsets[c] + slot.id;
+        // Make every record destined to it readable, then size the move.
+        self.shared
+            .journal
+            .borrow_mut()
+            .sync()
+            .map_err(|e| (503, format!("the journal cannot sync: {e}")))?;
+        let need = self
+            .reroute_plan(c, id, &after, &mut |_, _| {})
+            .map_err(|e| (500, format!("reading the journal: {e}")))?;
+        let room = self.shared.journal.borrow().room_bytes();
+        if need.1 > room {
+            return Err((
+                507,
+                format!(
+                    "re-routing the {} events queued for '{name}' needs {} bytes of journal and {room} are free; nothing was changed, try again once engines caught up",
+                    need.0, need.1
+                ),
+            ));
+        }
+        if let Some(h) = self.engines.borrow().iter().find(|h| h.id == id) {
+            h.stop.stop();
+        }
+        *self.memberships[c].borrow_mut() = after;
+        let moved = {
+            let after = self.memberships[c].borrow();
+            self.reroute(c, id, &after)
+                .map_err(|e| (500, format!("re-routing: {e}")))?
+        };
+        self.engines.borrow_mut().retain(|h| h.id != id);
+        let mut j = self.shared.journal.borrow_mut();
+        j.remove_engine(id);
+        j.sync()
+            .map_err(|e| (503, format!("the journal cannot sync: {e}")))?;
+        drop(j);
+        self.shared.synced.notify(usize::MAX);
+        self.room.notify(usize::MAX);
+        self.keep_slot(c, |l, cluster| l.remove_engine(cluster, &slot.name));
+        log::info!(
+            "engine '{}' removed from cluster '{}'; {moved} queued events re-routed",
+            slot.name,
+            cluster.name
+        );
+        Ok(moved)
+    }
+
+    /// Puts `engine` in cluster `c`'s reserve (a reload). A slot that failed
+    /// with no spare left takes it at once.
+    pub(super) fn add_spare(
+        &self,
+        c: usize,
+        engine: crate::config::Engine,
+    ) -> Result<(), (u16, String)> {
+        self.memberships[c]
+            .borrow_mut()
+            .add_spare(engine)
+            .map_err(|e| {
+                (
+                    409,
+                    format!("cluster '{}': {e}", self.config().clusters[c].name),
+                )
+            })?;
+        for h in self.engines.borrow_mut().iter_mut() {
+            if h.cluster == c && h.down && h.status.get().state == crate::engine::State::Failed {
+                let _ = self.memberships[c].borrow_mut().recover(&h.name);
+                h.down = false;
+            }
+        }
+        self.engine_changed.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Changes the layout's engine slots of cluster `c` with `change` and
+    /// writes the file when it changed (an engine added or removed live).
+    pub(super) fn keep_slot(
+        &self,
+        c: usize,
+        change: impl FnOnce(&mut crate::journal::layout::Layout, &str) -> bool,
+    ) {
+        let config = self.config();
+        let mut layout = self.layout.borrow_mut();
+        if change(&mut layout, &config.clusters[c].name) {
+            if let Err(e) = write_layout(&self.options.state_dir, &layout) {
+                log::warn!("{e}; engine slots may be laid out anew at the next start (queues are re-routed then, not lost)");
+            }
+        }
+    }
+
+    /// Forgets engine `name` of cluster `c` in `engines-added` (removed, or
+    /// now listed in the config).
+    pub(crate) fn forget_added(&self, c: usize, name: &str) {
+        let cluster = &self.config().clusters[c].name;
+        if let Err(e) = self.added.borrow_mut().remove(cluster, name) {
+            log::warn!(
+                "cannot rewrite {}/{}: {e}; engine '{name}' may be added again at the next start",
+                self.options.state_dir.display(),
+                crate::engine::added::FILE_NAME
+            );
+        }
+    }
+
+    /// Appends again, routed over `m`, every event queued for engine `gone`
+    /// (global id) of cluster `c`, to the engines of `m` that did not have
+    /// it already. Syncs as it goes; `gone` keeps its cursor (and so its
+    /// records) until the caller removes it. Returns the events moved.
+    pub(super) fn reroute(&self, c: usize, gone: EngineId, m: &Membership) -> std::io::Result<u64> {
+        let mut moved = 0;
+        let mut failed = None;
+        self.reroute_plan(c, gone, m, &mut |rec, payload| {
+            if failed.is_some() {
+                return;
+            }
+            let mut j = self.shared.journal.borrow_mut();
+            moved += u64::from(rec.count);
+            if j.append_rerouted(rec, payload).is_err() {
+                failed = Some(std::io::Error::other("the journal is full"));
+                return;
+            }
+            if j.pending_bytes() >= self.options.commit_bytes {
+                if let Err(e) = j.sync() {
+                    failed = Some(e);
+                }
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(moved),
+        }
+    }
+
+    /// Walks the records queued for `gone` and calls `emit` with each new
+    /// record routing gives; returns (events, bytes) of what it emitted.
+    pub(super) fn reroute_plan(
+        &self,
+        c: usize,
+        gone: EngineId,
+        m: &Membership,
+        emit: &mut dyn FnMut(NewRecord, &[u8]),
+    ) -> std::io::Result<(u64, u64)> {
+        let config = self.config();
+        let maps: Vec<&crate::config::Map> = config.esp_maps.iter().flat_map(|m| &m.maps).collect();
+        let redundancy = config.clusters[c].redundancy;
+        let mut routers: std::collections::BTreeMap<u16, Router> = Default::default();
+        let mut pos = self.shared.journal.borrow().reader(gone);
+        let mut payload = Vec::new();
+        let mut routes = Routes::default();
+        let mut sub = BlockWriter::default();
+        let (mut events_n, mut bytes) = (0u64, 0u64);
+        loop {
+            let h = self
+                .shared
+                .journal
+                .borrow_mut()
+                .read_next(gone, &mut pos, &mut payload)?;
+            let Some(h) = h else { break };
+            // A map since removed from the config: its events go to one
+            // engine that remains (its policy is not known any more).
+            let policy = match self.dest_ids.borrow().iter().position(|&d| d == h.target) {
+                Some(i) => maps[i].destination.policy.clone(),
+                None => crate::config::Policy::RoundRobin,
+            };
+            let router = routers
+                .entry(h.target)
+                .or_insert_with(|| Router::new(policy, redundancy));
+            let evs: Vec<_> = events(&payload).flatten().collect();
+            let fields: Vec<Vec<&[u8]>> = evs
+                .iter()
+                .map(|e| e.fields().map(|f| f.unwrap_or(&[])).collect())
+                .collect();
+            let refs: Vec<&Vec<&[u8]>> = fields.iter().collect();
+            router.route(m, &refs, &mut routes);
+            // Engines that had the record already keep it.
+            let had = h.dest.bits() & !(1u64 << gone);
+            for (set, idx) in routes.groups() {
+                let dest = (set.bits() << self.offsets[c]) & !had;
+                if dest == 0 {
+                    continue;
+                }
+                sub.clear();
+                for &i in idx {
+                    let e = &evs[i as usize];
+                    sub.push(e.opcode, e.flags, e.fields());
+                }
+                let rec = NewRecord {
+                    dest: EngineSet::from_bits(dest),
+                    source: crate::journal::REROUTED,
+                    target: h.target,
+                    position: Position::None,
+                    count: idx.len() as u32,
+                    time_ms: h.time_ms,
+                    origin: crate::journal::Origin::NONE,
+                };
+                events_n += idx.len() as u64;
+                bytes += (crate::journal::record::HEADER_LEN + sub.buf.len()) as u64;
+                emit(rec, &sub.buf);
+            }
+        }
+        Ok((events_n, bytes))
+    }
+}
