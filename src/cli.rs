@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
-/// The seed's default queue size, `1m`.
-pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;
+pub use crate::http::resolve::parse_peer;
+pub use crate::limits::DEFAULT_BUFFERSIZE;
 
 #[derive(FromArgs, Debug, PartialEq)]
 /// edgecm: an edge Cluster Manager for SAS Event Stream Processing. It reads
@@ -374,14 +374,6 @@ fn parse_port(s: &str) -> Result<u16, String> {
         Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
         _ => Err(format!("{s:?} is not a port; accepted: 1 to 65535")),
     }
-}
-
-/// `HOST:PORT` of another manager (`-standby`).
-pub fn parse_peer(s: &str) -> Result<(&str, u16), String> {
-    s.rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
-        .filter(|(h, _)| !h.is_empty())
-        .ok_or_else(|| format!("{s:?} is not accepted; accepted: HOST:PORT (e.g. 127.0.0.1:12347, leader.example:12347)"))
 }
 
 /// `PORT` (0 allowed) binds 127.0.0.1; `ADDR:PORT` binds ADDR.

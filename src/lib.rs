@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -20,4 +21,5 @@ pub mod route;
 pub mod source;
 pub mod standin;
 pub mod systemd;
+pub mod text;
 pub mod top;

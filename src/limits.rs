@@ -44,3 +44,8 @@ pub const DEAD_LETTERS_MAX: u64 = 16 * 1024 * 1024;
 /// `GET health` answers 503 once the journal holds this share of its cap
 /// (`-state-max`): sources are about to pause.
 pub const JOURNAL_HEALTH_SHARE: f64 = 0.9;
+
+/// The seed's default queue size per engine, `1m` events (`-buffersize`): what
+/// sources may queue for an engine before they pause. Its cost is flash, not
+/// RAM: the queue is the journal.
+pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;

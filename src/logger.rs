@@ -72,9 +72,9 @@ pub fn line(format: Format, level: Level, target: &str, message: &str, now_ms: u
         Format::Text => format!("{} {word}: {message}\n", rfc3339(now_ms)),
         Format::Json => format!(
             "{{\"time\":{},\"level\":\"{word}\",\"target\":{},\"message\":{}}}\n",
-            crate::admin::json_str(&rfc3339(now_ms)),
-            crate::admin::json_str(target),
-            crate::admin::json_str(message)
+            crate::text::json_str(&rfc3339(now_ms)),
+            crate::text::json_str(target),
+            crate::text::json_str(message)
         ),
     }
 }
@@ -88,10 +88,7 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = crate::clock::wall_ms();
         let l = line(
             format(),
             record.level(),

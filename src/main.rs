@@ -437,8 +437,8 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
                 Ok((bound, calls)) => {
                     log::info!(
                         "admin API on http://{bound}{} and http://{bound}{}{}",
-                        edgecm::admin::BASES[0],
-                        edgecm::admin::BASES[1],
+                        edgecm::http::BASES[0],
+                        edgecm::http::BASES[1],
                         if cli.auth {
                             " (credentials required)"
                         } else {

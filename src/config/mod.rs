@@ -777,7 +777,7 @@ fn read_engine(r: &mut Reader, e: Node, names: &mut Vec<String>) -> Option<Engin
     let connect = match e.attribute("connect") {
         None => None,
         Some(c) => {
-            match crate::cli::parse_peer(c) {
+            match crate::http::resolve::parse_peer(c) {
                 Ok((h, p)) => Some((
                     h.trim_start_matches('[').trim_end_matches(']').to_string(),
                     p,
@@ -871,7 +871,7 @@ pub fn parse_engine_url(url: &str) -> Result<(String, u16, bool, String), String
         return Err(format!("url {url:?} names no host; {accepted}"));
     }
     let mut prefix = path.trim_end_matches('/').to_string();
-    for base in crate::engine::BASES {
+    for base in crate::http::BASES {
         if let Some(p) = prefix.strip_suffix(base) {
             prefix = p.to_string();
             break;

@@ -62,7 +62,7 @@ impl Core {
                         // engines drain. Try again after an acknowledgement
                         // (or a moment), not in a loop that starves them.
                         let a = self.shared.acked.listen();
-                        future::or(a, unit(Timer::after(Duration::from_millis(200)))).await;
+                        crate::clock::wait_for(a, Duration::from_millis(200)).await;
                     }
                 }
                 Err(e) => {

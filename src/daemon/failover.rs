@@ -243,7 +243,7 @@ impl Core {
         };
         let mut client = crate::http::client::Client::new(host, port)
             .with_auth(self.options.security.for_peer(host, port));
-        let path = format!("{}{PATH}", crate::admin::BASES[0]);
+        let path = format!("{}{PATH}", crate::http::BASES[0]);
         let timeout = Duration::from_millis(self.options.timeout_ms.max(1));
         let t = &self.traffic;
         t.sent_messages.set(t.sent_messages.get() + 1);

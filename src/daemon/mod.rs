@@ -39,6 +39,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+mod answer;
 mod commit;
 mod engines;
 pub mod failover;
@@ -46,6 +47,7 @@ mod layout;
 mod reload;
 mod source_task;
 mod sources;
+mod status;
 
 pub use engines::EngineHandle;
 pub use layout::names;
@@ -89,7 +91,7 @@ impl Options {
             ticktime_ms: 1000,
             retries: 2,
             timeout_ms: 3000,
-            buffersize: crate::cli::DEFAULT_BUFFERSIZE,
+            buffersize: crate::limits::DEFAULT_BUFFERSIZE,
             journal_max: None,
             commit_every: Duration::from_millis(50),
             commit_bytes: 1 << 20,
@@ -145,13 +147,6 @@ pub struct Core {
     pub reloads: Cell<(u64, u64)>,
     /// What the last reload did or why it was refused.
     pub last_reload: RefCell<Option<String>>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Core {
@@ -507,7 +502,7 @@ impl Core {
             if !busy || Instant::now() >= deadline {
                 break;
             }
-            future::or(l, unit(Timer::at(deadline))).await;
+            crate::clock::wait_until(l, deadline).await;
         }
         let _ = self.shared.dead_letters.borrow_mut().sync();
         let _ = self.shared.reference.borrow_mut().sync();
@@ -571,19 +566,10 @@ impl Core {
                 if self.drained() {
                     return;
                 }
-                future::or(
-                    future::or(a, b),
-                    unit(Timer::after(Duration::from_millis(200))),
-                )
-                .await;
+                crate::clock::wait_for(future::or(a, b), Duration::from_millis(200)).await;
             }
         };
         future::or(until, future::or(drained, background)).await;
         self.shutdown().await;
     }
-}
-
-/// Awaits `f` and drops its output (to race futures of different outputs).
-async fn unit<F: std::future::Future>(f: F) {
-    f.await;
 }

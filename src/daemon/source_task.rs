@@ -281,7 +281,7 @@ impl SourceRun {
                 target: f.dest,
                 position: if at_end { self.last } else { self.before },
                 count: idx.len() as u32,
-                time_ms: now_ms(),
+                time_ms: crate::clock::wall_ms(),
                 origin,
             };
             loop {
@@ -312,7 +312,7 @@ impl SourceRun {
                     );
                 }
                 // Waits for room even when stopping: accepted input is never dropped.
-                future::or(room, unit(Timer::after(Duration::from_millis(500)))).await;
+                crate::clock::wait_for(room, Duration::from_millis(500)).await;
             }
         }
         drop(groups);

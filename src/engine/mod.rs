@@ -45,11 +45,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::http::client::{HttpError, Response};
-
-/// The two REST roots ESP servers answer under (esp-protocol.md §2.1).
-pub const BASE_V1: &str = "/eventStreamProcessing/v1";
-pub const BASE_SASESP: &str = "/SASESP";
-pub const BASES: [&str; 2] = [BASE_V1, BASE_SASESP];
+pub use crate::http::{BASES, BASE_SASESP, BASE_V1};
 
 /// Where an engine stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

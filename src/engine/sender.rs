@@ -19,7 +19,7 @@ use event_listener::Event;
 use futures_lite::future;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// `-ticktime`, `-retries`, `-timeout` and the backoff bounds.
 #[derive(Debug, Clone, Copy)]
@@ -382,13 +382,6 @@ struct Replay {
     /// they come the usual way.
     below: u64,
     sent: u64,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Sender {
@@ -1100,7 +1093,7 @@ impl Sender {
         body: &[u8],
     ) -> bool {
         let letter = Letter {
-            time_ms: now_ms(),
+            time_ms: crate::clock::wall_ms(),
             engine: &self.name,
             window: &w.label,
             first_seq,

@@ -14,6 +14,12 @@ pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+/// The two REST roots ESP servers answer under, and the admin API
+/// (`crate::admin`) too (esp-protocol.md §2.1).
+pub const BASE_V1: &str = "/eventStreamProcessing/v1";
+pub const BASE_SASESP: &str = "/SASESP";
+pub const BASES: [&str; 2] = [BASE_V1, BASE_SASESP];
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

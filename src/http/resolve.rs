@@ -71,6 +71,14 @@ pub async fn resolve(host: &str, port: u16, timeout: Duration) -> io::Result<Vec
     }
 }
 
+/// `HOST:PORT` of another manager (`-standby`).
+pub fn parse_peer(s: &str) -> Result<(&str, u16), String> {
+    s.rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("{s:?} is not accepted; accepted: HOST:PORT (e.g. 127.0.0.1:12347, leader.example:12347)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ impl Default for Limits {
         Limits {
             segment_max: SEGMENT_MAX,
             bytes_max: 1 << 30,
-            engine_events_max: crate::cli::DEFAULT_BUFFERSIZE,
+            engine_events_max: crate::limits::DEFAULT_BUFFERSIZE,
         }
     }
 }

@@ -1,0 +1,313 @@
+//! The admin API's answers (`crate::admin` maps the request, the serving
+//! thread hands it here): engines added and removed, log level, failover
+//! messages, and the reads `status` renders.
+
+use super::*;
+use crate::admin::{route, Call, Reply, Route, LOGGER};
+use crate::engine::encode::escape;
+use crate::text::json_str;
+use std::fmt::Write as _;
+
+impl Core {
+    /// Answers calls until the channel closes (never, while running). Calls
+    /// run side by side: a `PUT` that waits for an engine to get ready does
+    /// not hold up `status` or `metrics`.
+    pub(crate) async fn serve_admin(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        calls: async_channel::Receiver<Call>,
+    ) {
+        use std::future::Future;
+        use std::pin::Pin;
+        let mut running: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::new();
+        loop {
+            let next = {
+                let mut recv = std::pin::pin!(calls.recv());
+                std::future::poll_fn(|cx| {
+                    running.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+                    recv.as_mut().poll(cx)
+                })
+                .await
+            };
+            let Ok(call) = next else { return };
+            running.push(Box::pin(self.answer_call(ex, call)));
+        }
+    }
+
+    /// Answers one call and sends the reply back to the serving thread.
+    pub(super) async fn answer_call(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: Call) {
+        let reply = self.answer(ex, &call).await;
+        if reply.status >= 400 {
+            log::info!(
+                "admin API: {} {}: {} {}",
+                call.method,
+                call.url,
+                reply.status,
+                reply.body.trim_end()
+            );
+        } else {
+            log::debug!("admin API: {} {}: {}", call.method, call.url, reply.status);
+        }
+        let _ = call.reply.send(reply).await;
+    }
+
+    pub(super) async fn answer(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: &Call) -> Reply {
+        let r = match route(&call.method, &call.url) {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
+        if let Route::Put { .. } | Route::Delete { .. } = r {
+            if let Err(why) = self.engines_changeable() {
+                return Reply::text(409, why);
+            }
+        }
+        match r {
+            Route::Loggers { name } if name.as_deref().is_some_and(|n| n != LOGGER) => {
+                Reply::text(404, format!("no logger named {name:?}; accepted: {LOGGER}"))
+            }
+            Route::Loggers { .. } => Reply::new(
+                200,
+                "application/xml",
+                format!(
+                    "<loggers><logger name=\"{LOGGER}\" level=\"{}\"/></loggers>\n",
+                    log::max_level().as_str().to_ascii_lowercase()
+                ),
+            ),
+            Route::SetLevel { name, .. } if name != LOGGER => {
+                Reply::text(404, format!("no logger named {name:?}; accepted: {LOGGER}"))
+            }
+            Route::SetLevel { value, .. } => match crate::cli::parse_level(&value) {
+                Ok(level) => {
+                    let was = log::max_level();
+                    log::set_max_level(level);
+                    let line = format!(
+                        "log level {} (was {}), set over the admin API",
+                        level.as_str().to_ascii_lowercase(),
+                        was.as_str().to_ascii_lowercase()
+                    );
+                    // At info, or at the new level when that is quieter.
+                    log::log!(
+                        level
+                            .to_level()
+                            .unwrap_or(log::Level::Error)
+                            .min(log::Level::Info),
+                        "{line}"
+                    );
+                    Reply::text(200, line)
+                }
+                Err(e) => Reply::text(
+                    400,
+                    format!("PUT loggers/{LOGGER}/level?value=: {e}, fatal"),
+                ),
+            },
+            Route::Status => Reply::new(200, "application/json", self.status_json()),
+            Route::Health => {
+                let reasons = self.health_reasons();
+                let body = format!(
+                    "{{\"status\": \"{}\", \"reasons\": [{}]}}\n",
+                    if reasons.is_empty() { "ok" } else { "failing" },
+                    reasons
+                        .iter()
+                        .map(|r| json_str(r))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                Reply::new(
+                    if reasons.is_empty() { 200 } else { 503 },
+                    "application/json",
+                    body,
+                )
+            }
+            Route::Metrics => Reply::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics_text(),
+            ),
+            Route::Engines { map, engine } => {
+                let maps: Vec<usize> = match &map {
+                    None => (0..self.config().esp_maps.len()).collect(),
+                    Some(m) => match self.map_index(m) {
+                        Ok(i) => vec![i],
+                        Err(reply) => return reply,
+                    },
+                };
+                let mut out = String::from("<router-engines>\n");
+                for i in maps {
+                    let m = &self.config().esp_maps[i];
+                    let views = self.engine_views(m.cluster);
+                    let spares = self.spare_views(m.cluster);
+                    if let Some(e) = &engine {
+                        if !views.iter().any(|v| &v.slot == e)
+                            && !spares.iter().any(|s| &s.engine.name == e)
+                        {
+                            return Reply::text(
+                                404,
+                                format!("esp-map '{}' routes to no engine named '{e}'", m.name),
+                            );
+                        }
+                    }
+                    let _ = writeln!(
+                        out,
+                        "  <esp-map name=\"{}\" cluster=\"{}\">",
+                        escape(&m.name),
+                        escape(&self.config().clusters[m.cluster].name)
+                    );
+                    for v in views
+                        .iter()
+                        .filter(|v| engine.as_ref().is_none_or(|e| &v.slot == e))
+                    {
+                        let _ = writeln!(
+                            out,
+                            "    <esp-engine name=\"{}\" serving=\"{}\" host=\"{}\" port=\"{}\" ha_port=\"{}\" state=\"{}\" backlog=\"{}\" acked=\"{}\" rejected=\"{}\"/>",
+                            escape(&v.slot),
+                            escape(&v.serving.name),
+                            escape(&v.serving.host),
+                            v.serving.port,
+                            v.serving.ha_port,
+                            self.engine_state(&v.status),
+                            v.backlog,
+                            v.status.acked_events,
+                            v.status.rejected_events
+                        );
+                    }
+                    for s in spares
+                        .iter()
+                        .filter(|s| engine.as_ref().is_none_or(|e| &s.engine.name == e))
+                    {
+                        let _ = writeln!(
+                            out,
+                            "    <spare-esp-engine name=\"{}\" host=\"{}\" port=\"{}\" ha_port=\"{}\" state=\"{}\"{}/>",
+                            escape(&s.engine.name),
+                            escape(&s.engine.host),
+                            s.engine.port,
+                            s.engine.ha_port,
+                            if s.serves.is_some() { "serving" } else { "reserve" },
+                            s.serves
+                                .as_ref()
+                                .map(|n| format!(" serves=\"{}\"", escape(n)))
+                                .unwrap_or_default()
+                        );
+                    }
+                    out.push_str("  </esp-map>\n");
+                }
+                out.push_str("</router-engines>\n");
+                Reply::new(200, "application/xml", out)
+            }
+            Route::Cluster => {
+                let r = std::str::from_utf8(&call.body)
+                    .map_err(|e| format!("body: not UTF-8 text: {e}"))
+                    .and_then(|t| self.failover_receive(t));
+                match r {
+                    Ok(()) => Reply::text(200, "ok".to_string()),
+                    Err(e) => Reply::text(400, format!("POST cluster {e}")),
+                }
+            }
+            Route::Put { map, engine } => {
+                let i = match self.map_index(&map) {
+                    Ok(i) => i,
+                    Err(reply) => return reply,
+                };
+                let origin = format!("PUT routerEngines/{map}/{engine} body");
+                let text = match std::str::from_utf8(&call.body) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Reply::text(400, format!("{origin}: not UTF-8 text: {e}"));
+                    }
+                };
+                let e = match crate::config::parse_engine(&origin, text) {
+                    Ok(e) => e,
+                    Err(errors) => {
+                        let lines: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+                        return Reply::text(400, lines.join("\n"));
+                    }
+                };
+                if e.name != engine {
+                    return Reply::text(
+                        400,
+                        format!(
+                            "{origin}: the path names engine '{engine}' and the body '{}'; they must agree",
+                            e.name
+                        ),
+                    );
+                }
+                let c = self.config().esp_maps[i].cluster;
+                let (host, port) = (e.host.clone(), e.ha_port);
+                match self.add_engine(ex, c, e.clone()).await {
+                    Ok(id) => {
+                        log::info!(
+                            "admin API: engine '{engine}' ({host}:{port}) added to cluster '{}'",
+                            self.config().clusters[c].name
+                        );
+                        // Kept in the state dir: a restart or reload adds it again.
+                        let cluster = &self.config().clusters[c].name;
+                        let slot = id - self.offsets[c];
+                        if let Err(err) = self.added.borrow_mut().add(cluster, slot, &e, text) {
+                            log::warn!(
+                                "cannot write {}/{}: {err}; engine '{engine}' is not added again after a restart",
+                                self.options.state_dir.display(),
+                                crate::engine::added::FILE_NAME
+                            );
+                        }
+                        Reply::text(
+                            201,
+                            format!(
+                                "engine '{engine}' added to cluster '{}' (esp-map '{map}'); projects deployed",
+                                self.config().clusters[c].name
+                            ),
+                        )
+                    }
+                    Err((status, msg)) => Reply::text(status, msg),
+                }
+            }
+            Route::Delete { map, engine } => {
+                let i = match self.map_index(&map) {
+                    Ok(i) => i,
+                    Err(reply) => return reply,
+                };
+                let c = self.config().esp_maps[i].cluster;
+                let spare = self.memberships[c].borrow_mut().remove_spare(&engine);
+                if spare.is_some() {
+                    log::info!(
+                        "admin API: spare '{engine}' removed from cluster '{}'",
+                        self.config().clusters[c].name
+                    );
+                    return Reply::text(
+                        200,
+                        format!(
+                            "spare '{engine}' removed from cluster '{}'; it will not take over a failed engine",
+                            self.config().clusters[c].name
+                        ),
+                    );
+                }
+                match self.remove_engine(c, &engine) {
+                    Ok(moved) => {
+                        self.forget_added(c, &engine);
+                        Reply::text(
+                        200,
+                        format!(
+                            "engine '{engine}' removed from cluster '{}'; {moved} queued events re-routed",
+                            self.config().clusters[c].name
+                        ),
+                    )
+                    }
+                    Err((status, msg)) => Reply::text(status, msg),
+                }
+            }
+        }
+    }
+
+    pub(super) fn map_index(&self, name: &str) -> Result<usize, Reply> {
+        self.config()
+            .esp_maps
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| {
+                let config = self.config();
+                let names: Vec<&str> = config.esp_maps.iter().map(|m| m.name.as_str()).collect();
+                Reply::text(
+                    404,
+                    format!("no esp-map named '{name}'; accepted: {}", names.join(", ")),
+                )
+            })
+    }
+}
