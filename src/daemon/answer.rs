@@ -240,7 +240,7 @@ impl Core {
                         );
                         // Kept in the state dir: a restart or reload adds it again.
                         let cluster = &self.config().clusters[c].name;
-                        let slot = id - self.offsets[c];
+                        let slot = self.engine_ids.slot_of(id).map_or(0, |(_, s)| s);
                         if let Err(err) = self.added.borrow_mut().add(cluster, slot, &e, text) {
                             log::warn!(
                                 "cannot write {}/{}: {err}; engine '{engine}' is not added again after a restart",

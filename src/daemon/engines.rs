@@ -51,11 +51,9 @@ impl Core {
         name: &str,
         engine: &crate::config::Engine,
     ) -> EngineHandle {
-        let id = self.offsets[c] + slot;
+        let id = self.engine_ids.id(c, slot);
         // Logs name the engine serving the slot (a spare by its own name).
-        let first = u32::from(self.offsets[c]);
-        let n = u32::from(self.capacity[c]);
-        let cluster_mask = (first..first + n).fold(0u64, |m, i| m | (1u64 << i));
+        let cluster_mask = self.engine_ids.range_set(c).bits();
         let s = Sender::new(
             id,
             &engine.name,
@@ -184,7 +182,7 @@ impl Core {
                 ));
             }
             match m.free_id() {
-                Some(id) if id < self.capacity[c] => id,
+                Some(id) if id < self.engine_ids.capacity(c) => id,
                 _ => {
                     return Err((
                         409,
@@ -198,7 +196,7 @@ impl Core {
                 }
             }
         };
-        let id = self.offsets[c] + slot;
+        let id = self.engine_ids.id(c, slot);
         self.shared.journal.borrow_mut().add_engine(id);
         let h = self.spawn_sender(ex, c, slot, &engine.name, &engine);
         let deadline = Instant::now()
@@ -241,7 +239,7 @@ impl Core {
             }
             _ => (409, format!("cluster '{}': {e}", cluster.name)),
         })?;
-        let id = self.offsets[c] + slot.id;
+        let id = self.engine_ids.id(c, slot.id);
         // Make every record destined to it readable, then size the move.
         self.shared
             .journal
@@ -415,7 +413,7 @@ impl Core {
             // Engines that had the record already keep it.
             let had = h.dest.bits() & !(1u64 << gone);
             for (set, idx) in routes.groups() {
-                let dest = (set.bits() << self.offsets[c]) & !had;
+                let dest = self.engine_ids.global(c, set).bits() & !had;
                 if dest == 0 {
                     continue;
                 }

@@ -2,6 +2,7 @@
 //! `{state-dir}/layout` (`journal::layout`) across restarts and reloads.
 
 use super::*;
+use crate::route::ids::EngineIds;
 
 /// Slots a cluster may have beyond its config's engines (added at run time).
 pub(super) const SLOTS_SPARE: usize = 4;
@@ -21,10 +22,10 @@ pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::in
         .iter()
         .map(|c| (c.name.as_str(), c.engines.len()))
         .collect();
-    let offsets = match layout.ranges(&clusters, SLOTS_SPARE) {
-        Ok((offsets, _, _)) => offsets,
+    let ids = match layout.ranges(&clusters, SLOTS_SPARE) {
+        Ok((offsets, capacities, _)) => EngineIds::new(&offsets, &capacities),
         // A start would refuse this config: engines stay slots.
-        Err(_) => Vec::new(),
+        Err(_) => EngineIds::default(),
     };
     // Engines in the slots the layout keeps (also those added live), else
     // in config order.
@@ -33,7 +34,7 @@ pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::in
         .clusters
         .iter()
         .enumerate()
-        .filter(|(c, _)| *c < offsets.len())
+        .filter(|(c, _)| *c < ids.clusters())
     {
         let kept: Vec<_> = layout
             .engines
@@ -42,11 +43,11 @@ pub fn names(config: &Config, state_dir: &std::path::Path) -> crate::journal::in
             .collect();
         if kept.is_empty() {
             for (k, e) in cl.engines.iter().enumerate() {
-                engines.insert(offsets[c] + k as u8, e.name.clone());
+                engines.insert(ids.id(c, k as u8), e.name.clone());
             }
         }
         for e in kept {
-            engines.insert(offsets[c] + e.slot, e.name.clone());
+            engines.insert(ids.id(c, e.slot), e.name.clone());
         }
     }
     crate::journal::inspect::Names {
@@ -76,7 +77,7 @@ pub(super) fn open_layout(dir: &std::path::Path, config: &Config) -> Result<Layo
         .iter()
         .map(|c| (c.name.as_str(), c.engines.len()))
         .collect();
-    let (offsets, capacity, ranges_grew) = layout
+    let (offsets, capacities, ranges_grew) = layout
         .ranges(&clusters, SLOTS_SPARE)
         .map_err(|e| format!("{}: {e}", where_()))?;
     let ids = layout_ids(&mut layout, config)?;
@@ -113,8 +114,7 @@ pub(super) fn open_layout(dir: &std::path::Path, config: &Config) -> Result<Layo
     Ok(LayoutNow {
         layout,
         ids,
-        offsets,
-        capacity,
+        engine_ids: EngineIds::new(&offsets, &capacities),
     })
 }
 
@@ -140,8 +140,7 @@ pub(super) struct LayoutNow {
     pub(super) layout: crate::journal::layout::Layout,
     pub(super) ids: crate::journal::layout::Ids,
     /// Each cluster's first global engine slot and how many it has.
-    pub(super) offsets: Vec<u8>,
-    pub(super) capacity: Vec<u8>,
+    pub(super) engine_ids: EngineIds,
 }
 
 pub(super) fn write_layout(

@@ -110,8 +110,8 @@ pub struct Core {
     pub options: Options,
     pub shared: Rc<Shared<DirStorage>>,
     pub memberships: Vec<RefCell<Membership>>,
-    pub(crate) offsets: Vec<u8>,
-    capacity: Vec<u8>,
+    /// Cluster and slot to the journal's engine id, and back.
+    pub(crate) engine_ids: crate::route::ids::EngineIds,
     /// One per raw-source of the current config, in its order.
     sources: RefCell<Vec<Rc<SourceStatus>>>,
     pub engines: RefCell<Vec<EngineHandle>>,
@@ -248,8 +248,7 @@ impl Core {
         let LayoutNow {
             layout,
             ids,
-            offsets,
-            capacity,
+            engine_ids,
         } = open_layout(&options.state_dir, &config)?;
         let mut layout = layout;
         let added = crate::engine::added::AddedEngines::open(&options.state_dir);
@@ -272,11 +271,12 @@ impl Core {
                 .map(|a| (a.slot, a.engine.name.as_str()))
                 .collect();
             let slots: Vec<u8> = if layout.engines.iter().any(|e| e.cluster == cl.name) {
-                let busy =
-                    |s: u8| cursors.contains(offsets[c] + s) || over_rest.iter().any(|r| r.0 == s);
+                let busy = |s: u8| {
+                    cursors.contains(engine_ids.id(c, s)) || over_rest.iter().any(|r| r.0 == s)
+                };
                 let keep = |n: &str| over_rest.iter().any(|r| r.1 == n);
                 let (slots, changed) = layout
-                    .engine_slots(&cl.name, &names, capacity[c], &busy, &keep)
+                    .engine_slots(&cl.name, &names, engine_ids.capacity(c), &busy, &keep)
                     .map_err(|e| format!("{}: {e}", crate::journal::layout::FILE_NAME))?;
                 layout_changed |= changed;
                 slots
@@ -284,7 +284,7 @@ impl Core {
                 let none = |_: u8| false;
                 let keep = |_: &str| true;
                 let (slots, _) = layout
-                    .engine_slots(&cl.name, &names, capacity[c], &none, &keep)
+                    .engine_slots(&cl.name, &names, engine_ids.capacity(c), &none, &keep)
                     .map_err(|e| format!("{}: {e}", crate::journal::layout::FILE_NAME))?;
                 layout_changed = true;
                 slots
@@ -296,9 +296,9 @@ impl Core {
                     .map_err(|err| format!("cluster '{}': {err}", cl.name))?;
             }
             for slot in m.slots() {
-                known.insert(offsets[c] + slot.id);
+                known.insert(engine_ids.id(c, slot.id));
                 journal
-                    .restore_engine(offsets[c] + slot.id)
+                    .restore_engine(engine_ids.id(c, slot.id))
                     .map_err(|e| format!("journal: {e}"))?;
             }
             memberships.push(RefCell::new(m));
@@ -319,13 +319,13 @@ impl Core {
                 continue;
             };
             let m = memberships[c].get_mut();
-            let slot = if a.slot < capacity[c] {
+            let slot = if a.slot < engine_ids.capacity(c) {
                 m.add_at(a.slot, a.engine.clone())
             } else {
                 m.add(a.engine.clone())
             };
             let slot = match slot.or_else(|_| m.add(a.engine.clone())) {
-                Ok(slot) if slot < capacity[c] => slot,
+                Ok(slot) if slot < engine_ids.capacity(c) => slot,
                 Ok(slot) => {
                     let _ = m.remove(&a.engine.name);
                     log::warn!(
@@ -344,9 +344,9 @@ impl Core {
                     continue;
                 }
             };
-            known.insert(offsets[c] + slot);
+            known.insert(engine_ids.id(c, slot));
             journal
-                .restore_engine(offsets[c] + slot)
+                .restore_engine(engine_ids.id(c, slot))
                 .map_err(|e| format!("journal: {e}"))?;
             log::info!(
                 "engine '{}' ({}:{}) added over the admin API before, kept in cluster '{}' ({})",
@@ -402,8 +402,7 @@ impl Core {
             last_reload: RefCell::new(None),
             shared,
             memberships,
-            offsets,
-            capacity,
+            engine_ids,
             sources: RefCell::new(sources),
             engines: RefCell::new(Vec::new()),
             appended: Event::new(),
@@ -456,7 +455,7 @@ impl Core {
 
     /// The cluster whose id range holds global engine id `e`.
     fn cluster_of(&self, e: EngineId) -> usize {
-        self.offsets.iter().rposition(|&o| o <= e).unwrap_or(0)
+        self.engine_ids.cluster_of(e)
     }
 
     fn settings(&self) -> Settings {

@@ -73,7 +73,7 @@ pub(super) struct SourceRun {
     pub(super) core: Rc<Core>,
     pub(super) index: u16,
     pub(super) feeds: Vec<Feed>,
-    pub(super) offsets: Vec<u8>,
+    pub(super) engine_ids: crate::route::ids::EngineIds,
     pub(super) block: BlockWriter,
     /// The position before the block's first event, and after its last.
     pub(super) before: Position,
@@ -241,7 +241,7 @@ impl SourceRun {
         }
         let dests: Vec<EngineSet> = groups
             .iter()
-            .map(|&(f, set, _)| EngineSet::from_bits(set.bits() << self.offsets[f.cluster]))
+            .map(|&(f, set, _)| self.engine_ids.global(f.cluster, set))
             .collect();
         // Decoded once, only when some group is a part of the block.
         let evs: Vec<_> = if groups.iter().any(|g| g.2.len() != whole) {

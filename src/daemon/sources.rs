@@ -2,6 +2,7 @@
 //! status the admin API shows, and the order groups wait for (`may_start`).
 
 use super::*;
+use crate::source::orchestration;
 
 /// Where a source stands, for logs, the admin API and the demo's progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,50 +74,25 @@ pub(super) struct Feed {
 }
 
 impl Core {
-    /// Whether source `i` may start: every group with an edge into its
-    /// group has all its entries in their state.
+    /// Whether source `i` may start (`source::orchestration`).
     pub(super) fn may_start(&self, i: usize) -> bool {
-        self.unmet(&self.config(), i).is_empty()
+        let config = self.config();
+        orchestration::may_start(
+            config.esp_maps.iter().map(|m| &m.orchestration),
+            &self.source_progress(),
+            i,
+        )
     }
 
-    /// The orchestration entries source `i` still waits for: (esp-map, its
-    /// group, the group waited for, the entry), for [`Core::may_start`] and
-    /// [`Core::orchestration_waits`].
-    pub(super) fn unmet<'c>(
-        &self,
-        config: &'c Config,
-        i: usize,
-    ) -> Vec<(
-        &'c crate::config::EspMap,
-        usize,
-        usize,
-        &'c crate::config::AdapterEntry,
-    )> {
-        let sources = self.sources();
-        let mut out = Vec::new();
-        for m in &config.esp_maps {
-            let o = &m.orchestration;
-            let Some(g) = o
-                .groups
-                .iter()
-                .position(|g| g.entries.iter().any(|e| e.source == i))
-            else {
-                continue;
-            };
-            for &(from, _) in o.edges.iter().filter(|e| e.1 == g) {
-                for e in &o.groups[from].entries {
-                    let s = &sources[e.source];
-                    let reached = match e.state {
-                        AdapterState::Started => s.started.get(),
-                        AdapterState::Finished => s.state.get() == SourceState::Finished,
-                    };
-                    if !reached {
-                        out.push((m, g, from, e));
-                    }
-                }
-            }
-        }
-        out
+    /// How far each source got, as orchestration reads it.
+    fn source_progress(&self) -> Vec<orchestration::Progress> {
+        self.sources()
+            .iter()
+            .map(|s| orchestration::Progress {
+                started: s.started.get(),
+                finished: s.state.get() == SourceState::Finished,
+            })
+            .collect()
     }
 
     /// Starts a task for every raw-source some map reads.
@@ -187,10 +163,10 @@ impl Core {
         let status = self.sources.borrow()[i].clone();
         status.done.set(false);
         let core = self.clone();
-        let offsets = self.offsets.clone();
+        let engine_ids = self.engine_ids.clone();
         ex.spawn(async move {
             core.clone()
-                .run_source(id, raw, status.clone(), feeds, layout, offsets)
+                .run_source(id, raw, status.clone(), feeds, layout, engine_ids)
                 .await;
             status.done.set(true);
             core.orchestration.notify(usize::MAX);
@@ -205,7 +181,7 @@ impl Core {
         status: Rc<SourceStatus>,
         feeds: Vec<Feed>,
         layout: Layout,
-        offsets: Vec<u8>,
+        engine_ids: crate::route::ids::EngineIds,
     ) {
         // Wait for the orchestration edges into this source's group.
         loop {
@@ -260,7 +236,7 @@ impl Core {
             core: self.clone(),
             index: id,
             feeds,
-            offsets,
+            engine_ids,
             block: BlockWriter::default(),
             before: resume,
             last: resume,
@@ -285,13 +261,16 @@ impl Core {
     pub fn orchestration_waits(&self) -> Vec<String> {
         let config = self.config();
         let sources = self.sources();
+        let progress = self.source_progress();
         let mut out = Vec::new();
         for (i, s) in sources.iter().enumerate() {
             if s.state.get() != SourceState::Waiting || self.stop_sources.is_stopped() {
                 continue;
             }
-            for (m, g, from, e) in self.unmet(&config, i) {
-                let o = &m.orchestration;
+            let maps = config.esp_maps.iter().map(|m| &m.orchestration);
+            for u in orchestration::unmet(maps, &progress, i) {
+                let (g, from, e) = (u.group, u.waits_for, u.entry);
+                let o = &config.esp_maps[u.map].orchestration;
                 let other = &sources[e.source];
                 let word = match e.state {
                     AdapterState::Started => "start",

@@ -30,7 +30,7 @@ impl Core {
         m.slots()
             .iter()
             .map(|s| {
-                let id = self.offsets[c] + s.id;
+                let id = self.engine_ids.id(c, s.id);
                 EngineView {
                     cluster: self.config().clusters[c].name.clone(),
                     slot: s.name.clone(),
@@ -450,7 +450,7 @@ impl Core {
                 .iter()
                 .map(|s| {
                     (
-                        self.offsets[c] + s.id,
+                        self.engine_ids.id(c, s.id),
                         s.name.clone(),
                         s.engine.name.clone(),
                     )

@@ -36,6 +36,7 @@
 //! config, the membership and the event (contract 6).
 
 pub mod hash;
+pub mod ids;
 
 use std::fmt;
 

@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod decode;
 pub mod json;
+pub mod orchestration;
 pub mod reader;
 pub mod socket;
 pub mod value;
