@@ -1,0 +1,687 @@
+//! One engine's sender: a task on the core's executor that reads the
+//! engine's blocks from the journal at its cursor, publishes them one at a
+//! time, and acknowledges them (contract 2). The state machine it walks is
+//! in the module docs of `engine`.
+//!
+//! The journal is shared with the rest of the core through `Rc<RefCell<..>>`
+//! and borrowed only between awaits. A sender waits on [`Shared::synced`],
+//! which the group commit notifies after each sync, and on its tick timer;
+//! it never polls.
+
+use super::{classify, Backoff, Health, Outcome, State, BASES};
+use crate::engine::deadletter::{DeadLetters, Letter};
+use crate::engine::encode::{event_elements, Window};
+use crate::http::client::{Client, HttpError, Response};
+use crate::journal::{Header, Journal, ReadPos, Storage, REROUTED};
+use crate::route::EngineId;
+use async_io::Timer;
+use event_listener::Event;
+use futures_lite::future;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+mod deploy;
+mod publish;
+
+/// `-ticktime`, `-retries`, `-timeout` and the backoff bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub ticktime: Duration,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Settings {
+    pub fn new(ticktime_ms: u64, retries: u32, timeout_ms: u64) -> Settings {
+        Settings {
+            ticktime: Duration::from_millis(ticktime_ms.max(1)),
+            retries,
+            timeout: Duration::from_millis(timeout_ms.max(1)),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+
+    /// A heartbeat must answer within the tick (and the time-out).
+    fn heartbeat_deadline(&self) -> Duration {
+        self.timeout.min(self.ticktime)
+    }
+
+    /// Loading a project may take an engine a while.
+    fn deploy_deadline(&self) -> Duration {
+        self.timeout.max(Duration::from_secs(10))
+    }
+}
+
+/// A project to load on the engine.
+#[derive(Debug)]
+pub struct Deploy {
+    pub name: String,
+    /// The `<project>` element as loaded: without its publisher connectors
+    /// (`config::project::without_publishers`).
+    pub xml: String,
+    /// FNV-1a of `xml`: which version an engine runs (`deployed`).
+    pub fingerprint: u64,
+    /// Publisher connectors taken out of the project.
+    pub publishers_removed: usize,
+}
+
+impl Deploy {
+    /// The project `xml` (a `<project>` element) to load as `name`, without
+    /// its publisher connectors. A project whose XML does not parse (the
+    /// config checked it did) is loaded as written.
+    pub fn new(name: &str, xml: &str) -> Deploy {
+        let (xml, publishers_removed) = crate::config::project::without_publishers(xml)
+            .unwrap_or_else(|_| (xml.to_string(), 0));
+        Deploy {
+            name: name.to_string(),
+            fingerprint: crate::config::fingerprint::fingerprint(&xml),
+            xml,
+            publishers_removed,
+        }
+    }
+}
+
+/// What the rest of the manager sees of an engine.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: State,
+    pub base: Option<&'static str>,
+    pub acked_events: u64,
+    pub acked_blocks: u64,
+    pub rejected_events: u64,
+    pub rejected_blocks: u64,
+    /// Publish attempts that will be retried.
+    pub failed_requests: u64,
+    /// Project loads (adopted and kept projects are not loads).
+    pub deploys: u64,
+    /// Loads refused, and projects the engine lost again before any event
+    /// was taken (a deploy that does not take).
+    pub deploy_failures: u64,
+    pub request_bytes: u64,
+    pub last_error: Option<String>,
+    /// Events not sent because the leader reported them delivered.
+    pub skipped_events: u64,
+    /// Reference events sent again after a load.
+    pub reference_resent: u64,
+}
+
+impl Default for Status {
+    fn default() -> Status {
+        Status {
+            state: State::Connecting,
+            base: None,
+            acked_events: 0,
+            acked_blocks: 0,
+            rejected_events: 0,
+            rejected_blocks: 0,
+            failed_requests: 0,
+            deploys: 0,
+            deploy_failures: 0,
+            request_bytes: 0,
+            last_error: None,
+            skipped_events: 0,
+            reference_resent: 0,
+        }
+    }
+}
+
+/// An engine's [`Status`], and an event notified at every change (progress
+/// displays and tests wait on it instead of polling).
+#[derive(Debug, Default)]
+pub struct Watched {
+    status: RefCell<Status>,
+    changed: Event,
+    /// Also notified at every change (the core watches all engines with one).
+    also: Option<Rc<Event>>,
+}
+
+impl Watched {
+    /// A status whose changes also notify `also`.
+    pub fn notifying(also: Rc<Event>) -> Watched {
+        Watched {
+            also: Some(also),
+            ..Watched::default()
+        }
+    }
+
+    pub fn get(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.borrow_mut());
+        self.changed.notify(usize::MAX);
+        if let Some(e) = &self.also {
+            e.notify(usize::MAX);
+        }
+    }
+
+    /// Waits until `pred` holds, or `deadline` passes (false).
+    pub async fn wait_for(&self, pred: impl Fn(&Status) -> bool, deadline: Instant) -> bool {
+        loop {
+            let l = self.changed.listen();
+            if pred(&self.status.borrow()) {
+                return true;
+            }
+            let woke = future::or(
+                async {
+                    l.await;
+                    true
+                },
+                async {
+                    Timer::at(deadline).await;
+                    false
+                },
+            )
+            .await;
+            if !woke {
+                return pred(&self.status.borrow());
+            }
+        }
+    }
+}
+
+/// What the senders share with the core.
+pub struct Shared<S: Storage> {
+    pub journal: RefCell<Journal<S>>,
+    /// Notified after every journal sync (new blocks are readable).
+    pub synced: Event,
+    /// Notified after every acknowledgement (cursors to persist).
+    pub acked: Event,
+    pub dead_letters: RefCell<DeadLetters>,
+    /// Which project versions this manager loaded on which engine.
+    pub deployed: RefCell<crate::engine::deployed::Deployed>,
+    /// Reference data kept for engines that get their projects anew.
+    pub reference: RefCell<crate::journal::reference::Reference>,
+    /// Target windows by destination id (the journal's `target`,
+    /// `journal::layout`). Only ever appended to (a reload adds maps; ids
+    /// are never reused), so a window once looked up stays right.
+    pub windows: RefCell<Vec<Rc<Window>>>,
+    pub failover: Failover,
+}
+
+impl<S: Storage> Shared<S> {
+    /// The window of destination id `t`.
+    pub fn window(&self, t: usize) -> Option<Rc<Window>> {
+        self.windows.borrow().get(t).cloned()
+    }
+}
+
+/// What senders and the failover shell share (`failover` module docs).
+#[derive(Debug, Default)]
+pub struct Failover {
+    /// A standby: senders trim what the leader reports and publish nothing.
+    pub standby: Cell<bool>,
+    /// Notified when `standby` changes.
+    pub role_changed: Event,
+    /// What this manager's engines acknowledged, by (engine, raw-source):
+    /// the source's event count below which every event routed to the
+    /// engine is acknowledged (senders raise it; the leader reports it).
+    pub acked: RefCell<crate::failover::Acked>,
+    /// Notified when `acked` grows.
+    pub progress: Event,
+    /// The same as reported by the leader (a standby trims by it; a new
+    /// leader skips what the old one had delivered).
+    pub peer_acked: RefCell<crate::failover::Acked>,
+    /// Notified when `peer_acked` grows.
+    pub peer_progress: Event,
+}
+
+impl Failover {
+    /// Whether the leader reported every event of record `h` acknowledged
+    /// by engine `e`.
+    fn peer_has(&self, e: EngineId, h: &Header) -> bool {
+        h.origin.known()
+            && h.source != REROUTED
+            && self
+                .peer_acked
+                .borrow()
+                .get(&(e, h.source))
+                .is_some_and(|&n| h.origin.block_end() <= n)
+    }
+}
+
+/// Stops a sender between two steps (engine removed, shutdown).
+#[derive(Debug, Default)]
+pub struct Stop {
+    flag: Cell<bool>,
+    event: Event,
+}
+
+impl Stop {
+    pub fn stop(&self) {
+        self.flag.set(true);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.flag.get()
+    }
+
+    /// Waits for `f` unless stopped first (`None`).
+    pub async fn or<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        let l = self.event.listen();
+        if self.flag.get() {
+            return None;
+        }
+        future::or(async { Some(f.await) }, async {
+            l.await;
+            None
+        })
+        .await
+    }
+}
+
+/// One request's worth: consecutive journal records for this engine and
+/// one target window, as one `<events>` body.
+struct Block {
+    first_seq: u64,
+    /// One past the last record's events (records for other engines may
+    /// lie between `first_seq` and here).
+    end_seq: u64,
+    count: u32,
+    /// Journal records in it.
+    records: u32,
+    /// The reader position before its first record.
+    start: ReadPos,
+    target: usize,
+    body: Vec<u8>,
+    /// (raw-source, count) acknowledged with it (`Failover::acked`).
+    marks: Vec<(u16, u64)>,
+    /// One `<transaction>` (the window's source is transactional).
+    transactional: bool,
+}
+
+/// A request grows by whole records while its body is under this. It is the
+/// unit in flight: after a crash at most one request per engine is sent
+/// again (contract 2), since the next one waits for the previous one's
+/// acknowledgement to be on flash.
+pub const REQUEST_BODY_MAX: usize = 512 * 1024;
+
+/// Syncs the journal at every acknowledgement: the cursor commit for
+/// setups without the daemon's group commit (tests, benchmarks). Senders
+/// wait for their acknowledgements to be on flash, so something must sync.
+pub async fn sync_on_ack<S: Storage>(shared: Rc<Shared<S>>) {
+    loop {
+        let l = shared.acked.listen();
+        if !shared.journal.borrow().cursors_synced() {
+            if let Err(e) = shared.dead_letters.borrow_mut().sync() {
+                log::error!("dead letters: sync failed: {e}");
+            }
+            let r = shared.journal.borrow_mut().sync();
+            if let Err(e) = r {
+                log::error!("journal: sync failed: {e}");
+            }
+            shared.synced.notify(usize::MAX);
+        }
+        l.await;
+    }
+}
+
+impl Block {
+    fn closed(mut self) -> Block {
+        if self.transactional {
+            self.body.extend_from_slice(b"</transaction>");
+        }
+        self.body.extend_from_slice(b"</events>");
+        self
+    }
+}
+
+pub struct Sender {
+    pub id: EngineId,
+    pub name: String,
+    client: Client,
+    health: Health,
+    settings: Settings,
+    projects: Vec<Rc<Deploy>>,
+    pub status: Rc<Watched>,
+    pub stop: Rc<Stop>,
+    backoff: Backoff,
+    last_answer: Instant,
+    /// After an engine refused a request of several records: records are
+    /// sent one per request up to here, so that only the refused record
+    /// goes to the dead letters.
+    split_until: u64,
+    /// The body size a request grows to: halved when a request of several
+    /// records fails (a slow engine that times out on large requests gets
+    /// smaller ones instead of the same one again), doubled back on success.
+    request_max: usize,
+    /// The cause of the last deploy trouble logged (logged once per cause).
+    last_cause: Option<String>,
+    /// No event was taken since the last deploy: a project lost now did
+    /// not take, and the next deploy waits a backoff and loads anew.
+    fresh_deploy: bool,
+    /// Load the projects even where the engine lists them.
+    force_reload: bool,
+    /// Global ids of this engine's cluster, as bits (reference data).
+    cluster_mask: u64,
+    /// Reference data still to send again before anything else.
+    replay: Option<Replay>,
+    /// The path the REST bases sit under (`<esp-engine url>`), or empty.
+    prefix: String,
+    /// Projects loaded whose load is recorded once the replay is done.
+    loaded: Vec<Rc<Deploy>>,
+    /// When the engine last listed every project (a refusal within a tick
+    /// of it goes to the dead letters without asking again).
+    listed_at: Option<Instant>,
+    /// The last block sent was refused and dead-lettered: the next one
+    /// need not wait for the group commit (a local write, not a delivery).
+    refused_last: bool,
+    /// The window and reason of the last refusal logged.
+    last_refusal: Option<String>,
+}
+
+/// Where an engine's replay of reference data stands.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    /// Next record's offset in the reference store.
+    offset: u64,
+    /// Records from this seq on are still in the journal for this engine:
+    /// they come the usual way.
+    below: u64,
+    sent: u64,
+}
+
+impl Sender {
+    pub fn new(
+        id: EngineId,
+        name: &str,
+        host: &str,
+        ha_port: u16,
+        projects: Vec<Rc<Deploy>>,
+        settings: Settings,
+    ) -> Sender {
+        Sender {
+            id,
+            name: name.to_string(),
+            client: Client::new(host, ha_port),
+            health: Health::new(settings.retries),
+            settings,
+            projects,
+            status: Rc::new(Watched::default()),
+            stop: Rc::new(Stop::default()),
+            backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
+            last_answer: Instant::now(),
+            split_until: 0,
+            request_max: REQUEST_BODY_MAX,
+            last_cause: None,
+            fresh_deploy: false,
+            force_reload: false,
+            cluster_mask: u64::MAX,
+            replay: None,
+            loaded: Vec::new(),
+            prefix: String::new(),
+            listed_at: None,
+            refused_last: false,
+            last_refusal: None,
+        }
+    }
+
+    /// Reaches the engine over `t` with `auth` (TLS, credentials).
+    pub fn reaching_with(
+        mut self,
+        t: crate::http::client::Transport,
+        auth: Option<Rc<crate::auth::Credential>>,
+    ) -> Sender {
+        let c = std::mem::replace(&mut self.client, Client::new("", 0));
+        self.client = c.with_transport(t).with_auth(auth);
+        self
+    }
+
+    /// Reaches the engine's REST bases under `prefix` (an ingress path), and
+    /// connects to `connect` instead of where its host resolves.
+    pub fn at(mut self, prefix: &str, connect: Option<(String, u16)>) -> Sender {
+        self.prefix = prefix.trim_end_matches('/').to_string();
+        let c = std::mem::replace(&mut self.client, Client::new("", 0));
+        self.client = c.with_connect(connect);
+        self
+    }
+
+    /// The engine's cluster holds the global ids whose bits are set in `mask`.
+    pub fn in_cluster(mut self, mask: u64) -> Sender {
+        self.cluster_mask = mask;
+        self
+    }
+
+    /// Status changes also notify `e`.
+    pub fn watched_by(mut self, e: Rc<Event>) -> Sender {
+        self.status = Rc::new(Watched::notifying(e));
+        self
+    }
+
+    fn sync_status(&self) {
+        self.status.update(|s| {
+            s.state = self.health.state();
+            s.base = self.health.base;
+            s.last_error.clone_from(&self.health.last_error);
+        });
+    }
+
+    fn fail(&mut self, why: String) {
+        let before = self.health.state();
+        if self.health.failed(why.clone()) {
+            log::error!(
+                "engine '{}' ({}): failed after {} failures in a row; last: {why}",
+                self.name,
+                self.client.authority(),
+                self.health.misses()
+            );
+        } else if before != State::Failed {
+            log::warn!(
+                "engine '{}' ({}): {why}",
+                self.name,
+                self.client.authority()
+            );
+        } else {
+            log::debug!("engine '{}': still failed: {why}", self.name);
+        }
+        self.sync_status();
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.stop.or(Timer::after(d)).await;
+    }
+
+    async fn get(&mut self, path: &str, deadline: Duration) -> Result<Response, HttpError> {
+        self.client.request("GET", path, None, &[], deadline).await
+    }
+
+    /// `PUT` an XML body, counting its bytes.
+    async fn put_xml(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        deadline: Duration,
+    ) -> Result<Response, HttpError> {
+        let r = self
+            .client
+            .request("PUT", path, Some("application/xml"), body, deadline)
+            .await;
+        self.status.update(|s| s.request_bytes += body.len() as u64);
+        r
+    }
+
+    /// Runs until stopped.
+    pub async fn run<S: Storage>(mut self, shared: Rc<Shared<S>>) {
+        let mut pos = shared.journal.borrow().reader(self.id);
+        let mut payload = Vec::new();
+        let mut block: Option<Block> = None;
+        let mut seen_synced = 0;
+        log::info!(
+            "engine '{}' ({}): connecting",
+            self.name,
+            self.client.authority()
+        );
+        while !self.stop.is_stopped() {
+            if shared.failover.standby.get() {
+                self.stand_by(&shared, &mut pos, &mut payload).await;
+                continue;
+            }
+            self.sync_status();
+            match self.health.state() {
+                State::Connecting | State::Failed => {
+                    let failed = self.health.state() == State::Failed;
+                    match self.probe().await {
+                        Ok(base) => {
+                            // Quiet while a deploy keeps failing for the same cause.
+                            let quiet = self.last_cause.is_some();
+                            if failed && !quiet {
+                                log::info!("engine '{}': answers again; redeploying", self.name);
+                            }
+                            self.health.probed(base);
+                            self.last_answer = Instant::now();
+                            if !quiet {
+                                log::info!("engine '{}': REST API at {base}", self.name);
+                            }
+                        }
+                        Err(why) => {
+                            self.fail(why);
+                            let d = if failed {
+                                self.settings.ticktime
+                            } else {
+                                self.backoff.next_delay()
+                            };
+                            self.sleep(d).await;
+                        }
+                    }
+                }
+                State::Deploying => match self.deploy(&shared).await {
+                    Ok(loaded) => {
+                        if loaded {
+                            let below = shared.journal.borrow().cursor(self.id).unwrap_or(0);
+                            self.replay = Some(Replay {
+                                offset: 0,
+                                below,
+                                sent: 0,
+                            });
+                        }
+                        self.health.deployed();
+                        self.fresh_deploy = true;
+                        self.last_answer = Instant::now();
+                        log::info!("engine '{}': ready", self.name);
+                    }
+                    Err(why) => {
+                        // Logged once per cause (not by `fail`, which logs each).
+                        self.deploy_trouble(why.clone());
+                        self.health.failed(why);
+                        self.sync_status();
+                        let d = self.backoff.next_delay();
+                        self.sleep(d).await;
+                    }
+                },
+                State::Ready | State::Failing if self.replay.is_some() => {
+                    self.replay_step(&shared).await;
+                }
+                State::Ready | State::Failing => {
+                    if block.is_none() {
+                        seen_synced = shared.journal.borrow().synced_seq();
+                        match self.next_block(&shared, &mut pos, &mut payload) {
+                            Ok(b) => block = b,
+                            Err(why) => {
+                                log::error!("engine '{}': {why}", self.name);
+                                self.sleep(self.settings.ticktime).await;
+                                continue;
+                            }
+                        }
+                    }
+                    match &block {
+                        Some(b) => {
+                            self.refused_last = false;
+                            if self.publish(&shared, b).await {
+                                let upto = b.end_seq;
+                                block = None;
+                                // A refused block went to the dead letters, a
+                                // local write: the next one need not wait.
+                                if !self.refused_last {
+                                    self.wait_durable(&shared, upto).await;
+                                }
+                            } else if b.records > 1
+                                && (b.end_seq <= self.split_until
+                                    || b.body.len() > self.request_max)
+                            {
+                                // Refused, or failed and now too large: read its
+                                // records again into smaller requests.
+                                pos = b.start.clone();
+                                block = None;
+                            }
+                        }
+                        None => self.idle(&shared, seen_synced).await,
+                    }
+                }
+            }
+        }
+        self.sync_status();
+        log::info!("engine '{}': sender stopped", self.name);
+    }
+
+    /// A request that failed (5xx, time-out, connection): counted, and
+    /// tried again after the backoff. Always false.
+    async fn retry_later(&mut self, why: String) -> bool {
+        self.status.update(|s| s.failed_requests += 1);
+        self.fail(why);
+        let d = self.backoff.next_delay();
+        self.sleep(d).await;
+        false
+    }
+
+    /// The engine answered. The backoff starts over, except while a fresh
+    /// deploy has not taken an event yet (a deploy that does not take backs off).
+    fn answered(&mut self) {
+        self.health.answered();
+        if !self.fresh_deploy {
+            self.backoff.reset();
+        }
+        self.last_answer = Instant::now();
+    }
+
+    /// Caught up: wait for new blocks; heartbeat when a tick passes without
+    /// any answer from the engine.
+    async fn idle<S: Storage>(&mut self, shared: &Shared<S>, seen_synced: u64) {
+        let due = self.last_answer + self.settings.ticktime;
+        let listener = shared.synced.listen();
+        // A sync may have landed since the journal was read: look again.
+        if shared.journal.borrow().synced_seq() > seen_synced {
+            return;
+        }
+        if Instant::now() < due {
+            let woke = self
+                .stop
+                .or(future::or(
+                    async {
+                        listener.await;
+                        true
+                    },
+                    async {
+                        Timer::at(due).await;
+                        false
+                    },
+                ))
+                .await;
+            if woke != Some(false) {
+                return;
+            }
+        }
+        // The heartbeat asks for the projects, not only whether the server
+        // answers: an engine that restarted gets its projects back within
+        // a tick even when no event flows.
+        match self
+            .missing_project(self.settings.heartbeat_deadline())
+            .await
+        {
+            Ok(None) => self.answered(),
+            Ok(Some(p)) => {
+                self.answered();
+                self.project_lost(format!("no longer lists project '{p}'"))
+                    .await;
+            }
+            Err(why) => self.fail(format!("heartbeat: {why}")),
+        }
+        // The next heartbeat is a tick after this one.
+        self.last_answer = Instant::now();
+    }
+}

@@ -1,0 +1,361 @@
+//! Publishing: the next block of journal records for this engine, its
+//! request, the answer (acknowledged, rejected to dead letters, retried),
+//! and a standby's trimming of what the leader delivered.
+
+use super::*;
+
+impl Sender {
+    /// The next block for this engine, or `None` when caught up (then the
+    /// cursor is moved past records meant for other engines). A block takes
+    /// consecutive records for the same window up to [`REQUEST_BODY_MAX`].
+    pub(super) fn next_block<S: Storage>(
+        &self,
+        shared: &Shared<S>,
+        pos: &mut ReadPos,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<Block>, String> {
+        let mut j = shared.journal.borrow_mut();
+        let mut block: Option<Block> = None;
+        loop {
+            let before = pos.clone();
+            let header = j
+                .read_next(self.id, pos, payload)
+                .map_err(|e| format!("reading the journal: {e}"))?;
+            let Some(h) = header else {
+                if block.is_none() && j.cursor(self.id).is_some_and(|c| pos.seq > c) {
+                    j.ack(self.id, pos.seq, 0);
+                    shared.acked.notify(usize::MAX);
+                }
+                return Ok(block.map(Block::closed));
+            };
+            if shared.failover.peer_has(self.id, &h) {
+                // The leader before us had it delivered.
+                if block.is_some() {
+                    *pos = before;
+                    return Ok(block.map(Block::closed));
+                }
+                self.skip_delivered(shared, &mut j, &h);
+                continue;
+            }
+            let target = usize::from(h.target);
+            if let Some(b) = &block {
+                if b.target != target
+                    || b.transactional
+                    || b.body.len() >= self.request_max
+                    || b.first_seq < self.split_until
+                {
+                    *pos = before;
+                    return Ok(block.map(Block::closed));
+                }
+            }
+            let Some(w) = shared.window(target) else {
+                if block.is_some() {
+                    // Sent first; this record is dealt with on the next round.
+                    *pos = before;
+                    return Ok(block.map(Block::closed));
+                }
+                log::error!(
+                    "engine '{}': journal record at seq {} names destination {target}, which this config does not have; skipped",
+                    self.name, h.first_seq
+                );
+                j.ack(self.id, h.end_seq(), u64::from(h.count));
+                continue;
+            };
+            let b = block.get_or_insert_with(|| {
+                let mut body = Vec::with_capacity(payload.len() * 4 + 32);
+                body.extend_from_slice(b"<events>");
+                if w.transactional {
+                    body.extend_from_slice(b"<transaction>");
+                }
+                Block {
+                    first_seq: h.first_seq,
+                    end_seq: h.first_seq,
+                    count: 0,
+                    records: 0,
+                    start: before.clone(),
+                    target,
+                    body,
+                    marks: Vec::new(),
+                    transactional: w.transactional,
+                }
+            });
+            let mark = b.body.len();
+            match event_elements(payload, &w, &mut b.body) {
+                Ok(_) => {
+                    b.end_seq = h.end_seq();
+                    b.count += h.count;
+                    b.records += 1;
+                    if h.origin.known() && h.source != REROUTED {
+                        b.marks.push((h.source, h.origin.acked_through(self.id)));
+                    }
+                }
+                Err(_) => {
+                    b.body.truncate(mark);
+                    if b.count > 0 {
+                        *pos = before;
+                        return Ok(block.map(Block::closed));
+                    }
+                    block = None;
+                    log::error!(
+                        "engine '{}': journal record at seq {} has a damaged payload; skipped",
+                        self.name,
+                        h.first_seq
+                    );
+                    j.ack(self.id, h.end_seq(), u64::from(h.count));
+                }
+            }
+        }
+    }
+
+    /// Waits until this engine's cursor on flash covers `upto` (or stop).
+    pub(super) async fn wait_durable<S: Storage>(&self, shared: &Shared<S>, upto: u64) {
+        loop {
+            let l = shared.synced.listen();
+            {
+                let j = shared.journal.borrow();
+                if j.durable_cursor(self.id) >= upto || j.cursor(self.id).is_none() {
+                    return;
+                }
+            }
+            if self.stop.or(l).await.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// A standby's sender: moves the cursor past what the leader reports
+    /// delivered, never contacts the engine; returns when this manager
+    /// leads (the engine is then probed and deployed afresh) or stops.
+    pub(super) async fn stand_by<S: Storage>(
+        &mut self,
+        shared: &Shared<S>,
+        pos: &mut ReadPos,
+        payload: &mut Vec<u8>,
+    ) {
+        self.health = Health::new(self.settings.retries);
+        self.sync_status();
+        log::info!("engine '{}': standing by", self.name);
+        loop {
+            let synced = shared.synced.listen();
+            let reported = shared.failover.peer_progress.listen();
+            let role = shared.failover.role_changed.listen();
+            if !shared.failover.standby.get() || self.stop.is_stopped() {
+                return;
+            }
+            {
+                let mut j = shared.journal.borrow_mut();
+                loop {
+                    let before = pos.clone();
+                    match j.read_next(self.id, pos, payload) {
+                        Ok(Some(h)) if shared.failover.peer_has(self.id, &h) => {
+                            self.skip_delivered(shared, &mut j, &h);
+                        }
+                        Ok(Some(_)) => {
+                            *pos = before;
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            log::error!("engine '{}': reading the journal: {e}", self.name);
+                            *pos = before;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.stop
+                .or(future::or(future::or(synced, reported), role))
+                .await;
+        }
+    }
+
+    /// Moves the cursor past record `h`, which the leader reported delivered.
+    pub(super) fn skip_delivered<S: Storage>(
+        &self,
+        shared: &Shared<S>,
+        j: &mut Journal<S>,
+        h: &Header,
+    ) {
+        j.ack(self.id, h.end_seq(), u64::from(h.count));
+        shared.acked.notify(usize::MAX);
+        self.status
+            .update(|s| s.skipped_events += u64::from(h.count));
+    }
+
+    /// Sends one block; true when it is done with (acknowledged or dead-lettered).
+    pub(super) async fn publish<S: Storage>(&mut self, shared: &Shared<S>, b: &Block) -> bool {
+        let w = shared.window(b.target).expect("a block's window exists");
+        let path = format!("{}{}", self.base(), w.inject_path);
+        let r = self.put_xml(&path, &b.body, self.settings.timeout).await;
+        match classify(&r) {
+            Outcome::Done => {
+                self.fresh_deploy = false;
+                self.last_cause = None;
+                self.answered();
+                self.request_max = (self.request_max * 2).min(REQUEST_BODY_MAX);
+                self.acknowledge(shared, b, false);
+                true
+            }
+            Outcome::Rejected { .. } if b.records > 1 => {
+                // Find the refused record: send this request's records one by one.
+                self.answered();
+                self.split_until = b.end_seq;
+                log::log!(
+                    if self.last_refusal.is_some() {
+                        log::Level::Debug
+                    } else {
+                        log::Level::Info
+                    },
+                    "engine '{}': refused a request of {} records; sending them one by one",
+                    self.name,
+                    b.records
+                );
+                false
+            }
+            Outcome::Rejected { status, message } => {
+                self.answered();
+                // ESP's status for "no such project" is not documented
+                // (esp-protocol.md §2.3): a refusal goes to the dead
+                // letters only once the engine still lists the project.
+                let fresh = self
+                    .listed_at
+                    .is_some_and(|t| t.elapsed() < self.settings.ticktime);
+                let check = if fresh {
+                    Ok(None)
+                } else {
+                    self.missing_project(self.settings.timeout).await
+                };
+                match check {
+                    Ok(None) => {}
+                    Ok(Some(p)) => {
+                        self.project_lost(format!(
+                            "refused {} ({message}) and does not list project '{p}'",
+                            w.label
+                        ))
+                        .await;
+                        return false;
+                    }
+                    Err(why) => {
+                        self.fail(format!("refused {} ({message}); {why}", w.label));
+                        let d = self.backoff.next_delay();
+                        self.sleep(d).await;
+                        return false;
+                    }
+                }
+                if !self
+                    .dead_letter(shared, &w, b.first_seq, b.count, status, &message, &b.body)
+                    .await
+                {
+                    return false;
+                }
+                self.acknowledge(shared, b, true);
+                self.refused_last = true;
+                true
+            }
+            Outcome::Lost(why) => self.window_lost(&w, why).await,
+            Outcome::Retry(why) => {
+                if b.records > 1 {
+                    self.request_max = (b.body.len() / 2).max(1);
+                }
+                self.retry_later(format!("publishing to {}: {why}", w.label))
+                    .await
+            }
+        }
+    }
+
+    /// Writes a refused block to the dead letters; false (after a backoff)
+    /// when it cannot be written, so that it is kept and tried again.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn dead_letter<S: Storage>(
+        &mut self,
+        shared: &Shared<S>,
+        w: &crate::engine::encode::Window,
+        first_seq: u64,
+        count: u32,
+        status: u16,
+        message: &str,
+        body: &[u8],
+    ) -> bool {
+        let letter = Letter {
+            time_ms: crate::clock::wall_ms(),
+            engine: &self.name,
+            window: &w.label,
+            first_seq,
+            count,
+            status,
+            message,
+            body,
+        };
+        let written = shared.dead_letters.borrow_mut().write(&letter);
+        if let Err(e) = written {
+            // Never acknowledge a refused block that is not on flash.
+            log::error!(
+                "engine '{}': refused block at seq {first_seq} ({message}) cannot be written to {}: {e}; keeping it",
+                self.name,
+                shared.dead_letters.borrow().path().display()
+            );
+            let d = self.backoff.next_delay();
+            self.sleep(d).await;
+            return false;
+        }
+        // Logged once per window and reason; the counts are in the status.
+        let key = format!("{}: {message}", w.label);
+        let level = if self.last_refusal.as_deref() == Some(key.as_str()) {
+            log::Level::Debug
+        } else {
+            log::Level::Warn
+        };
+        log::log!(
+            level,
+            "engine '{}': refused {count} events for {} (seq {first_seq}): {message}; written to {}{}",
+            self.name,
+            w.label,
+            shared.dead_letters.borrow().path().display(),
+            if level == log::Level::Warn {
+                " (further refusals for the same reason are counted, not logged)"
+            } else {
+                ""
+            }
+        );
+        self.last_refusal = Some(key);
+        true
+    }
+
+    /// The engine does not know window `w` (404): its projects are loaded
+    /// again. Always false (the request is to be sent again).
+    pub(super) async fn window_lost(
+        &mut self,
+        w: &crate::engine::encode::Window,
+        why: String,
+    ) -> bool {
+        self.answered();
+        self.project_lost(format!("does not know {} ({why})", w.label))
+            .await;
+        false
+    }
+
+    /// Moves the cursor past `b` (the engine took it, or it is in the dead letters).
+    pub(super) fn acknowledge<S: Storage>(&self, shared: &Shared<S>, b: &Block, rejected: bool) {
+        let n = u64::from(b.count);
+        shared.journal.borrow_mut().ack(self.id, b.end_seq, n);
+        shared.acked.notify(usize::MAX);
+        if !b.marks.is_empty() {
+            let mut acked = shared.failover.acked.borrow_mut();
+            for &(source, through) in &b.marks {
+                let v = acked.entry((self.id, source)).or_insert(0);
+                *v = (*v).max(through);
+            }
+            shared.failover.progress.notify(usize::MAX);
+        }
+        self.status.update(|s| match rejected {
+            false => {
+                s.acked_events += n;
+                s.acked_blocks += 1;
+            }
+            true => {
+                s.rejected_events += n;
+                s.rejected_blocks += 1;
+            }
+        });
+    }
+}
