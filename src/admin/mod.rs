@@ -14,7 +14,9 @@ use async_executor::LocalExecutor;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+pub mod render;
 mod route;
+pub mod snapshot;
 pub use route::{route, Route, LOGGER};
 
 /// Largest request body read.

@@ -3,10 +3,7 @@
 //! messages, and the reads `status` renders.
 
 use super::*;
-use crate::admin::{route, Call, Reply, Route, LOGGER};
-use crate::engine::encode::escape;
-use crate::text::json_str;
-use std::fmt::Write as _;
+use crate::admin::{render, route, Call, Reply, Route, LOGGER};
 
 impl Core {
     /// Answers calls until the channel closes (never, while running). Calls
@@ -100,28 +97,23 @@ impl Core {
                     format!("PUT loggers/{LOGGER}/level?value=: {e}, fatal"),
                 ),
             },
-            Route::Status => Reply::new(200, "application/json", self.status_json()),
+            Route::Status => Reply::new(
+                200,
+                "application/json",
+                render::status_json(&self.snapshot(false)),
+            ),
             Route::Health => {
-                let reasons = self.health_reasons();
-                let body = format!(
-                    "{{\"status\": \"{}\", \"reasons\": [{}]}}\n",
-                    if reasons.is_empty() { "ok" } else { "failing" },
-                    reasons
-                        .iter()
-                        .map(|r| json_str(r))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let reasons = render::health_reasons(&self.snapshot(false));
                 Reply::new(
                     if reasons.is_empty() { 200 } else { 503 },
                     "application/json",
-                    body,
+                    render::health_json(&reasons),
                 )
             }
             Route::Metrics => Reply::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics_text(),
+                render::metrics_text(&self.snapshot(true)),
             ),
             Route::Engines { map, engine } => {
                 let maps: Vec<usize> = match &map {
@@ -131,67 +123,10 @@ impl Core {
                         Err(reply) => return reply,
                     },
                 };
-                let mut out = String::from("<router-engines>\n");
-                for i in maps {
-                    let m = &self.config().esp_maps[i];
-                    let views = self.engine_views(m.cluster);
-                    let spares = self.spare_views(m.cluster);
-                    if let Some(e) = &engine {
-                        if !views.iter().any(|v| &v.slot == e)
-                            && !spares.iter().any(|s| &s.engine.name == e)
-                        {
-                            return Reply::text(
-                                404,
-                                format!("esp-map '{}' routes to no engine named '{e}'", m.name),
-                            );
-                        }
-                    }
-                    let _ = writeln!(
-                        out,
-                        "  <esp-map name=\"{}\" cluster=\"{}\">",
-                        escape(&m.name),
-                        escape(&self.config().clusters[m.cluster].name)
-                    );
-                    for v in views
-                        .iter()
-                        .filter(|v| engine.as_ref().is_none_or(|e| &v.slot == e))
-                    {
-                        let _ = writeln!(
-                            out,
-                            "    <esp-engine name=\"{}\" serving=\"{}\" host=\"{}\" port=\"{}\" ha_port=\"{}\" state=\"{}\" backlog=\"{}\" acked=\"{}\" rejected=\"{}\"/>",
-                            escape(&v.slot),
-                            escape(&v.serving.name),
-                            escape(&v.serving.host),
-                            v.serving.port,
-                            v.serving.ha_port,
-                            self.engine_state(&v.status),
-                            v.backlog,
-                            v.status.acked_events,
-                            v.status.rejected_events
-                        );
-                    }
-                    for s in spares
-                        .iter()
-                        .filter(|s| engine.as_ref().is_none_or(|e| &s.engine.name == e))
-                    {
-                        let _ = writeln!(
-                            out,
-                            "    <spare-esp-engine name=\"{}\" host=\"{}\" port=\"{}\" ha_port=\"{}\" state=\"{}\"{}/>",
-                            escape(&s.engine.name),
-                            escape(&s.engine.host),
-                            s.engine.port,
-                            s.engine.ha_port,
-                            if s.serves.is_some() { "serving" } else { "reserve" },
-                            s.serves
-                                .as_ref()
-                                .map(|n| format!(" serves=\"{}\"", escape(n)))
-                                .unwrap_or_default()
-                        );
-                    }
-                    out.push_str("  </esp-map>\n");
+                match render::router_engines_xml(&self.snapshot(false), &maps, engine.as_deref()) {
+                    Ok(xml) => Reply::new(200, "application/xml", xml),
+                    Err(why) => Reply::text(404, why),
                 }
-                out.push_str("</router-engines>\n");
-                Reply::new(200, "application/xml", out)
             }
             Route::Cluster => {
                 let r = std::str::from_utf8(&call.body)
@@ -256,7 +191,7 @@ impl Core {
                             ),
                         )
                     }
-                    Err((status, msg)) => Reply::text(status, msg),
+                    Err(e) => Reply::text(status_of(&e), e.to_string()),
                 }
             }
             Route::Delete { map, engine } => {
@@ -290,7 +225,7 @@ impl Core {
                         ),
                     )
                     }
-                    Err((status, msg)) => Reply::text(status, msg),
+                    Err(e) => Reply::text(status_of(&e), e.to_string()),
                 }
             }
         }
@@ -309,5 +244,18 @@ impl Core {
                     format!("no esp-map named '{name}'; accepted: {}", names.join(", ")),
                 )
             })
+    }
+}
+
+/// The HTTP status the admin API answers an engine change that was not made
+/// with.
+fn status_of(e: &EngineChangeError) -> u16 {
+    match e {
+        EngineChangeError::Unknown(_) => 404,
+        EngineChangeError::Conflict(_) => 409,
+        EngineChangeError::NotReady(_) => 502,
+        EngineChangeError::NoRoom(_) => 507,
+        EngineChangeError::Unavailable(_) => 503,
+        EngineChangeError::Journal(_) => 500,
     }
 }

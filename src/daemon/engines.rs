@@ -4,6 +4,38 @@
 
 use super::*;
 
+/// Why an engine or spare was not added or removed, sorted by what the
+/// caller does (STYLE 9). The admin API answers each with its HTTP status
+/// (`daemon::answer`); a reload reports the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChangeError {
+    /// No engine of that name.
+    Unknown(String),
+    /// The change conflicts with what is: the name is taken, no slot is
+    /// left, another add is under way, or a spare serves a slot.
+    Conflict(String),
+    /// The engine did not get ready within the deploy time.
+    NotReady(String),
+    /// The journal has no room for the events to move: try again once
+    /// engines caught up.
+    NoRoom(String),
+    /// The journal cannot sync now.
+    Unavailable(String),
+    /// Reading or re-routing the journal failed.
+    Journal(String),
+}
+
+impl std::fmt::Display for EngineChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use EngineChangeError::*;
+        match self {
+            Unknown(m) | Conflict(m) | NotReady(m) | NoRoom(m) | Unavailable(m) | Journal(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
 /// One engine slot and its sender.
 pub struct EngineHandle {
     /// Global id: the journal's engine (cluster offset + slot id).
@@ -150,10 +182,9 @@ impl Core {
         ex: &LocalExecutor<'_>,
         c: usize,
         engine: crate::config::Engine,
-    ) -> Result<EngineId, (u16, String)> {
+    ) -> Result<EngineId, EngineChangeError> {
         if self.adding.replace(true) {
-            return Err((
-                409,
+            return Err(EngineChangeError::Conflict(
                 "another engine is being added; try again once that PUT answered".to_string(),
             ));
         }
@@ -167,14 +198,13 @@ impl Core {
         ex: &LocalExecutor<'_>,
         c: usize,
         engine: crate::config::Engine,
-    ) -> Result<EngineId, (u16, String)> {
+    ) -> Result<EngineId, EngineChangeError> {
         let cluster = &self.config().clusters[c];
         let slot = {
             let m = self.memberships[c].borrow();
             if m.by_name(&engine.name).is_some() || m.spares().iter().any(|s| s.name == engine.name)
             {
-                return Err((
-                    409,
+                return Err(EngineChangeError::Conflict(
                     format!(
                         "cluster '{}' already has an engine named '{}'; DELETE it first or choose another name",
                         cluster.name, engine.name
@@ -184,8 +214,7 @@ impl Core {
             match m.free_id() {
                 Some(id) if id < self.engine_ids.capacity(c) => id,
                 _ => {
-                    return Err((
-                        409,
+                    return Err(EngineChangeError::Conflict(
                         format!(
                             "cluster '{}' has {} engines, the most it may have (its config's {} plus {SLOTS_SPARE}); remove one first",
                             cluster.name,
@@ -210,13 +239,10 @@ impl Core {
             h.stop.stop();
             self.shared.journal.borrow_mut().remove_engine(id);
             let why = h.status.get().last_error.unwrap_or_default();
-            return Err((
-                502,
-                format!(
-                    "engine '{}' ({}:{}) did not get ready, so it was not added: {why}",
-                    engine.name, engine.host, engine.ha_port
-                ),
-            ));
+            return Err(EngineChangeError::NotReady(format!(
+                "engine '{}' ({}:{}) did not get ready, so it was not added: {why}",
+                engine.name, engine.host, engine.ha_port
+            )));
         }
         let name = engine.name.clone();
         let added = self.memberships[c].borrow_mut().add(engine);
@@ -230,14 +256,14 @@ impl Core {
     /// Removes engine `name` from cluster `c` (admin API): its sender stops
     /// and its queued events are routed again, by each map's policy, to the
     /// engines that remain. Returns how many events moved.
-    pub(crate) fn remove_engine(&self, c: usize, name: &str) -> Result<u64, (u16, String)> {
+    pub(crate) fn remove_engine(&self, c: usize, name: &str) -> Result<u64, EngineChangeError> {
         let cluster = &self.config().clusters[c];
         let mut after = self.memberships[c].borrow().clone();
         let slot = after.remove(name).map_err(|e| match e {
             crate::route::MembershipError::UnknownEngine(_) => {
-                (404, format!("cluster '{}': {e}", cluster.name))
+                EngineChangeError::Unknown(format!("cluster '{}': {e}", cluster.name))
             }
-            _ => (409, format!("cluster '{}': {e}", cluster.name)),
+            _ => EngineChangeError::Conflict(format!("cluster '{}': {e}", cluster.name)),
         })?;
         let id = self.engine_ids.id(c, slot.id);
         // Make every record destined to it readable, then size the move.
@@ -245,14 +271,13 @@ impl Core {
             .journal
             .borrow_mut()
             .sync()
-            .map_err(|e| (503, format!("the journal cannot sync: {e}")))?;
+            .map_err(|e| EngineChangeError::Unavailable(format!("the journal cannot sync: {e}")))?;
         let need = self
             .reroute_plan(c, id, &after, &mut |_, _| {})
-            .map_err(|e| (500, format!("reading the journal: {e}")))?;
+            .map_err(|e| EngineChangeError::Journal(format!("reading the journal: {e}")))?;
         let room = self.shared.journal.borrow().room_bytes();
         if need.1 > room {
-            return Err((
-                507,
+            return Err(EngineChangeError::NoRoom(
                 format!(
                     "re-routing the {} events queued for '{name}' needs {} bytes of journal and {room} are free; nothing was changed, try again once engines caught up",
                     need.0, need.1
@@ -266,13 +291,13 @@ impl Core {
         let moved = {
             let after = self.memberships[c].borrow();
             self.reroute(c, id, &after)
-                .map_err(|e| (500, format!("re-routing: {e}")))?
+                .map_err(|e| EngineChangeError::Journal(format!("re-routing: {e}")))?
         };
         self.engines.borrow_mut().retain(|h| h.id != id);
         let mut j = self.shared.journal.borrow_mut();
         j.remove_engine(id);
         j.sync()
-            .map_err(|e| (503, format!("the journal cannot sync: {e}")))?;
+            .map_err(|e| EngineChangeError::Unavailable(format!("the journal cannot sync: {e}")))?;
         drop(j);
         self.shared.synced.notify(usize::MAX);
         self.room.notify(usize::MAX);
@@ -291,15 +316,15 @@ impl Core {
         &self,
         c: usize,
         engine: crate::config::Engine,
-    ) -> Result<(), (u16, String)> {
+    ) -> Result<(), EngineChangeError> {
         self.memberships[c]
             .borrow_mut()
             .add_spare(engine)
             .map_err(|e| {
-                (
-                    409,
-                    format!("cluster '{}': {e}", self.config().clusters[c].name),
-                )
+                EngineChangeError::Conflict(format!(
+                    "cluster '{}': {e}",
+                    self.config().clusters[c].name
+                ))
             })?;
         for h in self.engines.borrow_mut().iter_mut() {
             if h.cluster == c && h.down && h.status.get().state == crate::engine::State::Failed {

@@ -49,12 +49,13 @@ mod source_task;
 mod sources;
 mod status;
 
-pub use engines::EngineHandle;
+pub use crate::source::SourceState;
+pub use engines::{EngineChangeError, EngineHandle};
 pub use layout::names;
 use layout::*;
 use source_task::*;
+pub use sources::SourceStatus;
 use sources::*;
-pub use sources::{SourceState, SourceStatus};
 
 /// How the manager runs, from the command line.
 #[derive(Debug, Clone)]

@@ -109,7 +109,7 @@ impl Core {
                             "engine '{name}' removed from cluster '{cluster}', {moved} queued events re-routed"
                         ))
                     }
-                    Err((404, _)) => Ok(format!(
+                    Err(EngineChangeError::Unknown(_)) => Ok(format!(
                         "engine '{name}' was already gone from cluster '{cluster}'"
                     )),
                     Err(e) => Err(e),
@@ -136,7 +136,7 @@ impl Core {
                     crate::config::reload::apply(&mut base, &change);
                     done.push(m);
                 }
-                Err((_, m)) => failed.push(m),
+                Err(e) => failed.push(e.to_string()),
             }
         }
         // The new config with the engines as applied.

@@ -4,31 +4,6 @@
 use super::*;
 use crate::source::orchestration;
 
-/// Where a source stands, for logs, the admin API and the demo's progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceState {
-    Waiting,
-    Running,
-    /// Paused by backpressure.
-    Paused,
-    Finished,
-    Failed,
-    Stopped,
-}
-
-impl SourceState {
-    pub fn name(self) -> &'static str {
-        match self {
-            SourceState::Waiting => "waiting",
-            SourceState::Running => "running",
-            SourceState::Paused => "paused",
-            SourceState::Finished => "finished",
-            SourceState::Failed => "failed",
-            SourceState::Stopped => "stopped",
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct SourceStatus {
     pub name: String,

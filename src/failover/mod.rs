@@ -68,8 +68,9 @@ pub struct Manager {
     pub addr: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {
+    #[default]
     Leader,
     Standby,
 }

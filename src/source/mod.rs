@@ -25,6 +25,31 @@ pub use socket::{ConnectSource, ListenSource};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+/// Where a source stands, for logs, the admin API and the demo's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    Waiting,
+    Running,
+    /// Paused by backpressure.
+    Paused,
+    Finished,
+    Failed,
+    Stopped,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Waiting => "waiting",
+            SourceState::Running => "running",
+            SourceState::Paused => "paused",
+            SourceState::Finished => "finished",
+            SourceState::Failed => "failed",
+            SourceState::Stopped => "stopped",
+        }
+    }
+}
+
 /// What a source yields.
 #[derive(Debug)]
 pub enum Next<'a> {
