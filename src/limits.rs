@@ -49,3 +49,76 @@ pub const JOURNAL_HEALTH_SHARE: f64 = 0.9;
 /// sources may queue for an engine before they pause. Its cost is flash, not
 /// RAM: the queue is the journal.
 pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;
+
+/// Slots a cluster may have beyond its config's engines (engines added over
+/// the admin API or a reload). Each costs a journal engine id of the 64
+/// (`ENGINES_MAX`), nothing more until used.
+pub const SLOTS_SPARE: usize = 4;
+
+/// Largest journal segment file. 8 MiB: large enough that a 1 GiB journal
+/// is only 128 files, small enough that reclaim frees space in steps a few
+/// flash erase blocks wide and a fully acknowledged segment is deleted soon.
+/// No RAM cost: segments are read a record at a time.
+pub const SEGMENT_MAX: u64 = 8 * 1024 * 1024;
+
+/// Flash kept free in `{state-dir}/reserve` and given up when the filesystem
+/// is full, so that acknowledgements and source positions can always be
+/// written and the queue drains (contract 4). 256 KiB of flash; the file is
+/// written once from a zeroed buffer of this size (RAM only while written).
+pub const RESERVE_BYTES: usize = 256 * 1024;
+
+/// Largest publish request body per engine. A request grows by whole
+/// records while its body is under this. It is the unit in flight: after a
+/// crash at most one request per engine is sent again (contract 2), since
+/// the next one waits for the previous one's acknowledgement to be on flash.
+/// Costs up to this much RAM per engine while a request is built and sent.
+pub const REQUEST_BODY_MAX: usize = 512 * 1024;
+
+/// Most managers that ever join one failover group (ids `0..MANAGERS_MAX`).
+/// Each costs an entry in the managers' list and in the acknowledgement map
+/// every update carries (tens of bytes).
+pub const MANAGERS_MAX: u8 = 16;
+
+/// Largest admin API request body read (a `PUT routerEngines` engine, a
+/// failover message). RAM per request being read: the admin server reads at
+/// most `http::server::Limits::conns_max` at once.
+pub const ADMIN_BODY_MAX: usize = 64 * 1024;
+
+/// Admin requests waiting for the core (a bounded channel of `admin::Call`s:
+/// a few hundred bytes each plus their body). When full, the admin thread
+/// waits: a flood of requests never grows the core's memory.
+pub const ADMIN_CALLS_QUEUED: usize = 8;
+
+/// Failover messages waiting for the core's failover task (a bounded
+/// channel); when full, the admin answer to a peer waits. Each message is a
+/// decoded update (its acknowledgement map: at most a few KiB).
+pub const FAILOVER_INBOX: usize = 64;
+
+/// Most clients one listening socket source serves at once; each costs its
+/// read buffer (64 KiB, up to `EVENT_MAX`). Further clients are accepted and
+/// closed at once, with a log line.
+pub const SOCKET_CLIENTS_MAX: usize = 32;
+
+/// Stack of a name-resolution thread (`http::resolve`): enough for glibc's
+/// and musl's getaddrinfo. Virtual memory, touched only as deep as the
+/// resolver goes; one thread per connection attempt after a failure.
+pub const RESOLVER_STACK: usize = 256 * 1024;
+
+/// Most bytes of an engine's answer status line and headers accepted
+/// (buffered in RAM per engine connection while read).
+pub const RESPONSE_HEAD_MAX: usize = 16 * 1024;
+
+/// Most bytes of an engine's answer body kept (an engine's answer is a short
+/// XML document); a longer body ends the read and closes the connection.
+/// RAM per engine connection.
+pub const RESPONSE_BODY_KEEP: usize = 64 * 1024;
+
+/// Most headers in an engine's answer (parsed on the stack: 48 × 32 bytes).
+pub const RESPONSE_HEADERS_MAX: usize = 48;
+
+/// Bytes an answer is read in at a time (the read buffer grows by this).
+pub const RESPONSE_READ_STEP: usize = 8 * 1024;
+
+/// Most headers in a request to the admin API or the stand-in (parsed on the
+/// stack: 64 × 32 bytes).
+pub const REQUEST_HEADERS_MAX: usize = 64;

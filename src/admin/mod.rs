@@ -19,8 +19,7 @@ mod route;
 pub mod snapshot;
 pub use route::{route, Route, LOGGER};
 
-/// Largest request body read.
-pub const BODY_MAX: usize = 64 * 1024;
+pub use crate::limits::ADMIN_BODY_MAX as BODY_MAX;
 
 /// A request handed to the core, and where its answer goes.
 pub struct Call {
@@ -77,7 +76,7 @@ pub fn serve(
     auth: Option<crate::auth::AdminAuth>,
 ) -> std::io::Result<(SocketAddr, async_channel::Receiver<Call>)> {
     let bound = listener.local_addr()?;
-    let (tx, rx) = async_channel::bounded(8);
+    let (tx, rx) = async_channel::bounded(crate::limits::ADMIN_CALLS_QUEUED);
     let limits = crate::http::server::Limits {
         body_max: BODY_MAX,
         // A request has this long to arrive whole: a slow client holds one

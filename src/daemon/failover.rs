@@ -66,7 +66,7 @@ pub fn advertised(bound: std::net::SocketAddr, leader: Option<&str>) -> String {
 }
 
 /// The node a manager starts with: what it saved, else a standby of
-/// `-standby`, else the leader of a new cluster.
+/// `-standby`, else the leader of a new failover group.
 pub fn start_node(state_dir: &Path, o: &FailoverOptions, timing: Timing) -> Result<Node, String> {
     let me = o.me.clone().unwrap_or_else(|| "local".to_string());
     let path = state_dir.join(SAVED_FILE);
@@ -212,7 +212,7 @@ impl Core {
                         *e = (*e).max(v);
                     }
                 }
-                f.standby.set(to == Role::Standby);
+                f.role.set(to);
                 f.role_changed.notify(usize::MAX);
             }
             Out::Acked => {

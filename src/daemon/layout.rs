@@ -4,8 +4,7 @@
 use super::*;
 use crate::route::ids::EngineIds;
 
-/// Slots a cluster may have beyond its config's engines (added at run time).
-pub(super) const SLOTS_SPARE: usize = 4;
+pub(super) use crate::limits::SLOTS_SPARE;
 
 /// The config's engines by journal slot and its raw-sources by place
 /// (`edgecm queue -cluster-manager`; the state dir's `layout` names

@@ -413,13 +413,13 @@ impl Core {
             stop_sources: Rc::new(Stop::default()),
             started: Instant::now(),
             node: RefCell::new(node),
-            failover_inbox: async_channel::bounded(64),
+            failover_inbox: async_channel::bounded(crate::limits::FAILOVER_INBOX),
             traffic: Default::default(),
             adding: Cell::new(false),
         });
-        let standby = core.node.borrow().role() == crate::failover::Role::Standby;
-        core.shared.failover.standby.set(standby);
-        if standby {
+        let role = core.node.borrow().role();
+        core.shared.failover.role.set(role);
+        if role == crate::failover::Role::Standby {
             log::info!(
                 "failover: standing by{}; reading sources, publishing nothing",
                 core.node
@@ -517,7 +517,7 @@ impl Core {
             .collect();
         for (id, w) in engines
             .iter()
-            .filter(|_| !self.shared.failover.standby.get())
+            .filter(|_| !self.shared.failover.is_standby())
         {
             let shared = self.shared.clone();
             let id = *id;

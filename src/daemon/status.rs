@@ -72,7 +72,7 @@ impl Core {
                 last: self.last_reload.borrow().clone(),
             },
             failover,
-            standby: self.shared.failover.standby.get(),
+            standby: self.shared.failover.is_standby(),
             sources,
             orchestration_waits: self.orchestration_waits(),
             clusters: config.clusters.iter().map(|c| c.name.clone()).collect(),

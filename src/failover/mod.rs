@@ -5,6 +5,11 @@
 //! carries its messages over HTTP (`POST {base}/cluster`, [`wire`]) and
 //! tests carry them over a simulated network.
 //!
+//! Words: a *cluster* is ESP's engine cluster (`<esp-cluster>`); the
+//! managers that fail over for one another are a *failover group*. The
+//! message path `POST {base}/cluster` and the saved file `cluster` keep the
+//! seed's word: they are the protocol and the state dir's format.
+//!
 //! # Protocol
 //! - **Roles.** A manager started without `-standby` leads. A standby
 //!   registers with the address given to `-standby` (and, after a restart,
@@ -53,8 +58,7 @@ pub use msg::{Body, Msg, Out, Saved, Update};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// At most this many managers ever join one cluster (ids `0..MANAGERS_MAX`).
-pub const MANAGERS_MAX: u8 = 16;
+pub use crate::limits::MANAGERS_MAX;
 /// Acknowledgements are reported at most this often.
 pub const COALESCE_MS: u64 = 50;
 
@@ -170,7 +174,7 @@ impl Node {
         self.config = config;
     }
 
-    /// The first manager of a new cluster: it leads epoch 0 as id 0.
+    /// The first manager of a new failover group: it leads epoch 0 as id 0.
     pub fn leader(me: &str, config: u64, timing: Timing, now: u64) -> Node {
         let mut n = Node::new(me, config, timing, now);
         n.id = Some(0);
@@ -446,7 +450,7 @@ impl Node {
                             &from,
                             Body::Refused {
                                 why: format!(
-                                    "a cluster has at most {MANAGERS_MAX} managers over its life"
+                                    "a failover group has at most {MANAGERS_MAX} managers over its life"
                                 ),
                             },
                             &mut out,

@@ -28,13 +28,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Most bytes of status line and headers accepted.
-pub const HEAD_MAX: usize = 16 * 1024;
-/// Most bytes of a response body kept.
-pub const BODY_KEEP: usize = 64 * 1024;
-/// Most headers in a response.
-const HEADERS_MAX: usize = 48;
-const READ_STEP: usize = 8 * 1024;
+pub use crate::limits::RESPONSE_BODY_KEEP as BODY_KEEP;
+use crate::limits::RESPONSE_HEADERS_MAX as HEADERS_MAX;
+pub use crate::limits::RESPONSE_HEAD_MAX as HEAD_MAX;
+use crate::limits::RESPONSE_READ_STEP as READ_STEP;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {

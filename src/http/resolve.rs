@@ -15,8 +15,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// Stack for a resolver thread: enough for glibc's and musl's getaddrinfo.
-const RESOLVER_STACK: usize = 256 * 1024;
+use crate::limits::RESOLVER_STACK;
 
 /// `host` as an address literal, brackets allowed around IPv6.
 pub fn literal(host: &str) -> Option<IpAddr> {

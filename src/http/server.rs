@@ -41,8 +41,7 @@ pub type Acceptor = crate::http::tls::TlsAcceptor;
 #[derive(Clone)]
 pub enum Acceptor {}
 
-/// Most headers in a request.
-pub const HEADERS_MAX: usize = 64;
+pub use crate::limits::REQUEST_HEADERS_MAX as HEADERS_MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -88,10 +88,7 @@ pub use queue::{Full, Journal, Limits, NewRecord, ReadPos, Recovery};
 pub use record::{Header, Origin, REROUTED};
 pub use storage::{DirStorage, MemStorage, Storage};
 
-/// Largest segment file. 8 MiB: large enough that a 1 GiB journal is only
-/// 128 files, small enough that reclaim frees space in steps a few flash
-/// erase blocks wide and a fully acknowledged segment is deleted soon.
-pub const SEGMENT_MAX: u64 = 8 * 1024 * 1024;
+pub use crate::limits::SEGMENT_MAX;
 
 /// Largest record, header included. Bounds the scan buffer (RAM) during
 /// recovery and reading; the daemon splits larger groups into several records.

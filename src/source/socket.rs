@@ -30,10 +30,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::task::Poll;
 use std::time::Duration;
 
-/// Most clients one listening source serves at once; each costs its read
-/// buffer (64 KiB, up to `limits::EVENT_MAX`). Further clients are accepted
-/// and closed at once, with a log line.
-pub const CLIENTS_MAX: usize = 32;
+pub use crate::limits::SOCKET_CLIENTS_MAX as CLIENTS_MAX;
 
 /// First and longest wait between connection attempts.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);

@@ -214,9 +214,10 @@ impl<S: Storage> Shared<S> {
 /// What senders and the failover shell share (`failover` module docs).
 #[derive(Debug, Default)]
 pub struct Failover {
-    /// A standby: senders trim what the leader reports and publish nothing.
-    pub standby: Cell<bool>,
-    /// Notified when `standby` changes.
+    /// This manager's role (the failover node's, set by its shell): as a
+    /// standby, senders trim what the leader reports and publish nothing.
+    pub role: Cell<crate::failover::Role>,
+    /// Notified when `role` changes.
     pub role_changed: Event,
     /// What this manager's engines acknowledged, by (engine, raw-source):
     /// the source's event count below which every event routed to the
@@ -232,6 +233,11 @@ pub struct Failover {
 }
 
 impl Failover {
+    /// A standby publishes nothing.
+    pub fn is_standby(&self) -> bool {
+        self.role.get() == crate::failover::Role::Standby
+    }
+
     /// Whether the leader reported every event of record `h` acknowledged
     /// by engine `e`.
     fn peer_has(&self, e: EngineId, h: &Header) -> bool {
@@ -296,11 +302,7 @@ struct Block {
     transactional: bool,
 }
 
-/// A request grows by whole records while its body is under this. It is the
-/// unit in flight: after a crash at most one request per engine is sent
-/// again (contract 2), since the next one waits for the previous one's
-/// acknowledgement to be on flash.
-pub const REQUEST_BODY_MAX: usize = 512 * 1024;
+pub use crate::limits::REQUEST_BODY_MAX;
 
 /// Syncs the journal at every acknowledgement: the cursor commit for
 /// setups without the daemon's group commit (tests, benchmarks). Senders
@@ -518,7 +520,7 @@ impl Sender {
             self.client.authority()
         );
         while !self.stop.is_stopped() {
-            if shared.failover.standby.get() {
+            if shared.failover.is_standby() {
                 self.stand_by(&shared, &mut pos, &mut payload).await;
                 continue;
             }

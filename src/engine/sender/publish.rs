@@ -139,7 +139,7 @@ impl Sender {
             let synced = shared.synced.listen();
             let reported = shared.failover.peer_progress.listen();
             let role = shared.failover.role_changed.listen();
-            if !shared.failover.standby.get() || self.stop.is_stopped() {
+            if !shared.failover.is_standby() || self.stop.is_stopped() {
                 return;
             }
             {

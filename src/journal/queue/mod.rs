@@ -91,7 +91,7 @@ pub const DAMAGE_LOG: &str = "damage.log";
 /// source positions can always be written and the queue drains (contract 4),
 /// made again once there is room.
 pub const RESERVE_FILE: &str = "reserve";
-pub const RESERVE_BYTES: usize = 256 * 1024;
+pub use crate::limits::RESERVE_BYTES;
 
 /// What recovery found; `edgecm queue` prints it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
