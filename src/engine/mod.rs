@@ -38,6 +38,7 @@ pub mod added;
 pub mod deadletter;
 pub mod deployed;
 pub mod encode;
+pub mod link;
 pub mod models;
 pub mod sender;
 
@@ -252,11 +253,16 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff::seeded(min, max, fastrand::u64(..))
+    }
+
+    /// With its jitter drawn from `seed`: the same seed, the same waits.
+    pub fn seeded(min: Duration, max: Duration, seed: u64) -> Backoff {
         Backoff {
             next: min,
             min,
             max: max.max(min),
-            rng: fastrand::Rng::new(),
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 

@@ -10,7 +10,7 @@ impl Sender {
         let deadline = self.settings.heartbeat_deadline();
         // A known base is tried first (a failed engine coming back).
         let mut order = BASES;
-        if self.health.base == Some(BASES[1]) {
+        if self.link.health().base == Some(BASES[1]) {
             order.swap(0, 1);
         }
         let mut answers = Vec::new();
@@ -33,7 +33,7 @@ impl Sender {
 
     /// The REST base that answered, under the engine's path prefix.
     pub(super) fn base(&self) -> String {
-        let base = self.health.base.expect("requests follow a probe");
+        let base = self.link.health().base.expect("requests follow a probe");
         format!("{}{base}", self.prefix)
     }
 
@@ -209,14 +209,14 @@ impl Sender {
     /// The engine lost a project (or never took it): deploy again, after a
     /// backoff when no event was taken since the last deploy.
     pub(super) async fn project_lost(&mut self, why: String) {
-        self.health.lost();
-        if self.fresh_deploy {
+        let fresh = self.link.fresh_deploy();
+        let next = self.link.step(Happened::Lost, Instant::now());
+        if fresh {
             self.force_reload = true;
             self.deploy_trouble(format!(
                 "the project does not take: right after deploying, {why}; deploying again after a backoff"
             ));
-            let d = self.backoff.next_delay();
-            self.sleep(d).await;
+            self.wait(next.wait).await;
         } else {
             log::warn!(
                 "engine '{}': {why}; it lost its projects (restarted?), deploying them again",
@@ -284,8 +284,7 @@ impl Sender {
         let answer = self.put_xml(&path, &body, self.settings.timeout).await;
         let done = match classify(&answer) {
             Outcome::Done => {
-                self.fresh_deploy = false;
-                self.answered();
+                self.took();
                 self.status
                     .update(|s| s.reference_resent += u64::from(count));
                 true

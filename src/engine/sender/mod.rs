@@ -8,7 +8,8 @@
 //! which the group commit notifies after each sync, and on its tick timer;
 //! it never polls.
 
-use super::{classify, Backoff, Health, Outcome, State, BASES};
+use super::link::{Action, Happened, Link};
+use super::{classify, Outcome, State, BASES};
 use crate::engine::deadletter::{DeadLetters, Letter};
 use crate::engine::encode::{event_elements, Window};
 use crate::http::client::{Client, HttpError, Response};
@@ -338,13 +339,13 @@ pub struct Sender {
     pub id: EngineId,
     pub name: String,
     client: Client,
-    health: Health,
+    /// Health, backoff and heartbeat timing (`engine::link`): this task
+    /// does what it asks and reports what happened.
+    link: Link,
     settings: Settings,
     projects: Vec<Rc<Deploy>>,
     pub status: Rc<Watched>,
     pub stop: Rc<Stop>,
-    backoff: Backoff,
-    last_answer: Instant,
     /// After an engine refused a request of several records: records are
     /// sent one per request up to here, so that only the refused record
     /// goes to the dead letters.
@@ -355,9 +356,6 @@ pub struct Sender {
     request_max: usize,
     /// The cause of the last deploy trouble logged (logged once per cause).
     last_cause: Option<String>,
-    /// No event was taken since the last deploy: a project lost now did
-    /// not take, and the next deploy waits a backoff and loads anew.
-    fresh_deploy: bool,
     /// Load the projects even where the engine lists them.
     force_reload: bool,
     /// Global ids of this engine's cluster, as bits (reference data).
@@ -402,17 +400,20 @@ impl Sender {
             id,
             name: name.to_string(),
             client: Client::new(host, ha_port),
-            health: Health::new(settings.retries),
+            link: Link::new(
+                settings.retries,
+                settings.ticktime,
+                (settings.backoff_min, settings.backoff_max),
+                fastrand::u64(..),
+                Instant::now(),
+            ),
             settings,
             projects,
             status: Rc::new(Watched::default()),
             stop: Rc::new(Stop::default()),
-            backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
-            last_answer: Instant::now(),
             split_until: 0,
             request_max: REQUEST_BODY_MAX,
             last_cause: None,
-            fresh_deploy: false,
             force_reload: false,
             cluster_mask: u64::MAX,
             replay: None,
@@ -458,20 +459,30 @@ impl Sender {
 
     fn sync_status(&self) {
         self.status.update(|s| {
-            s.state = self.health.state();
-            s.base = self.health.base;
-            s.last_error.clone_from(&self.health.last_error);
+            let h = self.link.health();
+            s.state = h.state();
+            s.base = h.base;
+            s.last_error.clone_from(&h.last_error);
         });
     }
 
-    fn fail(&mut self, why: String) {
-        let before = self.health.state();
-        if self.health.failed(why.clone()) {
+    /// Reports a failed request (`ProbeFailed`, `SendFailed`,
+    /// `HeartbeatFailed`) to the link, logs it, and returns the link's wait.
+    fn fail(&mut self, happened: Happened) -> Option<Duration> {
+        let before = self.link.state();
+        let why = match &happened {
+            Happened::ProbeFailed(w) | Happened::SendFailed(w) | Happened::HeartbeatFailed(w) => {
+                w.clone()
+            }
+            other => format!("{other:?}"),
+        };
+        let next = self.link.step(happened, Instant::now());
+        if next.became_failed {
             log::error!(
                 "engine '{}' ({}): failed after {} failures in a row; last: {why}",
                 self.name,
                 self.client.authority(),
-                self.health.misses()
+                self.link.health().misses()
             );
         } else if before != State::Failed {
             log::warn!(
@@ -483,6 +494,14 @@ impl Sender {
             log::debug!("engine '{}': still failed: {why}", self.name);
         }
         self.sync_status();
+        next.wait
+    }
+
+    /// Waits what the link asked for, if anything (or until stopped).
+    async fn wait(&self, d: Option<Duration>) {
+        if let Some(d) = d {
+            self.sleep(d).await;
+        }
     }
 
     async fn sleep(&self, d: Duration) {
@@ -525,9 +544,9 @@ impl Sender {
                 continue;
             }
             self.sync_status();
-            match self.health.state() {
-                State::Connecting | State::Failed => {
-                    let failed = self.health.state() == State::Failed;
+            match self.link.action() {
+                Action::Probe => {
+                    let failed = self.link.state() == State::Failed;
                     match self.probe().await {
                         Ok(base) => {
                             // Quiet while a deploy keeps failing for the same cause.
@@ -535,24 +554,18 @@ impl Sender {
                             if failed && !quiet {
                                 log::info!("engine '{}': answers again; redeploying", self.name);
                             }
-                            self.health.probed(base);
-                            self.last_answer = Instant::now();
+                            self.link.step(Happened::Probed(base), Instant::now());
                             if !quiet {
                                 log::info!("engine '{}': REST API at {base}", self.name);
                             }
                         }
                         Err(why) => {
-                            self.fail(why);
-                            let d = if failed {
-                                self.settings.ticktime
-                            } else {
-                                self.backoff.next_delay()
-                            };
-                            self.sleep(d).await;
+                            let d = self.fail(Happened::ProbeFailed(why));
+                            self.wait(d).await;
                         }
                     }
                 }
-                State::Deploying => match self.deploy(&shared).await {
+                Action::Deploy => match self.deploy(&shared).await {
                     Ok(loaded) => {
                         if loaded {
                             let below = shared.journal.borrow().cursor(self.id).unwrap_or(0);
@@ -562,24 +575,21 @@ impl Sender {
                                 sent: 0,
                             });
                         }
-                        self.health.deployed();
-                        self.fresh_deploy = true;
-                        self.last_answer = Instant::now();
+                        self.link.step(Happened::Deployed, Instant::now());
                         log::info!("engine '{}': ready", self.name);
                     }
                     Err(why) => {
                         // Logged once per cause (not by `fail`, which logs each).
                         self.deploy_trouble(why.clone());
-                        self.health.failed(why);
+                        let next = self.link.step(Happened::DeployFailed(why), Instant::now());
                         self.sync_status();
-                        let d = self.backoff.next_delay();
-                        self.sleep(d).await;
+                        self.wait(next.wait).await;
                     }
                 },
-                State::Ready | State::Failing if self.replay.is_some() => {
+                Action::Publish if self.replay.is_some() => {
                     self.replay_step(&shared).await;
                 }
-                State::Ready | State::Failing => {
+                Action::Publish => {
                     if block.is_none() {
                         seen_synced = shared.journal.borrow().synced_seq();
                         match self.next_block(&shared, &mut pos, &mut payload) {
@@ -625,26 +635,25 @@ impl Sender {
     /// tried again after the backoff. Always false.
     async fn retry_later(&mut self, why: String) -> bool {
         self.status.update(|s| s.failed_requests += 1);
-        self.fail(why);
-        let d = self.backoff.next_delay();
-        self.sleep(d).await;
+        let d = self.fail(Happened::SendFailed(why));
+        self.wait(d).await;
         false
     }
 
-    /// The engine answered. The backoff starts over, except while a fresh
-    /// deploy has not taken an event yet (a deploy that does not take backs off).
+    /// The engine answered (a refusal too).
     fn answered(&mut self) {
-        self.health.answered();
-        if !self.fresh_deploy {
-            self.backoff.reset();
-        }
-        self.last_answer = Instant::now();
+        self.link.step(Happened::Answered, Instant::now());
+    }
+
+    /// The engine took what was sent.
+    fn took(&mut self) {
+        self.link.step(Happened::Took, Instant::now());
     }
 
     /// Caught up: wait for new blocks; heartbeat when a tick passes without
     /// any answer from the engine.
     async fn idle<S: Storage>(&mut self, shared: &Shared<S>, seen_synced: u64) {
-        let due = self.last_answer + self.settings.ticktime;
+        let due = self.link.poll_at();
         let listener = shared.synced.listen();
         // A sync may have landed since the journal was read: look again.
         if shared.journal.borrow().synced_seq() > seen_synced {
@@ -681,9 +690,11 @@ impl Sender {
                 self.project_lost(format!("no longer lists project '{p}'"))
                     .await;
             }
-            Err(why) => self.fail(format!("heartbeat: {why}")),
+            Err(why) => {
+                self.fail(Happened::HeartbeatFailed(format!("heartbeat: {why}")));
+            }
         }
         // The next heartbeat is a tick after this one.
-        self.last_answer = Instant::now();
+        self.link.step(Happened::HeartbeatSent, Instant::now());
     }
 }

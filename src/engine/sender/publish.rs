@@ -132,7 +132,7 @@ impl Sender {
         pos: &mut ReadPos,
         payload: &mut Vec<u8>,
     ) {
-        self.health = Health::new(self.settings.retries);
+        self.link.stand_by();
         self.sync_status();
         log::info!("engine '{}': standing by", self.name);
         loop {
@@ -189,9 +189,8 @@ impl Sender {
         let r = self.put_xml(&path, &b.body, self.settings.timeout).await;
         match classify(&r) {
             Outcome::Done => {
-                self.fresh_deploy = false;
                 self.last_cause = None;
-                self.answered();
+                self.took();
                 self.request_max = (self.request_max * 2).min(REQUEST_BODY_MAX);
                 self.acknowledge(shared, b, false);
                 true
@@ -236,9 +235,11 @@ impl Sender {
                         return false;
                     }
                     Err(why) => {
-                        self.fail(format!("refused {} ({message}); {why}", w.label));
-                        let d = self.backoff.next_delay();
-                        self.sleep(d).await;
+                        let d = self.fail(Happened::SendFailed(format!(
+                            "refused {} ({message}); {why}",
+                            w.label
+                        )));
+                        self.wait(d).await;
                         return false;
                     }
                 }
@@ -294,8 +295,8 @@ impl Sender {
                 self.name,
                 shared.dead_letters.borrow().path().display()
             );
-            let d = self.backoff.next_delay();
-            self.sleep(d).await;
+            let next = self.link.step(Happened::Stalled, Instant::now());
+            self.wait(next.wait).await;
             return false;
         }
         // Logged once per window and reason; the counts are in the status.
