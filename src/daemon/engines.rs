@@ -3,6 +3,7 @@
 //! queued for a removed engine routed again over those left.
 
 use super::*;
+use crate::journal::plan;
 
 /// Why an engine or spare was not added or removed, sorted by what the
 /// caller does (STYLE 9). The admin API answers each with its HTTP status
@@ -435,30 +436,20 @@ impl Core {
                 .collect();
             let refs: Vec<&Vec<&[u8]>> = fields.iter().collect();
             router.route(m, &refs, &mut routes);
-            // Engines that had the record already keep it.
-            let had = h.dest.bits() & !(1u64 << gone);
-            for (set, idx) in routes.groups() {
-                let dest = self.engine_ids.global(c, set).bits() & !had;
-                if dest == 0 {
-                    continue;
-                }
-                sub.clear();
-                for &i in idx {
-                    let e = &evs[i as usize];
-                    sub.push(e.opcode, e.flags, e.fields());
-                }
-                let rec = NewRecord {
-                    dest: EngineSet::from_bits(dest),
-                    source: crate::journal::REROUTED,
+            let routed: Vec<plan::Routed> = routes
+                .groups()
+                .map(|(set, events)| plan::Routed {
                     target: h.target,
-                    position: Position::None,
-                    count: idx.len() as u32,
-                    time_ms: h.time_ms,
-                    origin: crate::journal::Origin::NONE,
-                };
-                events_n += idx.len() as u64;
-                bytes += (crate::journal::record::HEADER_LEN + sub.buf.len()) as u64;
-                emit(rec, &sub.buf);
+                    dest: self.engine_ids.global(c, set),
+                    events,
+                })
+                .collect();
+            for (g, rec) in plan::rerouted_records(h.dest, h.time_ms, gone, &routed) {
+                let n = evs.len() as u32;
+                let payload = plan::payload(&payload, n, &evs, routed[g].events, &mut sub);
+                events_n += u64::from(rec.count);
+                bytes += (crate::journal::record::HEADER_LEN + payload.len()) as u64;
+                emit(rec, payload);
             }
         }
         Ok((events_n, bytes))

@@ -13,11 +13,8 @@
 //! a file stays where it is and a socket's TCP window closes) and senders
 //! waiting for engines.
 //!
-//! Positions and torn syncs: a block split by routing into several records
-//! carries the source position reached after the block only on its last
-//! record; the others carry the position before the block. A power cut that
-//! keeps only the first records of a block therefore resumes before the
-//! block, and its events are read again (duplicates, never loss).
+//! Positions and torn syncs: `journal::plan` decides the records a routed
+//! block becomes and which one carries the position after it.
 
 use crate::config::fs::FsName;
 use crate::config::{AdapterState, Config};
@@ -26,7 +23,7 @@ use crate::engine::encode::Window;
 use crate::engine::sender::{Deploy, Sender, Settings, Shared, Stop, Watched};
 use crate::journal::block::{events, BlockWriter};
 use crate::journal::storage::default_bytes_max;
-use crate::journal::{DirStorage, Full, Journal, Limits, NewRecord, Origin, Position};
+use crate::journal::{DirStorage, Full, Journal, Limits, NewRecord, Position};
 use crate::limits::EVENT_MAX;
 use crate::route::{EngineId, EngineSet, Keyed, Membership, Router, Routes};
 use crate::source::{ConnectSource, FileSource, Layout, ListenSource, Next, SourceError, Stats};

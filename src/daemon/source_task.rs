@@ -2,6 +2,7 @@
 //! journal (backpressure when it is full), keep reference records.
 
 use super::*;
+use crate::journal::plan::{self, Routed, SourceBlock};
 
 pub(super) enum AnySource {
     File(FileSource),
@@ -221,69 +222,50 @@ impl SourceRun {
         }
         drop(refs);
         drop(block);
-        // Append every group of every feed, in order; on Full, wait for room
-        // and retry that group.
-        let mut groups: Vec<(&Feed, EngineSet, &[u32])> = self
+        // Every group of every feed, as records in append order
+        // (`journal::plan`); on Full, wait for room and retry that record.
+        let feeds: Vec<(&Feed, EngineSet, &[u32])> = self
             .feeds
             .iter()
             .flat_map(|f| f.routes.groups().map(move |(set, idx)| (f, set, idx)))
             .collect();
-        // The record carrying the position after the block is the last one
-        // appended, and holds the block's last event (so its origin's count
-        // at that position is the block's end).
-        let whole = self.block.count as usize;
-        if let Some(k) = groups
+        let routed: Vec<Routed> = feeds
             .iter()
-            .rposition(|g| g.2.last() == Some(&(whole as u32 - 1)))
-        {
-            let g = groups.remove(k);
-            groups.push(g);
-        }
-        let dests: Vec<EngineSet> = groups
-            .iter()
-            .map(|&(f, set, _)| self.engine_ids.global(f.cluster, set))
+            .map(|&(f, set, events)| Routed {
+                target: f.dest,
+                dest: self.engine_ids.global(f.cluster, set),
+                events,
+            })
             .collect();
-        // Decoded once, only when some group is a part of the block.
-        let evs: Vec<_> = if groups.iter().any(|g| g.2.len() != whole) {
+        let records = plan::source_records(
+            &SourceBlock {
+                source: self.index,
+                count: self.block.count,
+                counted: self.counted,
+                before: self.before,
+                after: self.last,
+                time_ms: crate::clock::wall_ms(),
+            },
+            &routed,
+        );
+        // Decoded once, only when some record holds a part of the block.
+        let whole = self.block.count as usize;
+        let evs: Vec<_> = if routed.iter().any(|g| g.events.len() != whole) {
             events(&self.block.buf).flatten().collect()
         } else {
             Vec::new()
         };
         let mut sub = BlockWriter::default();
         let mut paused = false;
-        for (k, &(f, _, idx)) in groups.iter().enumerate() {
-            let payload: &[u8] = if idx.len() == whole {
-                &self.block.buf
-            } else {
-                sub.clear();
-                for &i in idx {
-                    let e = &evs[i as usize];
-                    sub.push(e.opcode, e.flags, e.fields());
-                }
-                &sub.buf
-            };
-            let at_end = k + 1 == groups.len();
-            let later = dests[k + 1..]
-                .iter()
-                .fold(EngineSet::EMPTY, |a, &d| a.union(d));
-            let origin = match self.counted {
-                Some(start) => Origin {
-                    block_start: start,
-                    block_len: self.block.count,
-                    at_end,
-                    closes: dests[k].minus(later),
-                },
-                None => Origin::NONE,
-            };
-            let rec = NewRecord {
-                dest: dests[k],
-                source: self.index,
-                target: f.dest,
-                position: if at_end { self.last } else { self.before },
-                count: idx.len() as u32,
-                time_ms: crate::clock::wall_ms(),
-                origin,
-            };
+        for &(g, rec) in &records {
+            let f = feeds[g].0;
+            let payload = plan::payload(
+                &self.block.buf,
+                self.block.count,
+                &evs,
+                routed[g].events,
+                &mut sub,
+            );
             loop {
                 // Listen before trying, so room made by a sync in between is not missed.
                 let room = self.core.room.listen();
@@ -315,7 +297,7 @@ impl SourceRun {
                 crate::clock::wait_for(room, Duration::from_millis(500)).await;
             }
         }
-        drop(groups);
+        drop(records);
         if paused {
             log::info!("source '{}': resumed", self.status.name);
             if self.status.state.get() == SourceState::Paused {

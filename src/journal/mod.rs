@@ -78,6 +78,7 @@ pub mod block;
 pub mod crc;
 pub mod inspect;
 pub mod layout;
+pub mod plan;
 pub mod queue;
 pub mod record;
 pub mod reference;
