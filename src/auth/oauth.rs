@@ -215,13 +215,7 @@ impl TokenSource {
                     ep.url()
                 ))
             })?;
-        let renew_at = field("expires_in")
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(|s| {
-                let life = Duration::from_secs_f64(s.min(1e9));
-                started + life - (life / 5).min(Duration::from_secs(60))
-            });
+        let renew_at = renew_after(field("expires_in").as_deref()).map(|d| started + d);
         self.fetched.set(self.fetched.get() + 1);
         log::info!(
             "token for user {} from {} obtained{}",
@@ -394,9 +388,32 @@ impl Json<'_> {
     }
 }
 
+/// How long after its request a token with `expires_in` seconds is renewed:
+/// a fifth of its life early, at most a minute early; None (kept until a
+/// 401) when the answer gives no usable life.
+pub fn renew_after(expires_in: Option<&str>) -> Option<Duration> {
+    expires_in
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| {
+            let life = Duration::from_secs_f64(s.min(1e9));
+            life - (life / 5).min(Duration::from_secs(60))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_renewed_a_fifth_of_its_life_early_at_most_a_minute() {
+        let s = Duration::from_secs;
+        assert_eq!(renew_after(Some("3600")), Some(s(3540)));
+        assert_eq!(renew_after(Some("100")), Some(s(80)));
+        assert_eq!(renew_after(Some("0")), None);
+        assert_eq!(renew_after(Some("soon")), None);
+        assert_eq!(renew_after(None), None);
+    }
 
     #[test]
     fn token_answers_are_read() {

@@ -80,7 +80,7 @@ impl FileSource {
             follow: fs.growinginputfile,
             watch: None,
             ignore_errors: fs.ignorecsvparseerrors,
-            pacer: fs.rate.map(Pacer::new),
+            pacer: fs.rate.map(|r| Pacer::new(r, std::time::Instant::now())),
             max_events: fs.maxevents,
             repeat_left: fs.repeatcount,
             stats: Stats::default(),
@@ -278,14 +278,16 @@ impl FileSource {
                 self.open_current().await?;
             }
             if let Some(p) = &self.pacer {
-                p.ready().await;
+                if std::time::Instant::now() < p.poll_at() {
+                    async_io::Timer::at(p.poll_at()).await;
+                }
             }
             match self.reader.next(self.eof) {
                 Step::Event { end } => {
                     self.stats.events += 1;
                     self.idle_said = false;
                     if let Some(p) = &mut self.pacer {
-                        p.sent();
+                        p.sent(std::time::Instant::now());
                     }
                     let (_, id) = self
                         .file

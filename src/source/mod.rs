@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod decode;
 pub mod json;
+pub mod layout;
 pub mod orchestration;
 pub mod reader;
 pub mod socket;
@@ -85,7 +86,8 @@ pub struct Stats {
 }
 
 /// `rate`: events spread evenly, one every `1/rate` s. Falling behind (a
-/// pause in the input) does not earn a burst afterwards.
+/// pause in the input) does not earn a burst afterwards. Pure: the source
+/// waits until [`Pacer::poll_at`] and reports each event with its time.
 #[derive(Debug)]
 pub struct Pacer {
     interval: Duration,
@@ -93,23 +95,21 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(per_second: f64) -> Pacer {
+    pub fn new(per_second: f64, now: Instant) -> Pacer {
         Pacer {
             interval: Duration::from_secs_f64(1.0 / per_second.max(1e-6)),
-            next: Instant::now(),
+            next: now,
         }
     }
 
-    /// Waits until the next event may go.
-    pub async fn ready(&self) {
-        if Instant::now() < self.next {
-            async_io::Timer::at(self.next).await;
-        }
+    /// When the next event may go.
+    pub fn poll_at(&self) -> Instant {
+        self.next
     }
 
-    /// An event went.
-    pub fn sent(&mut self) {
-        self.next = self.next.max(Instant::now()) + self.interval;
+    /// An event went at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        self.next = self.next.max(now) + self.interval;
     }
 }
 
@@ -179,4 +179,24 @@ pub fn fuzz_stream(fstype: crate::config::fs::FsType, data: &[u8]) -> usize {
     let pieces = run(piece);
     assert_eq!(whole, pieces, "events depend on how the input was split");
     whole.iter().filter(|(_, ok)| *ok).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_spreads_events_and_a_pause_earns_no_burst() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(10.0, t);
+        assert_eq!(p.poll_at(), t);
+        p.sent(t);
+        p.sent(t + ms(100));
+        assert_eq!(p.poll_at(), t + ms(200));
+        // Five seconds without input: the next event goes a tenth of a
+        // second after the one that ended the pause, not at once.
+        p.sent(t + ms(5_000));
+        assert_eq!(p.poll_at(), t + ms(5_100));
+    }
 }
