@@ -13,6 +13,7 @@ use argh::FromArgs;
 
 pub use crate::http::resolve::parse_peer;
 pub use crate::limits::DEFAULT_BUFFERSIZE;
+pub use crate::logger::parse_level;
 
 #[derive(FromArgs, Debug, PartialEq)]
 /// edgecm: an edge Cluster Manager for SAS Event Stream Processing. It reads
@@ -417,22 +418,6 @@ fn parse_commit_ms(s: &str) -> Result<u64, String> {
         Ok(n) if (1..=10_000).contains(&n) => Ok(n),
         _ => Err(format!(
             "{s:?} is not accepted; accepted: whole milliseconds from 1 to 10000 (e.g. 50)"
-        )),
-    }
-}
-
-/// A log level by name (`-loglevel`, and the admin API's `loggers`, which
-/// also takes ESP's `fatal`, as error).
-pub fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "off" => Ok(log::LevelFilter::Off),
-        "error" | "fatal" => Ok(log::LevelFilter::Error),
-        "warn" | "warning" => Ok(log::LevelFilter::Warn),
-        "info" => Ok(log::LevelFilter::Info),
-        "debug" => Ok(log::LevelFilter::Debug),
-        "trace" => Ok(log::LevelFilter::Trace),
-        _ => Err(format!(
-            "{s:?} is not accepted; accepted: off, error, warn, info, debug, trace"
         )),
     }
 }

@@ -1,6 +1,6 @@
 //! The ESP event model (esp-protocol.md §5): opcodes and flags.
 //! Field values stay text, laid out by the target window's schema; the
-//! decoders that produce them live in [`crate::source`].
+//! decoders that produce them live in `source`.
 //!
 //! Letters are accepted in either case on input; words are accepted where ESP
 //! writes them (`insert`, `upsert`, ...). Output uses ESP's lower-case letters.
@@ -168,5 +168,24 @@ impl std::fmt::Display for Position {
             }
             Position::Socket { seq } => write!(f, "socket event {seq}"),
         }
+    }
+}
+
+/// Access to an event's fields as text, for hashing. The text is what the
+/// source read ("taken as strings", seed), so `77` hashes the same whether it
+/// came from CSV, XML or JSON.
+pub trait Keyed {
+    fn field_text(&self, index: usize) -> &[u8];
+}
+
+impl<S: AsRef<[u8]>> Keyed for [S] {
+    fn field_text(&self, index: usize) -> &[u8] {
+        self[index].as_ref()
+    }
+}
+
+impl<S: AsRef<[u8]>, const N: usize> Keyed for [S; N] {
+    fn field_text(&self, index: usize) -> &[u8] {
+        self[index].as_ref()
     }
 }

@@ -1,25 +1,68 @@
 //! edgecm: an edge Cluster Manager for SAS Event Stream Processing.
 //!
-//! See ARCHITECTURE.md (in the project's design folder) for the data flow and
-//! the six contracts; each module's own docs say what it must never do.
+//! See ARCHITECTURE.md (in the project's design folder) for the data flow
+//! and its contracts; each module's own docs say what it must never do.
+//!
+//! # One event through the house
+//!
+//! 1. **`source/`** reads a raw-source (`file.rs`, `socket.rs`), frames and
+//!    decodes each event (`decode.rs`, `csv.rs`/`xml.rs`/`json.rs`,
+//!    `value.rs`) into the target window's layout (`layout.rs`), with the
+//!    [`event::Position`] after it. `orchestration.rs` says when a source
+//!    may start.
+//! 2. **`route/`** picks the engines of each esp-map's cluster for a block
+//!    of events (`Router`, `Membership`, `hash.rs`); `ids.rs` turns a
+//!    cluster's slots into the journal's engine ids.
+//! 3. **`journal/`** gets the block as records (`plan.rs` decides which
+//!    records, with positions and origins), appends them (`queue/`), syncs
+//!    them in a group commit (`queue/commit.rs`) and keeps each engine's
+//!    cursor; `record.rs` is the frozen on-disk format, `storage.rs` the
+//!    file system and its faulty twin, `layout.rs` the ids kept by name.
+//! 4. **`engine/`**: a sender per engine (`sender/`) reads its records from
+//!    its cursor, publishes them as ESP XML (`encode.rs`) over the HTTP
+//!    client (`http/`), and does what its link machine (`link.rs`) asks:
+//!    probe, deploy (`deployed.rs`), publish, heartbeat, back off.
+//! 5. **ack**: a 2xx moves the engine's cursor (`journal::Journal::ack`), the
+//!    next group commit makes it durable, and segments every cursor passed
+//!    are freed.
+//!
+//! Around that path: **`daemon/`** wires the stages and owns their tasks
+//! (sources, the committer, the engines' supervision, reload, the failover
+//! shell of the pure **`failover/`** protocol); **`admin/`** maps admin API
+//! requests and renders a plain snapshot of the state; **`config/`** reads
+//! the seed's XML into a checked model.
+//!
+//! # Floors
+//!
+//! Modules are listed ground floor first; a module imports only modules on
+//! its own floor or below (`tests/structure.rs` checks it): `limits`,
+//! `clock`, `text`, `event`, `http`, `logger`, `systemd`, `config`, `auth`,
+//! `source`, `route`, `journal`, `failover`, `engine`, `admin`, `daemon`,
+//! `standin`, `demo`, `top`, `cli`.
 
-pub mod admin;
-pub mod auth;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod daemon;
-pub mod demo;
-pub mod engine;
-pub mod event;
-pub mod failover;
-pub mod http;
-pub mod journal;
 pub mod limits;
+
+pub mod clock;
+pub mod event;
+pub mod http;
 pub mod logger;
-pub mod route;
-pub mod source;
-pub mod standin;
 pub mod systemd;
 pub mod text;
+
+pub mod auth;
+pub mod config;
+
+pub mod journal;
+pub mod route;
+pub mod source;
+
+pub mod engine;
+pub mod failover;
+
+pub mod admin;
+pub mod daemon;
+
+pub mod cli;
+pub mod demo;
+pub mod standin;
 pub mod top;

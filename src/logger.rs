@@ -39,7 +39,7 @@ fn format() -> Format {
 /// `ms` since 1970 as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
-    let (y, m, d) = crate::source::value::civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = crate::clock::civil_from_days(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -126,6 +126,22 @@ pub fn init(level: LevelFilter, format: Format) {
         std::sync::atomic::Ordering::Relaxed,
     );
     log::set_max_level(level);
+}
+
+/// A log level by name (`-loglevel`, and the admin API's `loggers`, which
+/// also takes ESP's `fatal`, as error).
+pub fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(log::LevelFilter::Off),
+        "error" | "fatal" => Ok(log::LevelFilter::Error),
+        "warn" | "warning" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        _ => Err(format!(
+            "{s:?} is not accepted; accepted: off, error, warn, info, debug, trace"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ fn check(url: &str, state_dir: Option<&std::path::Path>) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             // What the manager will need at run time, known offline.
-            let f = config::preflight::preflight(&c, state_dir);
+            let f = edgecm::source::preflight::preflight(&c, state_dir);
             for w in &f.warnings {
                 eprintln!("warning: {w}");
             }

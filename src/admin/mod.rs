@@ -14,6 +14,7 @@ use async_executor::LocalExecutor;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+mod metrics;
 pub mod render;
 mod route;
 pub mod snapshot;

@@ -149,7 +149,7 @@ impl TokenSource {
     /// `Bearer ...`, fetching a token when there is none or it is due.
     pub async fn header(&self, timeout: Duration) -> Result<String, HttpError> {
         if let Some(t) = self.token.borrow().as_ref() {
-            if t.renew_at.is_none_or(|at| Instant::now() < at) {
+            if t.renew_at.is_none_or(|at| crate::clock::now() < at) {
                 return Ok(t.header.clone());
             }
         }
@@ -178,7 +178,7 @@ impl TokenSource {
         let mut c = Client::new(&ep.host, ep.port)
             .with_transport(ep.transport.clone())
             .with_accept("application/json");
-        let started = Instant::now();
+        let started = crate::clock::now();
         let resp = c
             .request_authorized(
                 "POST",
@@ -223,7 +223,8 @@ impl TokenSource {
             ep.url(),
             renew_at.map_or(String::new(), |at| format!(
                 ", renewed in {} ms",
-                at.saturating_duration_since(Instant::now()).as_millis()
+                at.saturating_duration_since(crate::clock::now())
+                    .as_millis()
             ))
         );
         Ok(Token {

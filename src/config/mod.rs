@@ -13,7 +13,6 @@
 
 pub mod fingerprint;
 pub mod fs;
-pub mod preflight;
 pub mod project;
 pub mod reload;
 pub mod router;

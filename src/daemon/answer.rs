@@ -73,7 +73,7 @@ impl Core {
             Route::SetLevel { name, .. } if name != LOGGER => {
                 Reply::text(404, format!("no logger named {name:?}; accepted: {LOGGER}"))
             }
-            Route::SetLevel { value, .. } => match crate::cli::parse_level(&value) {
+            Route::SetLevel { value, .. } => match crate::logger::parse_level(&value) {
                 Ok(level) => {
                     let was = log::max_level();
                     log::set_max_level(level);

@@ -54,7 +54,7 @@ impl Core {
         for s in &mut new.raw_sources {
             s.fs.engine_dateformat.clone_from(&engine_dateformat);
         }
-        let findings = crate::config::preflight::preflight(&new, None);
+        let findings = crate::source::preflight::preflight(&new, None);
         if !findings.errors.is_empty() {
             return Err(format!(
                 "{file} does not check:\n  {}",

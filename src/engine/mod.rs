@@ -3,7 +3,7 @@
 //! protocol on `port` is undocumented and never spoken.
 //!
 //! Per engine, one [`sender::Sender`] task owns one keep-alive connection
-//! ([`http::Client`]) and walks the [`State`] machine below:
+//! ([`crate::http::client::Client`]) and walks the [`State`] machine below:
 //!
 //! ```text
 //!  Connecting --probe ok--> Deploying --deploy ok--> Ready <--ok-- Failing
@@ -32,7 +32,8 @@
 //!   heartbeat that answers again starts over at Deploying.
 //!
 //! Pure logic here ([`Health`], [`Backoff`], [`classify`], [`error_message`]);
-//! the IO is in `sender.rs` and `http.rs`.
+//! [`link`] is the sender's link state machine; the IO is in `sender/` and
+//! `crate::http::client`.
 
 pub mod added;
 pub mod deadletter;

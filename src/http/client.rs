@@ -10,7 +10,7 @@
 //! never a panic. Any error closes the connection; the next request opens a
 //! new one, resolving the host again (see `crate::http::resolve`).
 //!
-//! With [`Client::with_tls`] the connection is HTTPS (rustls, `crate::http::tls`),
+//! With [`Client::with_transport`] (TLS) the connection is HTTPS (rustls, `crate::http::tls`),
 //! the handshake inside the request's deadline; a failed handshake or
 //! certificate check is [`HttpError::Tls`] with rustls's reason. With
 //! [`Client::with_auth`] each request carries `Authorization` from a

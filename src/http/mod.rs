@@ -15,7 +15,7 @@ pub mod server;
 pub mod tls;
 
 /// The two REST roots ESP servers answer under, and the admin API
-/// (`crate::admin`) too (esp-protocol.md §2.1).
+/// too (esp-protocol.md §2.1).
 pub const BASE_V1: &str = "/eventStreamProcessing/v1";
 pub const BASE_SASESP: &str = "/SASESP";
 pub const BASES: [&str; 2] = [BASE_V1, BASE_SASESP];

@@ -341,24 +341,7 @@ impl Membership {
     }
 }
 
-/// Access to an event's fields as text, for hashing. The text is what the
-/// source read ("taken as strings", seed), so `77` hashes the same whether it
-/// came from CSV, XML or JSON.
-pub trait Keyed {
-    fn field_text(&self, index: usize) -> &[u8];
-}
-
-impl<S: AsRef<[u8]>> Keyed for [S] {
-    fn field_text(&self, index: usize) -> &[u8] {
-        self[index].as_ref()
-    }
-}
-
-impl<S: AsRef<[u8]>, const N: usize> Keyed for [S; N] {
-    fn field_text(&self, index: usize) -> &[u8] {
-        self[index].as_ref()
-    }
-}
+pub use crate::event::Keyed;
 
 impl<S: AsRef<[u8]>> Keyed for Vec<S> {
     fn field_text(&self, index: usize) -> &[u8] {

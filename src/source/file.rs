@@ -80,7 +80,7 @@ impl FileSource {
             follow: fs.growinginputfile,
             watch: None,
             ignore_errors: fs.ignorecsvparseerrors,
-            pacer: fs.rate.map(|r| Pacer::new(r, std::time::Instant::now())),
+            pacer: fs.rate.map(|r| Pacer::new(r, crate::clock::now())),
             max_events: fs.maxevents,
             repeat_left: fs.repeatcount,
             stats: Stats::default(),
@@ -278,7 +278,7 @@ impl FileSource {
                 self.open_current().await?;
             }
             if let Some(p) = &self.pacer {
-                if std::time::Instant::now() < p.poll_at() {
+                if crate::clock::now() < p.poll_at() {
                     async_io::Timer::at(p.poll_at()).await;
                 }
             }
@@ -287,7 +287,7 @@ impl FileSource {
                     self.stats.events += 1;
                     self.idle_said = false;
                     if let Some(p) = &mut self.pacer {
-                        p.sent(std::time::Instant::now());
+                        p.sent(crate::clock::now());
                     }
                     let (_, id) = self
                         .file

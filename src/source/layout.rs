@@ -5,8 +5,8 @@
 use super::value::{self, DateFormat, EngineDates};
 use crate::config::fs::{CsvFlags, FsSource, FsType};
 use crate::config::project::{FieldType, Schema};
+use crate::event::Keyed;
 use crate::event::{Flags, Opcode};
-use crate::route::Keyed;
 
 /// What a decoder needs to know of the target window.
 #[derive(Debug, Clone)]
@@ -206,7 +206,7 @@ impl<'a> EventView<'a> {
         self.fields.get(i)
     }
 
-    /// The fields in schema order, as [`crate::journal::BlockWriter::push`] takes them.
+    /// The fields in schema order, as `journal::BlockWriter::push` takes them.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = Option<&'a [u8]>> + 'a {
         let f = self.fields;
         (0..f.spans.len()).map(move |i| f.get(i))

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod json;
 pub mod layout;
 pub mod orchestration;
+pub mod preflight;
 pub mod reader;
 pub mod socket;
 pub mod value;
@@ -55,7 +56,7 @@ impl SourceState {
 #[derive(Debug)]
 pub enum Next<'a> {
     /// An event and the position right after it.
-    Event(EventView<'a>, crate::journal::Position),
+    Event(EventView<'a>, crate::event::Position),
     /// Nothing to read now; the next call waits for input. Said once per
     /// pause, so the caller can hand a partial block on.
     Idle,

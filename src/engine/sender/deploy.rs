@@ -86,7 +86,7 @@ impl Sender {
             .iter()
             .find(|p| !listed.contains(&p.name))
             .map(|p| p.name.clone());
-        self.listed_at = missing.is_none().then(Instant::now);
+        self.listed_at = missing.is_none().then(crate::clock::now);
         Ok(missing)
     }
 
@@ -210,7 +210,7 @@ impl Sender {
     /// backoff when no event was taken since the last deploy.
     pub(super) async fn project_lost(&mut self, why: String) {
         let fresh = self.link.fresh_deploy();
-        let next = self.link.step(Happened::Lost, Instant::now());
+        let next = self.link.step(Happened::Lost, crate::clock::now());
         if fresh {
             self.force_reload = true;
             self.deploy_trouble(format!(

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 mod deploy;
 mod publish;
+mod status;
+
+pub use status::{Failover, Shared, Status, Stop, Watched};
 
 /// `-ticktime`, `-retries`, `-timeout` and the backoff bounds.
 #[derive(Debug, Clone, Copy)]
@@ -83,203 +86,6 @@ impl Deploy {
             xml,
             publishers_removed,
         }
-    }
-}
-
-/// What the rest of the manager sees of an engine.
-#[derive(Debug, Clone)]
-pub struct Status {
-    pub state: State,
-    pub base: Option<&'static str>,
-    pub acked_events: u64,
-    pub acked_blocks: u64,
-    pub rejected_events: u64,
-    pub rejected_blocks: u64,
-    /// Publish attempts that will be retried.
-    pub failed_requests: u64,
-    /// Project loads (adopted and kept projects are not loads).
-    pub deploys: u64,
-    /// Loads refused, and projects the engine lost again before any event
-    /// was taken (a deploy that does not take).
-    pub deploy_failures: u64,
-    pub request_bytes: u64,
-    pub last_error: Option<String>,
-    /// Events not sent because the leader reported them delivered.
-    pub skipped_events: u64,
-    /// Reference events sent again after a load.
-    pub reference_resent: u64,
-}
-
-impl Default for Status {
-    fn default() -> Status {
-        Status {
-            state: State::Connecting,
-            base: None,
-            acked_events: 0,
-            acked_blocks: 0,
-            rejected_events: 0,
-            rejected_blocks: 0,
-            failed_requests: 0,
-            deploys: 0,
-            deploy_failures: 0,
-            request_bytes: 0,
-            last_error: None,
-            skipped_events: 0,
-            reference_resent: 0,
-        }
-    }
-}
-
-/// An engine's [`Status`], and an event notified at every change (progress
-/// displays and tests wait on it instead of polling).
-#[derive(Debug, Default)]
-pub struct Watched {
-    status: RefCell<Status>,
-    changed: Event,
-    /// Also notified at every change (the core watches all engines with one).
-    also: Option<Rc<Event>>,
-}
-
-impl Watched {
-    /// A status whose changes also notify `also`.
-    pub fn notifying(also: Rc<Event>) -> Watched {
-        Watched {
-            also: Some(also),
-            ..Watched::default()
-        }
-    }
-
-    pub fn get(&self) -> Status {
-        self.status.borrow().clone()
-    }
-
-    pub fn update(&self, f: impl FnOnce(&mut Status)) {
-        f(&mut self.status.borrow_mut());
-        self.changed.notify(usize::MAX);
-        if let Some(e) = &self.also {
-            e.notify(usize::MAX);
-        }
-    }
-
-    /// Waits until `pred` holds, or `deadline` passes (false).
-    pub async fn wait_for(&self, pred: impl Fn(&Status) -> bool, deadline: Instant) -> bool {
-        loop {
-            let l = self.changed.listen();
-            if pred(&self.status.borrow()) {
-                return true;
-            }
-            let woke = future::or(
-                async {
-                    l.await;
-                    true
-                },
-                async {
-                    Timer::at(deadline).await;
-                    false
-                },
-            )
-            .await;
-            if !woke {
-                return pred(&self.status.borrow());
-            }
-        }
-    }
-}
-
-/// What the senders share with the core.
-pub struct Shared<S: Storage> {
-    pub journal: RefCell<Journal<S>>,
-    /// Notified after every journal sync (new blocks are readable).
-    pub synced: Event,
-    /// Notified after every acknowledgement (cursors to persist).
-    pub acked: Event,
-    pub dead_letters: RefCell<DeadLetters>,
-    /// Which project versions this manager loaded on which engine.
-    pub deployed: RefCell<crate::engine::deployed::Deployed>,
-    /// Reference data kept for engines that get their projects anew.
-    pub reference: RefCell<crate::journal::reference::Reference>,
-    /// Target windows by destination id (the journal's `target`,
-    /// `journal::layout`). Only ever appended to (a reload adds maps; ids
-    /// are never reused), so a window once looked up stays right.
-    pub windows: RefCell<Vec<Rc<Window>>>,
-    pub failover: Failover,
-}
-
-impl<S: Storage> Shared<S> {
-    /// The window of destination id `t`.
-    pub fn window(&self, t: usize) -> Option<Rc<Window>> {
-        self.windows.borrow().get(t).cloned()
-    }
-}
-
-/// What senders and the failover shell share (`failover` module docs).
-#[derive(Debug, Default)]
-pub struct Failover {
-    /// This manager's role (the failover node's, set by its shell): as a
-    /// standby, senders trim what the leader reports and publish nothing.
-    pub role: Cell<crate::failover::Role>,
-    /// Notified when `role` changes.
-    pub role_changed: Event,
-    /// What this manager's engines acknowledged, by (engine, raw-source):
-    /// the source's event count below which every event routed to the
-    /// engine is acknowledged (senders raise it; the leader reports it).
-    pub acked: RefCell<crate::failover::Acked>,
-    /// Notified when `acked` grows.
-    pub progress: Event,
-    /// The same as reported by the leader (a standby trims by it; a new
-    /// leader skips what the old one had delivered).
-    pub peer_acked: RefCell<crate::failover::Acked>,
-    /// Notified when `peer_acked` grows.
-    pub peer_progress: Event,
-}
-
-impl Failover {
-    /// A standby publishes nothing.
-    pub fn is_standby(&self) -> bool {
-        self.role.get() == crate::failover::Role::Standby
-    }
-
-    /// Whether the leader reported every event of record `h` acknowledged
-    /// by engine `e`.
-    fn peer_has(&self, e: EngineId, h: &Header) -> bool {
-        h.origin.known()
-            && h.source != REROUTED
-            && self
-                .peer_acked
-                .borrow()
-                .get(&(e, h.source))
-                .is_some_and(|&n| h.origin.block_end() <= n)
-    }
-}
-
-/// Stops a sender between two steps (engine removed, shutdown).
-#[derive(Debug, Default)]
-pub struct Stop {
-    flag: Cell<bool>,
-    event: Event,
-}
-
-impl Stop {
-    pub fn stop(&self) {
-        self.flag.set(true);
-        self.event.notify(usize::MAX);
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.flag.get()
-    }
-
-    /// Waits for `f` unless stopped first (`None`).
-    pub async fn or<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
-        let l = self.event.listen();
-        if self.flag.get() {
-            return None;
-        }
-        future::or(async { Some(f.await) }, async {
-            l.await;
-            None
-        })
-        .await
     }
 }
 
@@ -405,7 +211,7 @@ impl Sender {
                 settings.ticktime,
                 (settings.backoff_min, settings.backoff_max),
                 fastrand::u64(..),
-                Instant::now(),
+                crate::clock::now(),
             ),
             settings,
             projects,
@@ -476,7 +282,7 @@ impl Sender {
             }
             other => format!("{other:?}"),
         };
-        let next = self.link.step(happened, Instant::now());
+        let next = self.link.step(happened, crate::clock::now());
         if next.became_failed {
             log::error!(
                 "engine '{}' ({}): failed after {} failures in a row; last: {why}",
@@ -554,7 +360,7 @@ impl Sender {
                             if failed && !quiet {
                                 log::info!("engine '{}': answers again; redeploying", self.name);
                             }
-                            self.link.step(Happened::Probed(base), Instant::now());
+                            self.link.step(Happened::Probed(base), crate::clock::now());
                             if !quiet {
                                 log::info!("engine '{}': REST API at {base}", self.name);
                             }
@@ -575,13 +381,15 @@ impl Sender {
                                 sent: 0,
                             });
                         }
-                        self.link.step(Happened::Deployed, Instant::now());
+                        self.link.step(Happened::Deployed, crate::clock::now());
                         log::info!("engine '{}': ready", self.name);
                     }
                     Err(why) => {
                         // Logged once per cause (not by `fail`, which logs each).
                         self.deploy_trouble(why.clone());
-                        let next = self.link.step(Happened::DeployFailed(why), Instant::now());
+                        let next = self
+                            .link
+                            .step(Happened::DeployFailed(why), crate::clock::now());
                         self.sync_status();
                         self.wait(next.wait).await;
                     }
@@ -642,12 +450,12 @@ impl Sender {
 
     /// The engine answered (a refusal too).
     fn answered(&mut self) {
-        self.link.step(Happened::Answered, Instant::now());
+        self.link.step(Happened::Answered, crate::clock::now());
     }
 
     /// The engine took what was sent.
     fn took(&mut self) {
-        self.link.step(Happened::Took, Instant::now());
+        self.link.step(Happened::Took, crate::clock::now());
     }
 
     /// Caught up: wait for new blocks; heartbeat when a tick passes without
@@ -659,7 +467,7 @@ impl Sender {
         if shared.journal.borrow().synced_seq() > seen_synced {
             return;
         }
-        if Instant::now() < due {
+        if crate::clock::now() < due {
             let woke = self
                 .stop
                 .or(future::or(
@@ -695,6 +503,6 @@ impl Sender {
             }
         }
         // The next heartbeat is a tick after this one.
-        self.link.step(Happened::HeartbeatSent, Instant::now());
+        self.link.step(Happened::HeartbeatSent, crate::clock::now());
     }
 }

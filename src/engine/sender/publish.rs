@@ -295,7 +295,7 @@ impl Sender {
                 self.name,
                 shared.dead_letters.borrow().path().display()
             );
-            let next = self.link.step(Happened::Stalled, Instant::now());
+            let next = self.link.step(Happened::Stalled, crate::clock::now());
             self.wait(next.wait).await;
             return false;
         }

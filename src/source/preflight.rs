@@ -2,8 +2,8 @@
 //! manager will need at run time and can know offline. Each finding names
 //! the raw-source or group and what would be accepted.
 
-use super::fs::FsName;
-use super::{AdapterState, Config};
+use crate::config::fs::FsName;
+use crate::config::{AdapterState, Config};
 use std::path::Path;
 
 /// Errors (the manager would fail or wait forever) and warnings.
@@ -36,7 +36,7 @@ pub fn preflight(config: &Config, state_dir: Option<&Path>) -> Findings {
             }
         }
         if let Some(d) = &s.fs.dateformat {
-            if let Err(e) = crate::source::value::DateFormat::parse(d) {
+            if let Err(e) = super::value::DateFormat::parse(d) {
                 f.errors.push(format!(
                     "raw-source '{}': property 'dateformat': {e}",
                     s.name
