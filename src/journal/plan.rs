@@ -154,6 +154,14 @@ mod tests {
         s
     }
 
+    fn routed<'a>(target: u16, dest: &[EngineId], events: &'a [u32]) -> Routed<'a> {
+        Routed {
+            target,
+            dest: set(dest),
+            events,
+        }
+    }
+
     fn block(count: u32, counted: Option<u64>) -> SourceBlock {
         SourceBlock {
             source: 3,
@@ -170,11 +178,7 @@ mod tests {
     #[test]
     fn a_block_routed_whole_is_one_record_with_the_position_after_it() {
         let all = [0, 1, 2];
-        let groups = [Routed {
-            target: 5,
-            dest: set(&[0, 1]),
-            events: &all,
-        }];
+        let groups = [routed(5, &[0, 1], &all)];
         let r = source_records(&block(3, Some(100)), &groups);
         assert_eq!(r.len(), 1);
         let (g, rec) = r[0];
@@ -200,21 +204,9 @@ mod tests {
         // a second map sends all four to engine 2.
         let (a, b, all) = ([0, 3], [1, 2], [0, 1, 2, 3]);
         let groups = [
-            Routed {
-                target: 0,
-                dest: set(&[0]),
-                events: &a,
-            },
-            Routed {
-                target: 0,
-                dest: set(&[1]),
-                events: &b,
-            },
-            Routed {
-                target: 1,
-                dest: set(&[2]),
-                events: &all,
-            },
+            routed(0, &[0], &a),
+            routed(0, &[1], &b),
+            routed(1, &[2], &all),
         ];
         let r = source_records(&block(4, Some(0)), &groups);
         let order: Vec<usize> = r.iter().map(|x| x.0).collect();
@@ -238,18 +230,7 @@ mod tests {
         // Event 3 (the last) is in the first group: it moves to the end, and
         // the record before it does not close the block for engine 0, which
         // gets a later record.
-        let groups = [
-            Routed {
-                target: 0,
-                dest: set(&[0]),
-                events: &a,
-            },
-            Routed {
-                target: 0,
-                dest: set(&[1, 0]),
-                events: &b,
-            },
-        ];
+        let groups = [routed(0, &[0], &a), routed(0, &[1, 0], &b)];
         let r = source_records(&block(4, Some(0)), &groups);
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 0]);
         assert_eq!(
@@ -264,11 +245,7 @@ mod tests {
     #[test]
     fn an_uncounted_source_has_no_origin() {
         let all = [0];
-        let groups = [Routed {
-            target: 0,
-            dest: set(&[0]),
-            events: &all,
-        }];
+        let groups = [routed(0, &[0], &all)];
         let r = source_records(&block(1, None), &groups);
         assert_eq!(r[0].1.origin, Origin::NONE);
     }
@@ -278,18 +255,7 @@ mod tests {
         let (a, b) = ([0], [1]);
         // The record went to engines 1 (gone) and 2; routed again, event 0
         // goes to engine 2 (which has it) and event 1 to engines 3 and 2.
-        let groups = [
-            Routed {
-                target: 4,
-                dest: set(&[2]),
-                events: &a,
-            },
-            Routed {
-                target: 4,
-                dest: set(&[3, 2]),
-                events: &b,
-            },
-        ];
+        let groups = [routed(4, &[2], &a), routed(4, &[3, 2], &b)];
         let r = rerouted_records(set(&[1, 2]), 55, 1, &groups);
         assert_eq!(r.len(), 1);
         let (g, rec) = r[0];

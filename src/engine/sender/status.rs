@@ -106,6 +106,11 @@ impl Watched {
 
 /// What the senders share with the core.
 pub struct Shared<S: Storage> {
+    /// The journal, on the measured data path: sources append, senders read
+    /// and ack, the committer syncs. The rule: borrow it for one call and
+    /// drop the borrow before any `await` (everything runs on one thread,
+    /// so a borrow held across an await would make the next task's borrow
+    /// panic). Its calls are synchronous and never wait for an engine.
     pub journal: RefCell<Journal<S>>,
     /// Notified after every journal sync (new blocks are readable).
     pub synced: Event,
