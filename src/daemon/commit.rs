@@ -24,18 +24,7 @@ impl Core {
                     break;
                 }
                 let l = self.appended.listen();
-                let more = future::or(
-                    async {
-                        l.await;
-                        true
-                    },
-                    async {
-                        Timer::at(due).await;
-                        false
-                    },
-                )
-                .await;
-                if !more {
+                if crate::clock::wait_until(l, due).await.is_none() {
                     break;
                 }
             }

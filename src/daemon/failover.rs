@@ -9,7 +9,6 @@ use super::Core;
 use crate::failover::{wire, Msg, Node, Out, Role, Timing};
 use crate::journal::Storage;
 use async_executor::LocalExecutor;
-use async_io::Timer;
 use futures_lite::future;
 use std::cell::Cell;
 use std::path::Path;
@@ -131,20 +130,16 @@ impl Core {
             let progress = self.shared.failover.progress.listen();
             let wake = self.node.borrow().next_wake();
             let at = self.started + Duration::from_millis(wake);
-            let msg = future::or(
-                async { inbox.recv().await.ok() },
-                future::or(
-                    async {
-                        Timer::at(at).await;
-                        None
-                    },
-                    async {
-                        progress.await;
-                        None
-                    },
-                ),
+            // A message, or (None) the node's next tick or new progress to report.
+            let msg = crate::clock::wait_until(
+                future::or(async { inbox.recv().await.ok() }, async {
+                    progress.await;
+                    None
+                }),
+                at,
             )
-            .await;
+            .await
+            .flatten();
             let now = self.now_ms();
             let mut outs = Vec::new();
             {

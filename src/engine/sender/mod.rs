@@ -468,20 +468,10 @@ impl Sender {
             return;
         }
         if crate::clock::now() < due {
-            let woke = self
-                .stop
-                .or(future::or(
-                    async {
-                        listener.await;
-                        true
-                    },
-                    async {
-                        Timer::at(due).await;
-                        false
-                    },
-                ))
-                .await;
-            if woke != Some(false) {
+            // Stopped, or a sync landed: back to the loop; the tick passed:
+            // heartbeat.
+            let woke = self.stop.or(crate::clock::wait_until(listener, due)).await;
+            if woke != Some(None) {
                 return;
             }
         }

@@ -86,18 +86,7 @@ impl Watched {
             if pred(&self.status.borrow()) {
                 return true;
             }
-            let woke = future::or(
-                async {
-                    l.await;
-                    true
-                },
-                async {
-                    Timer::at(deadline).await;
-                    false
-                },
-            )
-            .await;
-            if !woke {
+            if crate::clock::wait_until(l, deadline).await.is_none() {
                 return pred(&self.status.borrow());
             }
         }
