@@ -37,6 +37,29 @@ impl std::fmt::Display for EngineChangeError {
     }
 }
 
+/// What supervision does with an engine slot (`Core::fail_over`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Supervision {
+    Leave,
+    /// It answers again after a failure: routing may use it again (a
+    /// spare that took its place keeps the slot).
+    Recover,
+    /// It failed and nothing was done yet: a spare takes its slot, if one
+    /// is left.
+    FailOver,
+}
+
+/// Decides for a slot whose sender is in `state`; `down`: its failure was
+/// handled; `stopped`: its sender is being stopped (removed, shutdown).
+pub(super) fn supervision(state: crate::engine::State, down: bool, stopped: bool) -> Supervision {
+    use crate::engine::State::*;
+    match state {
+        Ready if down => Supervision::Recover,
+        Failed if !down && !stopped => Supervision::FailOver,
+        _ => Supervision::Leave,
+    }
+}
+
 /// One engine slot and its sender.
 pub struct EngineHandle {
     /// Global id: the journal's engine (cluster offset + slot id).
@@ -134,16 +157,15 @@ impl Core {
     pub(super) fn fail_over(&self, ex: &LocalExecutor<'_>) {
         let mut engines = self.engines.borrow_mut();
         for h in engines.iter_mut() {
-            let state = h.status.get().state;
-            if state == crate::engine::State::Ready && h.down {
-                h.down = false;
-                let _ = self.memberships[h.cluster].borrow_mut().recover(&h.name);
-                continue;
+            match supervision(h.status.get().state, h.down, h.stop.is_stopped()) {
+                Supervision::Leave => continue,
+                Supervision::Recover => {
+                    h.down = false;
+                    let _ = self.memberships[h.cluster].borrow_mut().recover(&h.name);
+                    continue;
+                }
+                Supervision::FailOver => h.down = true,
             }
-            if state != crate::engine::State::Failed || h.down || h.stop.is_stopped() {
-                continue;
-            }
-            h.down = true;
             let c = h.cluster;
             let failover = self.memberships[c].borrow_mut().fail(&h.name);
             match failover {
@@ -453,5 +475,38 @@ impl Core {
             }
         }
         Ok((events_n, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::State;
+
+    #[test]
+    fn a_failed_engine_is_failed_over_once_and_recovered_when_ready() {
+        assert_eq!(
+            supervision(State::Failed, false, false),
+            Supervision::FailOver
+        );
+        assert_eq!(
+            supervision(State::Failed, true, false),
+            Supervision::Leave,
+            "handled"
+        );
+        assert_eq!(
+            supervision(State::Failed, false, true),
+            Supervision::Leave,
+            "stopping"
+        );
+        assert_eq!(supervision(State::Ready, true, false), Supervision::Recover);
+        for s in [
+            State::Connecting,
+            State::Deploying,
+            State::Failing,
+            State::Ready,
+        ] {
+            assert_eq!(supervision(s, false, false), Supervision::Leave, "{s:?}");
+        }
     }
 }
