@@ -42,6 +42,7 @@ pub mod encode;
 pub mod link;
 pub mod models;
 pub mod sender;
+pub mod sizing;
 
 use std::fmt;
 use std::time::Duration;

@@ -252,7 +252,8 @@ impl Sender {
                 next = after;
                 continue;
             };
-            if target.is_some_and(|b| b != t || w.transactional) || body.len() >= self.request_max {
+            if target.is_some_and(|b| b != t || w.transactional) || body.len() >= self.sizing.max()
+            {
                 break;
             }
             if target.is_none() {

@@ -9,6 +9,7 @@
 //! it never polls.
 
 use super::link::{Action, Happened, Link};
+use super::sizing::{Open, Sizing};
 use super::{classify, Outcome, State, BASES};
 use crate::engine::deadletter::{DeadLetters, Letter};
 use crate::engine::encode::{event_elements, Window};
@@ -152,14 +153,9 @@ pub struct Sender {
     projects: Vec<Rc<Deploy>>,
     pub status: Rc<Watched>,
     pub stop: Rc<Stop>,
-    /// After an engine refused a request of several records: records are
-    /// sent one per request up to here, so that only the refused record
-    /// goes to the dead letters.
-    split_until: u64,
-    /// The body size a request grows to: halved when a request of several
-    /// records fails (a slow engine that times out on large requests gets
-    /// smaller ones instead of the same one again), doubled back on success.
-    request_max: usize,
+    /// How large requests grow, and which records go alone after a
+    /// refusal (`engine::sizing`).
+    sizing: Sizing,
     /// The cause of the last deploy trouble logged (logged once per cause).
     last_cause: Option<String>,
     /// Load the projects even where the engine lists them.
@@ -217,8 +213,7 @@ impl Sender {
             projects,
             status: Rc::new(Watched::default()),
             stop: Rc::new(Stop::default()),
-            split_until: 0,
-            request_max: REQUEST_BODY_MAX,
+            sizing: Sizing::default(),
             last_cause: None,
             force_reload: false,
             cluster_mask: u64::MAX,
@@ -420,9 +415,9 @@ impl Sender {
                                 if !self.refused_last {
                                     self.wait_durable(&shared, upto).await;
                                 }
-                            } else if b.records > 1
-                                && (b.end_seq <= self.split_until
-                                    || b.body.len() > self.request_max)
+                            } else if self
+                                .sizing
+                                .resend_smaller(b.records, b.end_seq, b.body.len())
                             {
                                 // Refused, or failed and now too large: read its
                                 // records again into smaller requests.

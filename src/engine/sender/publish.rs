@@ -39,11 +39,13 @@ impl Sender {
             }
             let target = usize::from(h.target);
             if let Some(b) = &block {
-                if b.target != target
-                    || b.transactional
-                    || b.body.len() >= self.request_max
-                    || b.first_seq < self.split_until
-                {
+                let open = Open {
+                    target: b.target,
+                    transactional: b.transactional,
+                    body_len: b.body.len(),
+                    first_seq: b.first_seq,
+                };
+                if !self.sizing.joins(&open, target) {
                     *pos = before;
                     return Ok(block.map(Block::closed));
                 }
@@ -191,14 +193,14 @@ impl Sender {
             Outcome::Done => {
                 self.last_cause = None;
                 self.took();
-                self.request_max = (self.request_max * 2).min(REQUEST_BODY_MAX);
+                self.sizing.taken();
                 self.acknowledge(shared, b, false);
                 true
             }
             Outcome::Rejected { .. } if b.records > 1 => {
                 // Find the refused record: send this request's records one by one.
                 self.answered();
-                self.split_until = b.end_seq;
+                self.sizing.refused(b.end_seq);
                 log::log!(
                     if self.last_refusal.is_some() {
                         log::Level::Debug
@@ -255,9 +257,7 @@ impl Sender {
             }
             Outcome::Lost(why) => self.window_lost(&w, why).await,
             Outcome::Retry(why) => {
-                if b.records > 1 {
-                    self.request_max = (b.body.len() / 2).max(1);
-                }
+                self.sizing.failed(b.records, b.body.len());
                 self.retry_later(format!("publishing to {}: {why}", w.label))
                     .await
             }
