@@ -8,8 +8,9 @@ use futures_lite::future;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// The monotonic clock, for deadlines and timers. The one place shells read
-/// it (`grep clock::now` lists them).
+/// The monotonic clock, for deadlines and timers. The daemon's tasks, the
+/// senders and the sources read it here, so `grep clock::now` lists every
+/// place below `main` that does (the CLI's `top` and `demo` time themselves).
 pub fn now() -> Instant {
     Instant::now()
 }

@@ -168,14 +168,13 @@ impl Core {
                 let c = self.config().esp_maps[i].cluster;
                 let (host, port) = (e.host.clone(), e.ha_port);
                 match self.add_engine(ex, c, e.clone()).await {
-                    Ok(id) => {
+                    Ok(slot) => {
                         log::info!(
                             "admin API: engine '{engine}' ({host}:{port}) added to cluster '{}'",
                             self.config().clusters[c].name
                         );
                         // Kept in the state dir: a restart or reload adds it again.
                         let cluster = &self.config().clusters[c].name;
-                        let slot = self.engine_ids.slot_of(id).map_or(0, |(_, s)| s);
                         if let Err(err) = self.added.borrow_mut().add(cluster, slot, &e, text) {
                             log::warn!(
                                 "cannot write {}/{}: {err}; engine '{engine}' is not added again after a restart",

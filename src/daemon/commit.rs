@@ -18,7 +18,7 @@ impl Core {
                 future::or(l, a).await;
                 continue;
             }
-            let due = Instant::now() + self.options.commit_every;
+            let due = crate::clock::now() + self.options.commit_every;
             loop {
                 if self.shared.journal.borrow().pending_bytes() >= self.options.commit_bytes {
                     break;
@@ -72,7 +72,7 @@ impl Core {
     pub(super) async fn progress(self: Rc<Self>) {
         let every = self.options.progress;
         let mut last = (0u64, 0u64);
-        let mut waits_said = Instant::now();
+        let mut waits_said = crate::clock::now();
         loop {
             let tick = if every.is_zero() {
                 Duration::from_secs(60)
@@ -104,7 +104,7 @@ impl Core {
                 last = (accepted, acked);
             }
             if waits_said.elapsed() >= Duration::from_secs(60) {
-                waits_said = Instant::now();
+                waits_said = crate::clock::now();
                 for w in self.orchestration_waits() {
                     log::info!("orchestration: {w}");
                 }

@@ -199,7 +199,7 @@ impl Core {
     /// Adds `engine` to the cluster of esp-map `map` (admin API): its sender
     /// deploys the projects first; only once it is ready does routing send
     /// it events. An engine that does not get ready within the deploy time
-    /// is not added.
+    /// is not added. Returns its slot in the cluster.
     pub(crate) async fn add_engine(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
@@ -251,7 +251,7 @@ impl Core {
         let id = self.engine_ids.id(c, slot);
         self.shared.journal.borrow_mut().add_engine(id);
         let h = self.spawn_sender(ex, c, slot, &engine.name, &engine);
-        let deadline = Instant::now()
+        let deadline = crate::clock::now()
             + Duration::from_millis(self.options.timeout_ms.max(10_000))
             + Duration::from_millis(self.options.ticktime_ms);
         let ready = h
@@ -273,7 +273,7 @@ impl Core {
         self.keep_slot(c, |l, cluster| l.set_engine(cluster, slot, &name));
         self.engines.borrow_mut().push(h);
         self.engine_changed.notify(usize::MAX);
-        Ok(id)
+        Ok(slot)
     }
 
     /// Removes engine `name` from cluster `c` (admin API): its sender stops

@@ -408,7 +408,7 @@ impl Core {
             orchestration: Event::new(),
             engine_changed: Rc::new(Event::new()),
             stop_sources: Rc::new(Stop::default()),
-            started: Instant::now(),
+            started: crate::clock::now(),
             node: RefCell::new(node),
             failover_inbox: async_channel::bounded(crate::limits::FAILOVER_INBOX),
             traffic: Default::default(),
@@ -489,14 +489,14 @@ impl Core {
         self.room.notify(usize::MAX);
         // Sources flush their partial blocks on the way out (they notify
         // `orchestration` when they end); wait for them within the grace period.
-        let deadline = Instant::now() + self.options.grace;
+        let deadline = crate::clock::now() + self.options.grace;
         loop {
             let l = self.orchestration.listen();
             let busy = self
                 .sources()
                 .iter()
                 .any(|s| matches!(s.state.get(), SourceState::Running | SourceState::Paused));
-            if !busy || Instant::now() >= deadline {
+            if !busy || crate::clock::now() >= deadline {
                 break;
             }
             crate::clock::wait_until(l, deadline).await;

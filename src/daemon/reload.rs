@@ -15,7 +15,7 @@ impl Core {
         let inbox = self.reload_inbox.1.clone();
         while inbox.recv().await.is_ok() {
             crate::systemd::notify("RELOADING=1");
-            let started = Instant::now();
+            let started = crate::clock::now();
             let r = self.reload(ex).await;
             let ms = started.elapsed().as_millis();
             let (applied, refused) = self.reloads.get();

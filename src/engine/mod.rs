@@ -254,10 +254,6 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff::seeded(min, max, fastrand::u64(..))
-    }
-
     /// With its jitter drawn from `seed`: the same seed, the same waits.
     pub fn seeded(min: Duration, max: Duration, seed: u64) -> Backoff {
         Backoff {
@@ -343,7 +339,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_its_cap_with_jitter() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+        let mut b = Backoff::seeded(Duration::from_millis(100), Duration::from_millis(1000), 1);
         let caps = [100, 200, 400, 800, 1000, 1000];
         for cap in caps {
             let d = b.next_delay();

@@ -267,17 +267,12 @@ impl Sender {
         });
     }
 
-    /// Reports a failed request (`ProbeFailed`, `SendFailed`,
-    /// `HeartbeatFailed`) to the link, logs it, and returns the link's wait.
-    fn fail(&mut self, happened: Happened) -> Option<Duration> {
+    /// Reports a failed request (`failed` is `Happened::ProbeFailed`,
+    /// `SendFailed` or `HeartbeatFailed`) to the link, logs it, and returns
+    /// the link's wait.
+    fn fail(&mut self, failed: fn(String) -> Happened, why: String) -> Option<Duration> {
         let before = self.link.state();
-        let why = match &happened {
-            Happened::ProbeFailed(w) | Happened::SendFailed(w) | Happened::HeartbeatFailed(w) => {
-                w.clone()
-            }
-            other => format!("{other:?}"),
-        };
-        let next = self.link.step(happened, crate::clock::now());
+        let next = self.link.step(failed(why.clone()), crate::clock::now());
         if next.became_failed {
             log::error!(
                 "engine '{}' ({}): failed after {} failures in a row; last: {why}",
@@ -361,7 +356,7 @@ impl Sender {
                             }
                         }
                         Err(why) => {
-                            let d = self.fail(Happened::ProbeFailed(why));
+                            let d = self.fail(Happened::ProbeFailed, why);
                             self.wait(d).await;
                         }
                     }
@@ -438,7 +433,7 @@ impl Sender {
     /// tried again after the backoff. Always false.
     async fn retry_later(&mut self, why: String) -> bool {
         self.status.update(|s| s.failed_requests += 1);
-        let d = self.fail(Happened::SendFailed(why));
+        let d = self.fail(Happened::SendFailed, why);
         self.wait(d).await;
         false
     }
@@ -484,7 +479,7 @@ impl Sender {
                     .await;
             }
             Err(why) => {
-                self.fail(Happened::HeartbeatFailed(format!("heartbeat: {why}")));
+                self.fail(Happened::HeartbeatFailed, format!("heartbeat: {why}"));
             }
         }
         // The next heartbeat is a tick after this one.

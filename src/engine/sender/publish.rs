@@ -237,10 +237,10 @@ impl Sender {
                         return false;
                     }
                     Err(why) => {
-                        let d = self.fail(Happened::SendFailed(format!(
-                            "refused {} ({message}); {why}",
-                            w.label
-                        )));
+                        let d = self.fail(
+                            Happened::SendFailed,
+                            format!("refused {} ({message}); {why}", w.label),
+                        );
                         self.wait(d).await;
                         return false;
                     }
