@@ -137,7 +137,6 @@ fn run_case(
         deployed: Default::default(),
         reference: edgecm::journal::reference::Reference::memory(1 << 20).into(),
         windows: std::cell::RefCell::new(vec![std::rc::Rc::new(window.clone())]),
-        failover: Default::default(),
     });
     let deploy = Rc::new(Deploy::new(project, xml));
     let s = Sender::new(

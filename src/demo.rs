@@ -155,17 +155,15 @@ fn run_in(trades: u64, dir: &Path) -> Result<(), String> {
         async move {
             loop {
                 Timer::after(Duration::from_secs(1)).await;
-                print_progress(&core, started);
+                match core.look().await {
+                    Some(s) => print_progress(&s, started),
+                    None => return,
+                }
             }
         }
     };
-    future::block_on(ex.run(async {
-        core.run(&ex, None, async {
-            progress.await;
-        })
-        .await;
-    }));
-    print_progress(&core, started);
+    let end = future::block_on(ex.run(core.run(&ex, None, progress)));
+    print_progress(&end, started);
     let secs = started.elapsed().as_secs_f64();
     println!();
     println!(
@@ -173,14 +171,14 @@ fn run_in(trades: u64, dir: &Path) -> Result<(), String> {
         "engine", "venues", "restricted", "trades", "acked", "state"
     );
     let mut total_trades = 0;
-    for (i, h) in core.engines.borrow().iter().enumerate() {
+    for (i, h) in end.engines.iter().enumerate() {
         let rec = dir.join(format!("esp{}", i + 1));
         let count = |w: &str| lines_in(&rec.join(format!("surveillance.watch.{w}.csv")));
-        let st = h.status.get();
+        let st = &h.status;
         total_trades += count("trades");
         println!(
             "{:<6} {:>8} {:>8} {:>10} {:>10} {:>8}",
-            h.name,
+            h.slot,
             count("venues"),
             count("restricted"),
             count("trades"),
@@ -221,18 +219,13 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
-fn print_progress(core: &Core, started: Instant) {
-    let read: u64 = core.sources().iter().map(|s| s.accepted.get()).sum();
-    let j = core.shared.journal.borrow();
+fn print_progress(s: &crate::admin::snapshot::Snapshot, started: Instant) {
+    let read: u64 = s.sources.iter().map(|s| s.accepted).sum();
     let mut line = format!("{:>5.1}s  read {read:>7}", started.elapsed().as_secs_f64());
-    for e in core.engines.borrow().iter() {
-        let st = e.status.get();
+    for e in &s.engines {
         line.push_str(&format!(
             "  {} {} acked {:>6} backlog {:>5}",
-            e.name,
-            st.state,
-            st.acked_events,
-            j.backlog(e.id)
+            e.slot, e.status.state, e.status.acked_events, e.backlog
         ));
     }
     println!("{line}");

@@ -26,9 +26,12 @@
 //!    next group commit makes it durable, and segments every cursor passed
 //!    are freed.
 //!
-//! Around that path: **`daemon/`** wires the stages and owns their tasks
-//! (sources, the committer, the engines' supervision, reload, the failover
-//! shell of the pure **`failover/`** protocol); **`admin/`** maps admin API
+//! Around that path: **`daemon/`** wires the stages; one owner task
+//! (`daemon/owner.rs`) holds the control state (engine slots and
+//! supervision, the pure **`failover/`** protocol's node and progress, an
+//! engine being added, a reload under way) and hears from sources, senders,
+//! admin calls and SIGHUP through one bounded inbox; senders are told their
+//! mode (publish, or trim as a standby); **`admin/`** maps admin API
 //! requests and renders a plain snapshot of the state; **`config/`** reads
 //! the seed's XML into a checked model.
 //!

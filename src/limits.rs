@@ -89,10 +89,13 @@ pub const ADMIN_BODY_MAX: usize = 64 * 1024;
 /// waits: a flood of requests never grows the core's memory.
 pub const ADMIN_CALLS_QUEUED: usize = 8;
 
-/// Failover messages waiting for the core's failover task (a bounded
-/// channel); when full, the admin answer to a peer waits. Each message is a
-/// decoded update (its acknowledgement map: at most a few KiB).
-pub const FAILOVER_INBOX: usize = 64;
+/// Messages waiting for the core's owner task (`daemon::owner`, one bounded
+/// channel): admin calls (each holds its body, at most the admin body cap;
+/// at most `ADMIN_CALLS_QUEUED` wait in the admin thread's own queue before
+/// this one), senders' reports (a few marks each; refused when full, sent
+/// again later), sources' start and end. When full, a source waits to
+/// report and the admin thread to hand over a call. About 100 bytes a slot.
+pub const CORE_INBOX: usize = 64;
 
 /// Most clients one listening socket source serves at once; each costs its
 /// read buffer (64 KiB, up to `EVENT_MAX`). Further clients are accepted and

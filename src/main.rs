@@ -492,15 +492,15 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
         })
         .detach();
     }
-    let reloads = core.reload_requests();
-    let until = async {
+    let reloads = core.inbox();
+    let until = async move {
         use futures_lite::StreamExt;
         let mut signals = signals;
         while let Some(sig) = signals.next().await {
             match sig {
                 Ok(async_signal::Signal::Hup) => {
-                    // Full: a reload is waiting and reads the file anyway.
-                    let _ = reloads.try_send(());
+                    // One asked for during a reload follows it (once).
+                    let _ = reloads.send(edgecm::daemon::ToCore::Reload).await;
                 }
                 Ok(s) => {
                     let name = match s {

@@ -147,7 +147,6 @@ fn shared(j: Journal<MemStorage>, dir: &Path) -> Rc<Shared<MemStorage>> {
         deployed: Default::default(),
         reference: edgecm::journal::reference::Reference::memory(1 << 20).into(),
         windows: std::cell::RefCell::new(vec![std::rc::Rc::new(window())]),
-        failover: Default::default(),
     })
 }
 

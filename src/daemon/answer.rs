@@ -2,62 +2,140 @@
 //! thread hands it here): engines added and removed, log level, failover
 //! messages, and the reads `status` renders.
 
+use super::engines::AddFor;
+use super::owner::Control;
 use super::*;
 use crate::admin::{render, route, Call, Reply, Route, LOGGER};
 
+/// Sends `reply` to the serving thread, and logs refusals.
+fn send_reply(call: &Call, reply: Reply) {
+    if reply.status >= 400 {
+        log::info!(
+            "admin API: {} {}: {} {}",
+            call.method,
+            call.url,
+            reply.status,
+            reply.body.trim_end()
+        );
+    } else {
+        log::debug!("admin API: {} {}: {}", call.method, call.url, reply.status);
+    }
+    // Capacity one, and one reply per call.
+    let _ = call.reply.try_send(reply);
+}
+
 impl Core {
-    /// Answers calls until the channel closes (never, while running). Calls
-    /// run side by side: a `PUT` that waits for an engine to get ready does
-    /// not hold up `status` or `metrics`.
-    pub(crate) async fn serve_admin(
+    /// Answers one call (`ToCore::Admin`). A `PUT` of an engine is
+    /// answered later, when the engine is ready or its deadline passed
+    /// (`check_adding`); everything else at once.
+    pub(super) fn answer_call(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
-        calls: async_channel::Receiver<Call>,
+        ctl: &mut Control,
+        call: Call,
     ) {
-        use std::future::Future;
-        use std::pin::Pin;
-        let mut running: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::new();
-        loop {
-            let next = {
-                let mut recv = std::pin::pin!(calls.recv());
-                std::future::poll_fn(|cx| {
-                    running.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-                    recv.as_mut().poll(cx)
-                })
-                .await
-            };
-            let Ok(call) = next else { return };
-            running.push(Box::pin(self.answer_call(ex, call)));
-        }
-    }
-
-    /// Answers one call and sends the reply back to the serving thread.
-    pub(super) async fn answer_call(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: Call) {
-        let reply = self.answer(ex, &call).await;
-        if reply.status >= 400 {
-            log::info!(
-                "admin API: {} {}: {} {}",
-                call.method,
-                call.url,
-                reply.status,
-                reply.body.trim_end()
-            );
-        } else {
-            log::debug!("admin API: {} {}: {}", call.method, call.url, reply.status);
-        }
-        let _ = call.reply.send(reply).await;
-    }
-
-    pub(super) async fn answer(self: &Rc<Self>, ex: &LocalExecutor<'_>, call: &Call) -> Reply {
         let r = match route(&call.method, &call.url) {
             Ok(r) => r,
-            Err(reply) => return reply,
+            Err(reply) => return send_reply(&call, reply),
         };
         if let Route::Put { .. } | Route::Delete { .. } = r {
-            if let Err(why) = self.engines_changeable() {
-                return Reply::text(409, why);
+            if let Err(why) = self.engines_changeable(ctl) {
+                return send_reply(&call, Reply::text(409, why));
             }
         }
+        if let Route::Put { map, engine } = r {
+            let parsed = self
+                .map_index(&map)
+                .and_then(|i| Ok((i, self.parse_put(&call, &map, &engine)?)));
+            let (i, e) = match parsed {
+                Ok(p) => p,
+                Err(reply) => return send_reply(&call, reply),
+            };
+            let c = self.config().esp_maps[i].cluster;
+            match self.add_slot(ctl, c, &e.name) {
+                Ok(slot) => self.start_add(ex, ctl, c, slot, e, AddFor::Admin { call, map }),
+                Err(err) => send_reply(&call, Reply::text(status_of(&err), err.to_string())),
+            }
+            return;
+        }
+        let reply = self.answer(ex, ctl, &call, r);
+        send_reply(&call, reply);
+    }
+
+    /// The engine a `PUT routerEngines/{map}/{engine}` names, or the reply
+    /// that refuses it.
+    fn parse_put(
+        &self,
+        call: &Call,
+        map: &str,
+        engine: &str,
+    ) -> Result<crate::config::Engine, Reply> {
+        let origin = format!("PUT routerEngines/{map}/{engine} body");
+        let text = std::str::from_utf8(&call.body)
+            .map_err(|e| Reply::text(400, format!("{origin}: not UTF-8 text: {e}")))?;
+        let e = crate::config::parse_engine(&origin, text).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+            Reply::text(400, lines.join("\n"))
+        })?;
+        if e.name != engine {
+            return Err(Reply::text(
+                400,
+                format!(
+                    "{origin}: the path names engine '{engine}' and the body '{}'; they must agree",
+                    e.name
+                ),
+            ));
+        }
+        Ok(e)
+    }
+
+    /// Answers the `PUT` that asked for an engine once it is added (or not).
+    pub(super) fn added_answer(
+        &self,
+        _ctl: &mut Control,
+        call: Call,
+        map: &str,
+        c: usize,
+        e: &crate::config::Engine,
+        r: Result<EngineId, EngineChangeError>,
+    ) {
+        let engine = &e.name;
+        let reply = match r {
+            Ok(slot) => {
+                let cluster = self.config().clusters[c].name.clone();
+                log::info!(
+                    "admin API: engine '{engine}' ({}:{}) added to cluster '{cluster}'",
+                    e.host,
+                    e.ha_port
+                );
+                // Kept in the state dir: a restart or reload adds it again.
+                let text = String::from_utf8_lossy(&call.body);
+                if let Err(err) = self.added.borrow_mut().add(&cluster, slot, e, &text) {
+                    log::warn!(
+                        "cannot write {}/{}: {err}; engine '{engine}' is not added again after a restart",
+                        self.options.state_dir.display(),
+                        crate::engine::added::FILE_NAME
+                    );
+                }
+                Reply::text(
+                    201,
+                    format!(
+                        "engine '{engine}' added to cluster '{cluster}' (esp-map '{map}'); projects deployed"
+                    ),
+                )
+            }
+            Err(e) => Reply::text(status_of(&e), e.to_string()),
+        };
+        send_reply(&call, reply);
+    }
+
+    fn answer(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        ctl: &mut Control,
+        call: &Call,
+        r: Route,
+    ) -> Reply {
         match r {
             Route::Loggers { name } if name.as_deref().is_some_and(|n| n != LOGGER) => {
                 Reply::text(404, format!("no logger named {name:?}; accepted: {LOGGER}"))
@@ -100,10 +178,10 @@ impl Core {
             Route::Status => Reply::new(
                 200,
                 "application/json",
-                render::status_json(&self.snapshot(false)),
+                render::status_json(&self.snapshot(ctl, false)),
             ),
             Route::Health => {
-                let reasons = render::health_reasons(&self.snapshot(false));
+                let reasons = render::health_reasons(&self.snapshot(ctl, false));
                 Reply::new(
                     if reasons.is_empty() { 200 } else { 503 },
                     "application/json",
@@ -113,7 +191,7 @@ impl Core {
             Route::Metrics => Reply::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                render::metrics_text(&self.snapshot(true)),
+                render::metrics_text(&self.snapshot(ctl, true)),
             ),
             Route::Engines { map, engine } => {
                 let maps: Vec<usize> = match &map {
@@ -123,7 +201,11 @@ impl Core {
                         Err(reply) => return reply,
                     },
                 };
-                match render::router_engines_xml(&self.snapshot(false), &maps, engine.as_deref()) {
+                match render::router_engines_xml(
+                    &self.snapshot(ctl, false),
+                    &maps,
+                    engine.as_deref(),
+                ) {
                     Ok(xml) => Reply::new(200, "application/xml", xml),
                     Err(why) => Reply::text(404, why),
                 }
@@ -131,68 +213,13 @@ impl Core {
             Route::Cluster => {
                 let r = std::str::from_utf8(&call.body)
                     .map_err(|e| format!("body: not UTF-8 text: {e}"))
-                    .and_then(|t| self.failover_receive(t));
+                    .and_then(|t| self.failover_receive(ex, ctl, t));
                 match r {
                     Ok(()) => Reply::text(200, "ok".to_string()),
                     Err(e) => Reply::text(400, format!("POST cluster {e}")),
                 }
             }
-            Route::Put { map, engine } => {
-                let i = match self.map_index(&map) {
-                    Ok(i) => i,
-                    Err(reply) => return reply,
-                };
-                let origin = format!("PUT routerEngines/{map}/{engine} body");
-                let text = match std::str::from_utf8(&call.body) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return Reply::text(400, format!("{origin}: not UTF-8 text: {e}"));
-                    }
-                };
-                let e = match crate::config::parse_engine(&origin, text) {
-                    Ok(e) => e,
-                    Err(errors) => {
-                        let lines: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
-                        return Reply::text(400, lines.join("\n"));
-                    }
-                };
-                if e.name != engine {
-                    return Reply::text(
-                        400,
-                        format!(
-                            "{origin}: the path names engine '{engine}' and the body '{}'; they must agree",
-                            e.name
-                        ),
-                    );
-                }
-                let c = self.config().esp_maps[i].cluster;
-                let (host, port) = (e.host.clone(), e.ha_port);
-                match self.add_engine(ex, c, e.clone()).await {
-                    Ok(slot) => {
-                        log::info!(
-                            "admin API: engine '{engine}' ({host}:{port}) added to cluster '{}'",
-                            self.config().clusters[c].name
-                        );
-                        // Kept in the state dir: a restart or reload adds it again.
-                        let cluster = &self.config().clusters[c].name;
-                        if let Err(err) = self.added.borrow_mut().add(cluster, slot, &e, text) {
-                            log::warn!(
-                                "cannot write {}/{}: {err}; engine '{engine}' is not added again after a restart",
-                                self.options.state_dir.display(),
-                                crate::engine::added::FILE_NAME
-                            );
-                        }
-                        Reply::text(
-                            201,
-                            format!(
-                                "engine '{engine}' added to cluster '{}' (esp-map '{map}'); projects deployed",
-                                self.config().clusters[c].name
-                            ),
-                        )
-                    }
-                    Err(e) => Reply::text(status_of(&e), e.to_string()),
-                }
-            }
+            Route::Put { .. } => unreachable!("answered by answer_call"),
             Route::Delete { map, engine } => {
                 let i = match self.map_index(&map) {
                     Ok(i) => i,
@@ -213,7 +240,7 @@ impl Core {
                         ),
                     );
                 }
-                match self.remove_engine(c, &engine) {
+                match self.remove_engine(ctl, c, &engine) {
                     Ok(moved) => {
                         self.forget_added(c, &engine);
                         Reply::text(

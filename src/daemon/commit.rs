@@ -1,4 +1,4 @@
-//! The group commit (contract 5) and the progress line.
+//! The group commit (contract 5).
 
 use super::*;
 
@@ -62,51 +62,6 @@ impl Core {
                         );
                     }
                     Timer::after(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
-                }
-            }
-        }
-    }
-
-    /// Logs a progress line every `-progress-s` while events move (silent
-    /// when idle), and what each orchestration group waits for, each minute.
-    pub(super) async fn progress(self: Rc<Self>) {
-        let every = self.options.progress;
-        let mut last = (0u64, 0u64);
-        let mut waits_said = crate::clock::now();
-        loop {
-            let tick = if every.is_zero() {
-                Duration::from_secs(60)
-            } else {
-                every.min(Duration::from_secs(60))
-            };
-            Timer::after(tick).await;
-            if !every.is_zero() {
-                let accepted: u64 = self.sources().iter().map(|s| s.accepted.get()).sum();
-                let (acked, backlog) = {
-                    let j = self.shared.journal.borrow();
-                    self.engines
-                        .borrow()
-                        .iter()
-                        .fold((0u64, 0u64), |(a, b), e| {
-                            (a + e.status.get().acked_events, b + j.backlog(e.id))
-                        })
-                };
-                let (din, dout) = (accepted - last.0.min(accepted), acked - last.1.min(acked));
-                if din > 0 || dout > 0 {
-                    let secs = every.as_secs_f64();
-                    log::info!(
-                        "progress: {:.0} events/s in, {:.0} events/s acknowledged, backlog {backlog} events, journal {} bytes",
-                        din as f64 / secs,
-                        dout as f64 / secs,
-                        self.shared.journal.borrow().bytes()
-                    );
-                }
-                last = (accepted, acked);
-            }
-            if waits_said.elapsed() >= Duration::from_secs(60) {
-                waits_said = crate::clock::now();
-                for w in self.orchestration_waits() {
-                    log::info!("orchestration: {w}");
                 }
             }
         }

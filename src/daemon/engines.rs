@@ -2,6 +2,7 @@
 //! failed engines, engines added and removed at run time, and the events
 //! queued for a removed engine routed again over those left.
 
+use super::owner::{Control, ToCore};
 use super::*;
 use crate::journal::plan;
 
@@ -69,8 +70,47 @@ pub struct EngineHandle {
     pub name: String,
     pub status: Rc<Watched>,
     pub stop: Rc<Stop>,
+    /// Where the owner tells its sender what to do.
+    pub told: Rc<crate::engine::sender::Told<crate::engine::sender::Orders>>,
     /// The failure was handled (spare swapped in, or none left).
     pub(super) down: bool,
+}
+
+/// An engine being added: its sender runs, and it joins routing once ready
+/// (`Core::check_adding`).
+pub(crate) struct Adding {
+    c: usize,
+    slot: EngineId,
+    engine: crate::config::Engine,
+    handle: EngineHandle,
+    /// Not ready by then: not added.
+    pub(super) deadline: Instant,
+    /// Who asked: answered when it is done.
+    purpose: AddFor,
+}
+
+impl Adding {
+    /// The manager stops: the engine is not added; whoever asked is told.
+    pub(super) fn stop(self) {
+        self.handle.stop.stop();
+        if let AddFor::Admin { call, .. } = self.purpose {
+            let _ = call.reply.try_send(crate::admin::Reply::text(
+                503,
+                "the manager is stopping; the engine was not added",
+            ));
+        }
+    }
+}
+
+/// Who asked for an engine to be added.
+pub(super) enum AddFor {
+    /// `PUT routerEngines/{map}/{engine}` (the call, answered when done).
+    Admin {
+        call: crate::admin::Call,
+        map: String,
+    },
+    /// A reload's step.
+    Reload(crate::config::reload::Change),
 }
 
 impl Core {
@@ -89,11 +129,11 @@ impl Core {
     }
 
     /// Starts a sender for every engine slot.
-    pub fn start_engines(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
+    pub(super) fn start_engines(&self, ex: &LocalExecutor<'_>, ctl: &mut Control) {
         for (c, m) in self.memberships.iter().enumerate() {
             for slot in m.borrow().slots() {
-                let h = self.spawn_sender(ex, c, slot.id, &slot.name, &slot.engine);
-                self.engines.borrow_mut().push(h);
+                let h = self.spawn_sender(ex, ctl, c, slot.id, &slot.name, &slot.engine);
+                ctl.engines.push(h);
             }
         }
     }
@@ -102,6 +142,7 @@ impl Core {
     pub(super) fn spawn_sender(
         &self,
         ex: &LocalExecutor<'_>,
+        ctl: &Control,
         c: usize,
         slot: EngineId,
         name: &str,
@@ -120,7 +161,11 @@ impl Core {
         )
         .in_cluster(cluster_mask)
         .at(&engine.prefix, engine.connect.clone())
-        .watched_by(self.engine_changed.clone());
+        .reporting_to({
+            let inbox = self.inbox.0.clone();
+            Rc::new(move |r| inbox.try_send(ToCore::Engine(r)).is_ok())
+        });
+        s.told.put(ctl.orders(id));
         // Checked at start for configured engines; one added later without
         // what it needs is still started, and its requests fail visibly.
         let s = match self.options.security.for_engine(engine) {
@@ -136,27 +181,19 @@ impl Core {
             name: name.to_string(),
             status: s.status.clone(),
             stop: s.stop.clone(),
+            told: s.told.clone(),
             down: false,
         };
         ex.spawn(s.run(self.shared.clone())).detach();
         h
     }
 
-    /// Watches the engines: a slot whose engine failed is given the
-    /// cluster's next spare (same slot, same keys, same journal cursor);
-    /// with none left its events wait. Runs until the manager stops.
-    pub(super) async fn supervise(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
-        loop {
-            let l = self.engine_changed.listen();
-            self.fail_over(ex);
-            l.await;
-        }
-    }
-
-    /// One pass of [`Core::supervise`].
-    pub(super) fn fail_over(&self, ex: &LocalExecutor<'_>) {
-        let mut engines = self.engines.borrow_mut();
-        for h in engines.iter_mut() {
+    /// Supervision, at every wake of the owner: a slot whose engine failed
+    /// is given the cluster's next spare (same slot, same keys, same
+    /// journal cursor); with none left its events wait.
+    pub(super) fn fail_over(&self, ex: &LocalExecutor<'_>, ctl: &mut Control) {
+        for i in 0..ctl.engines.len() {
+            let h = &mut ctl.engines[i];
             match supervision(h.status.get().state, h.down, h.stop.is_stopped()) {
                 Supervision::Leave => continue,
                 Supervision::Recover => {
@@ -166,8 +203,8 @@ impl Core {
                 }
                 Supervision::FailOver => h.down = true,
             }
-            let c = h.cluster;
-            let failover = self.memberships[c].borrow_mut().fail(&h.name);
+            let (c, name) = (h.cluster, h.name.clone());
+            let failover = self.memberships[c].borrow_mut().fail(&name);
             match failover {
                 Ok(crate::route::Failover::Spare { slot, spare }) => {
                     let engine = self.memberships[c]
@@ -176,110 +213,130 @@ impl Core {
                         .map(|s| s.engine.clone())
                         .expect("the slot just swapped");
                     log::warn!(
-                        "engine '{}' failed; spare '{spare}' ({}:{}) takes its place and its keys",
-                        h.name,
+                        "engine '{name}' failed; spare '{spare}' ({}:{}) takes its place and its keys",
                         engine.host,
                         engine.ha_port
                     );
-                    h.stop.stop();
-                    *h = self.spawn_sender(ex, c, slot, &h.name, &engine);
+                    ctl.engines[i].stop.stop();
+                    let h = self.spawn_sender(ex, ctl, c, slot, &name, &engine);
+                    ctl.engines[i] = h;
                 }
                 Ok(crate::route::Failover::NoSpare { .. }) => {
                     log::warn!(
-                            "engine '{}' failed and cluster '{}' has no spare left; its events wait for it",
-                            h.name,
-                            self.config().clusters[c].name
-                        );
+                        "engine '{name}' failed and cluster '{}' has no spare left; its events wait for it",
+                        self.config().clusters[c].name
+                    );
                 }
-                Err(e) => log::error!("engine '{}': {e}", h.name),
+                Err(e) => log::error!("engine '{name}': {e}"),
             }
         }
     }
 
-    /// Adds `engine` to the cluster of esp-map `map` (admin API): its sender
-    /// deploys the projects first; only once it is ready does routing send
-    /// it events. An engine that does not get ready within the deploy time
-    /// is not added. Returns its slot in the cluster.
-    pub(crate) async fn add_engine(
-        self: &Rc<Self>,
-        ex: &LocalExecutor<'_>,
+    /// The slot of cluster `c` an engine named `name` would take, or why
+    /// it cannot be added now.
+    pub(super) fn add_slot(
+        &self,
+        ctl: &Control,
         c: usize,
-        engine: crate::config::Engine,
+        name: &str,
     ) -> Result<EngineId, EngineChangeError> {
-        if self.adding.replace(true) {
+        if ctl.adding.is_some() {
             return Err(EngineChangeError::Conflict(
                 "another engine is being added; try again once that PUT answered".to_string(),
             ));
         }
-        let r = self.add_engine_now(ex, c, engine).await;
-        self.adding.set(false);
-        r
+        let cluster = &self.config().clusters[c];
+        let m = self.memberships[c].borrow();
+        if m.by_name(name).is_some() || m.spares().iter().any(|s| s.name == name) {
+            return Err(EngineChangeError::Conflict(format!(
+                "cluster '{}' already has an engine named '{name}'; DELETE it first or choose another name",
+                cluster.name
+            )));
+        }
+        match m.free_id() {
+            Some(id) if id < self.engine_ids.capacity(c) => Ok(id),
+            _ => Err(EngineChangeError::Conflict(format!(
+                "cluster '{}' has {} engines, the most it may have (its config's {} plus {SLOTS_SPARE}); remove one first",
+                cluster.name,
+                m.slots().len(),
+                cluster.engines.len()
+            ))),
+        }
     }
 
-    pub(super) async fn add_engine_now(
-        self: &Rc<Self>,
+    /// Starts adding `engine` to slot `slot` of cluster `c` (`add_slot`;
+    /// admin API, reload): its sender deploys the projects first; only once
+    /// it is ready does routing send it events (`check_adding`). An engine
+    /// that does not get ready within the deploy time is not added.
+    pub(super) fn start_add(
+        &self,
         ex: &LocalExecutor<'_>,
+        ctl: &mut Control,
         c: usize,
+        slot: EngineId,
         engine: crate::config::Engine,
-    ) -> Result<EngineId, EngineChangeError> {
-        let cluster = &self.config().clusters[c];
-        let slot = {
-            let m = self.memberships[c].borrow();
-            if m.by_name(&engine.name).is_some() || m.spares().iter().any(|s| s.name == engine.name)
-            {
-                return Err(EngineChangeError::Conflict(
-                    format!(
-                        "cluster '{}' already has an engine named '{}'; DELETE it first or choose another name",
-                        cluster.name, engine.name
-                    ),
-                ));
-            }
-            match m.free_id() {
-                Some(id) if id < self.engine_ids.capacity(c) => id,
-                _ => {
-                    return Err(EngineChangeError::Conflict(
-                        format!(
-                            "cluster '{}' has {} engines, the most it may have (its config's {} plus {SLOTS_SPARE}); remove one first",
-                            cluster.name,
-                            m.slots().len(),
-                            cluster.engines.len()
-                        ),
-                    ))
-                }
-            }
-        };
+        purpose: AddFor,
+    ) {
         let id = self.engine_ids.id(c, slot);
         self.shared.journal.borrow_mut().add_engine(id);
-        let h = self.spawn_sender(ex, c, slot, &engine.name, &engine);
+        let handle = self.spawn_sender(ex, ctl, c, slot, &engine.name, &engine);
         let deadline = crate::clock::now()
             + Duration::from_millis(self.options.timeout_ms.max(10_000))
             + Duration::from_millis(self.options.ticktime_ms);
-        let ready = h
-            .status
-            .wait_for(|s| s.state == crate::engine::State::Ready, deadline)
-            .await;
-        if !ready {
-            h.stop.stop();
-            self.shared.journal.borrow_mut().remove_engine(id);
-            let why = h.status.get().last_error.unwrap_or_default();
-            return Err(EngineChangeError::NotReady(format!(
+        ctl.adding = Some(Adding {
+            c,
+            slot,
+            engine,
+            handle,
+            deadline,
+            purpose,
+        });
+    }
+
+    /// The engine being added: once ready it joins routing; past its
+    /// deadline it is dropped. Whoever asked is answered either way.
+    pub(super) fn check_adding(self: &Rc<Self>, ex: &LocalExecutor<'_>, ctl: &mut Control) {
+        let Some(a) = &ctl.adding else { return };
+        let ready = a.handle.status.get().state == crate::engine::State::Ready;
+        if !ready && crate::clock::now() < a.deadline {
+            return;
+        }
+        let a = ctl.adding.take().expect("looked at above");
+        let (c, slot, engine) = (a.c, a.slot, a.engine);
+        let r = if ready {
+            let name = engine.name.clone();
+            let added = self.memberships[c].borrow_mut().add(engine.clone());
+            debug_assert_eq!(added.as_ref().ok(), Some(&slot));
+            self.keep_slot(c, |l, cluster| l.set_engine(cluster, slot, &name));
+            ctl.engines.push(a.handle);
+            Ok(slot)
+        } else {
+            a.handle.stop.stop();
+            self.shared
+                .journal
+                .borrow_mut()
+                .remove_engine(self.engine_ids.id(c, slot));
+            let why = a.handle.status.get().last_error.unwrap_or_default();
+            Err(EngineChangeError::NotReady(format!(
                 "engine '{}' ({}:{}) did not get ready, so it was not added: {why}",
                 engine.name, engine.host, engine.ha_port
-            )));
+            )))
+        };
+        match a.purpose {
+            AddFor::Admin { call, map } => self.added_answer(ctl, call, &map, c, &engine, r),
+            AddFor::Reload(change) => self.reload_step_done(ex, ctl, change, r.map(|_| ())),
         }
-        let name = engine.name.clone();
-        let added = self.memberships[c].borrow_mut().add(engine);
-        debug_assert_eq!(added.as_ref().ok(), Some(&slot));
-        self.keep_slot(c, |l, cluster| l.set_engine(cluster, slot, &name));
-        self.engines.borrow_mut().push(h);
-        self.engine_changed.notify(usize::MAX);
-        Ok(slot)
     }
 
     /// Removes engine `name` from cluster `c` (admin API): its sender stops
     /// and its queued events are routed again, by each map's policy, to the
     /// engines that remain. Returns how many events moved.
-    pub(crate) fn remove_engine(&self, c: usize, name: &str) -> Result<u64, EngineChangeError> {
+    pub(crate) fn remove_engine(
+        &self,
+        ctl: &mut Control,
+        c: usize,
+        name: &str,
+    ) -> Result<u64, EngineChangeError> {
         let cluster = &self.config().clusters[c];
         let mut after = self.memberships[c].borrow().clone();
         let slot = after.remove(name).map_err(|e| match e {
@@ -307,7 +364,7 @@ impl Core {
                 ),
             ));
         }
-        if let Some(h) = self.engines.borrow().iter().find(|h| h.id == id) {
+        if let Some(h) = ctl.engines.iter().find(|h| h.id == id) {
             h.stop.stop();
         }
         *self.memberships[c].borrow_mut() = after;
@@ -316,7 +373,7 @@ impl Core {
             self.reroute(c, id, &after)
                 .map_err(|e| EngineChangeError::Journal(format!("re-routing: {e}")))?
         };
-        self.engines.borrow_mut().retain(|h| h.id != id);
+        ctl.engines.retain(|h| h.id != id);
         let mut j = self.shared.journal.borrow_mut();
         j.remove_engine(id);
         j.sync()
@@ -337,6 +394,7 @@ impl Core {
     /// with no spare left takes it at once.
     pub(super) fn add_spare(
         &self,
+        ctl: &mut Control,
         c: usize,
         engine: crate::config::Engine,
     ) -> Result<(), EngineChangeError> {
@@ -349,13 +407,12 @@ impl Core {
                     self.config().clusters[c].name
                 ))
             })?;
-        for h in self.engines.borrow_mut().iter_mut() {
+        for h in ctl.engines.iter_mut() {
             if h.cluster == c && h.down && h.status.get().state == crate::engine::State::Failed {
                 let _ = self.memberships[c].borrow_mut().recover(&h.name);
                 h.down = false;
             }
         }
-        self.engine_changed.notify(usize::MAX);
         Ok(())
     }
 

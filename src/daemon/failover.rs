@@ -1,15 +1,14 @@
-//! The failover shell: runs the protocol of `failover` on the core's
-//! executor. Messages come in through the admin API (`POST {base}/cluster`)
-//! and go out as HTTP POSTs to the other managers' admin APIs; the role
-//! switches the senders between publishing and trimming (`Failover` in the
-//! engine's sender); what the node must keep across restarts is saved in
-//! `{state-dir}/cluster`.
+//! The failover shell: what the owner (`owner`) does with the protocol of
+//! `failover`. Messages come in through the admin API (`POST
+//! {base}/cluster`) and go out as HTTP POSTs to the other managers' admin
+//! APIs; a role change tells the senders their mode (publish, or trim as a
+//! standby: `engine::sender::Orders`); what the node must keep across
+//! restarts is saved in `{state-dir}/cluster`.
 
 use super::Core;
 use crate::failover::{wire, Msg, Node, Out, Role, Timing};
 use crate::journal::Storage;
 use async_executor::LocalExecutor;
-use futures_lite::future;
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
@@ -105,12 +104,17 @@ fn role_upper(r: Role) -> &'static str {
 }
 
 impl Core {
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
     /// A message from another manager, as the admin API received it.
-    pub(crate) fn failover_receive(&self, body: &str) -> Result<(), String> {
+    pub(crate) fn failover_receive(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        ctl: &mut super::owner::Control,
+        body: &str,
+    ) -> Result<(), String> {
         let msg = wire::decode("body", body)?;
         self.traffic
             .received_messages
@@ -118,69 +122,33 @@ impl Core {
         self.traffic
             .received_bytes
             .set(self.traffic.received_bytes.get() + body.len() as u64);
-        let _ = self.failover_inbox.0.try_send(msg);
+        self.failover_step(ex, ctl, Some(msg));
         Ok(())
     }
 
-    /// Runs the protocol until the manager stops.
-    pub(crate) async fn run_failover(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
-        let mut saved = self.node.borrow().saved();
-        let inbox = self.failover_inbox.1.clone();
-        loop {
-            let progress = self.shared.failover.progress.listen();
-            let wake = self.node.borrow().next_wake();
-            let at = self.started + Duration::from_millis(wake);
-            // A message, or (None) the node's next tick or new progress to report.
-            let msg = crate::clock::wait_until(
-                future::or(async { inbox.recv().await.ok() }, async {
-                    progress.await;
-                    None
-                }),
-                at,
-            )
-            .await
-            .flatten();
-            let now = self.now_ms();
-            let mut outs = Vec::new();
-            {
-                let mut node = self.node.borrow_mut();
-                if let Some(m) = msg {
-                    outs.extend(node.step(now, m));
-                }
-                if node.role() == Role::Leader {
-                    for (&(e, s), &n) in self.shared.failover.acked.borrow().iter() {
-                        node.progress(e, s, n);
-                    }
-                }
-                if now >= node.next_wake() {
-                    outs.extend(node.tick(now));
-                }
-            }
-            for o in outs {
-                self.failover_out(ex, o);
-            }
-            let now_saved = self.node.borrow().saved();
-            if now_saved != saved {
-                // The journal's own write-temp, fsync, rename, fsync-folder.
-                let r = self
-                    .shared
-                    .journal
-                    .borrow_mut()
-                    .storage_mut()
-                    .replace(SAVED_FILE, wire::encode_saved(&now_saved).as_bytes());
-                if let Err(e) = r {
-                    log::error!(
-                        "failover: cannot save {}: {e}",
-                        self.options.state_dir.join(SAVED_FILE).display()
-                    );
-                }
-                saved = now_saved;
-            }
+    /// Keeps what the node must keep across restarts (the journal's own
+    /// write-temp, fsync, rename, fsync-folder).
+    pub(super) fn save_node(&self, saved: &crate::failover::Saved) {
+        let r = self
+            .shared
+            .journal
+            .borrow_mut()
+            .storage_mut()
+            .replace(SAVED_FILE, wire::encode_saved(saved).as_bytes());
+        if let Err(e) = r {
+            log::error!(
+                "failover: cannot save {}: {e}",
+                self.options.state_dir.join(SAVED_FILE).display()
+            );
         }
     }
 
-    fn failover_out(self: &Rc<Self>, ex: &LocalExecutor<'_>, o: Out) {
-        let f = &self.shared.failover;
+    pub(super) fn failover_out(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        ctl: &mut super::owner::Control,
+        o: Out,
+    ) {
         match o {
             Out::Send { to, msg } => {
                 let core = self.clone();
@@ -188,7 +156,7 @@ impl Core {
                     .detach();
             }
             Out::Role { from, to, epoch } => {
-                let leader = self.node.borrow().leader_addr().map(str::to_string);
+                let leader = ctl.node.leader_addr().map(str::to_string);
                 log::warn!(
                     "role={}=>{} epoch={epoch}{}",
                     role_upper(from),
@@ -200,24 +168,20 @@ impl Core {
                 );
                 if to == Role::Leader {
                     // What the old leader had delivered counts as ours.
-                    let peer = f.peer_acked.borrow().clone();
-                    let mut acked = f.acked.borrow_mut();
-                    for (k, v) in peer {
-                        let e = acked.entry(k).or_insert(0);
+                    for (&k, &v) in &ctl.peer_acked {
+                        let e = ctl.acked.entry(k).or_insert(0);
                         *e = (*e).max(v);
                     }
                 }
-                f.role.set(to);
-                f.role_changed.notify(usize::MAX);
+                // The node's role is `to` already: senders are told it.
+                ctl.tell_senders();
             }
             Out::Acked => {
-                let node = self.node.borrow();
-                let mut peer = f.peer_acked.borrow_mut();
-                for (&k, &v) in node.acked() {
-                    let e = peer.entry(k).or_insert(0);
+                for (&k, &v) in ctl.node.acked() {
+                    let e = ctl.peer_acked.entry(k).or_insert(0);
                     *e = (*e).max(v);
                 }
-                f.peer_progress.notify(usize::MAX);
+                ctl.tell_senders();
             }
             Out::Refused { by, why } => {
                 log::error!("failover: {by} refused this manager: {why}");
@@ -263,8 +227,8 @@ impl Core {
 
     /// Engines may be added or removed only where the change cannot make
     /// managers route differently (the change is not mirrored yet).
-    pub(crate) fn engines_changeable(&self) -> Result<(), String> {
-        let node = self.node.borrow();
+    pub(crate) fn engines_changeable(&self, ctl: &super::owner::Control) -> Result<(), String> {
+        let node = &ctl.node;
         if node.role() == Role::Standby {
             return Err(format!(
                 "this manager is a standby; change engines through the leader{}",

@@ -7,8 +7,10 @@
 //!                                                   │ notifies
 //! sender task (one per engine) ◀────────────────────┘ reads, publishes, acks
 //! ```
-//! Everything runs on one `LocalExecutor` on the main thread. The only
-//! `await`s that hold data are a source waiting for journal room
+//! Everything runs on one `LocalExecutor` on the main thread. The control
+//! state (engine slots, failover, orchestration, reloads) belongs to one
+//! owner task that hears from the others through one inbox (`owner`). The
+//! only `await`s that hold data are a source waiting for journal room
 //! (backpressure: the block stays in RAM, the source reads nothing more, so
 //! a file stays where it is and a socket's TCP window closes) and senders
 //! waiting for engines.
@@ -41,6 +43,7 @@ mod commit;
 mod engines;
 pub mod failover;
 mod layout;
+mod owner;
 mod reload;
 mod source_task;
 mod sources;
@@ -50,6 +53,8 @@ pub use crate::source::SourceState;
 pub use engines::{EngineChangeError, EngineHandle};
 pub use layout::names;
 use layout::*;
+use owner::Control;
+pub use owner::ToCore;
 use source_task::*;
 pub use sources::SourceStatus;
 use sources::*;
@@ -112,26 +117,21 @@ pub struct Core {
     pub(crate) engine_ids: crate::route::ids::EngineIds,
     /// One per raw-source of the current config, in its order.
     sources: RefCell<Vec<Rc<SourceStatus>>>,
-    pub engines: RefCell<Vec<EngineHandle>>,
     /// Notified on every append (wakes the committer).
     appended: Event,
     /// Notified after every sync (wakes sources waiting for room).
     room: Event,
-    /// Notified whenever a source starts or finishes (orchestration).
-    orchestration: Event,
-    /// Notified at every engine status change (spare takeover).
-    engine_changed: Rc<Event>,
     pub stop_sources: Rc<Stop>,
     pub started: Instant,
-    /// The failover protocol's node (`cluster`).
-    pub node: RefCell<crate::failover::Node>,
-    pub(crate) failover_inbox: (
-        async_channel::Sender<crate::failover::Msg>,
-        async_channel::Receiver<crate::failover::Msg>,
+    /// The owner's inbox (`owner`): everything that asks the core for
+    /// something or tells it what happened.
+    inbox: (
+        async_channel::Sender<ToCore>,
+        async_channel::Receiver<ToCore>,
     ),
+    /// The control state until `run` hands it to the owner task.
+    unowned: RefCell<Option<Control>>,
     pub traffic: crate::daemon::failover::Traffic,
-    /// An engine is being added (admin calls run side by side; adds one at a time).
-    adding: Cell<bool>,
     /// The journal's id of each raw-source and of each map destination, in
     /// config order (`journal::layout`).
     layout: RefCell<crate::journal::layout::Layout>,
@@ -139,12 +139,6 @@ pub struct Core {
     pub(crate) dest_ids: RefCell<Vec<u16>>,
     /// Engines added over the admin API (`engine::added`), kept in the state dir.
     pub(crate) added: RefCell<crate::engine::added::AddedEngines>,
-    /// SIGHUP asks for a reload here; one waiting at most (signals coalesce).
-    reload_inbox: (async_channel::Sender<()>, async_channel::Receiver<()>),
-    /// Reloads applied and refused.
-    pub reloads: Cell<(u64, u64)>,
-    /// What the last reload did or why it was refused.
-    pub last_reload: RefCell<Option<String>>,
 }
 
 impl Core {
@@ -381,7 +375,6 @@ impl Core {
             deployed: RefCell::new(crate::engine::deployed::Deployed::open(&options.state_dir)),
             reference: RefCell::new(reference),
             windows: RefCell::new(windows),
-            failover: Default::default(),
         });
         let sources = config
             .raw_sources
@@ -395,33 +388,22 @@ impl Core {
             config: RefCell::new(Rc::new(config)),
             options,
             added: RefCell::new(added),
-            reload_inbox: async_channel::bounded(1),
-            reloads: Cell::new((0, 0)),
-            last_reload: RefCell::new(None),
             shared,
             memberships,
             engine_ids,
             sources: RefCell::new(sources),
-            engines: RefCell::new(Vec::new()),
             appended: Event::new(),
             room: Event::new(),
-            orchestration: Event::new(),
-            engine_changed: Rc::new(Event::new()),
             stop_sources: Rc::new(Stop::default()),
             started: crate::clock::now(),
-            node: RefCell::new(node),
-            failover_inbox: async_channel::bounded(crate::limits::FAILOVER_INBOX),
+            inbox: async_channel::bounded(crate::limits::CORE_INBOX),
             traffic: Default::default(),
-            adding: Cell::new(false),
+            unowned: RefCell::new(None),
         });
-        let role = core.node.borrow().role();
-        core.shared.failover.role.set(role);
-        if role == crate::failover::Role::Standby {
+        if node.role() == crate::failover::Role::Standby {
             log::info!(
                 "failover: standing by{}; reading sources, publishing nothing",
-                core.node
-                    .borrow()
-                    .leader_addr()
+                node.leader_addr()
                     .or(core.options.failover.standby.as_deref())
                     .map(|l| format!(" (leader {l})"))
                     .unwrap_or_default()
@@ -443,6 +425,7 @@ impl Core {
             .borrow_mut()
             .sync()
             .map_err(|e| format!("journal: {e}"))?;
+        *core.unowned.borrow_mut() = Some(Control::new(node));
         Ok(core)
     }
 
@@ -465,7 +448,7 @@ impl Core {
     }
 
     /// Every source is done and every engine caught up.
-    pub fn drained(&self) -> bool {
+    fn drained(&self, ctl: &Control) -> bool {
         let sources_done = self.sources().iter().all(|s| {
             matches!(
                 s.state.get(),
@@ -475,23 +458,27 @@ impl Core {
         let j = self.shared.journal.borrow();
         sources_done
             && j.next_seq() == j.synced_seq()
-            && self.engines.borrow().iter().all(|e| j.backlog(e.id) == 0)
+            && ctl.engines.iter().all(|e| j.backlog(e.id) == 0)
             && j.cursors_synced()
     }
 
     /// Stops sources, syncs, lets senders drain for the grace period, and
-    /// syncs the cursors.
-    pub async fn shutdown(self: &Rc<Self>) {
+    /// syncs the cursors. Messages keep being read (sources report their
+    /// end through them).
+    async fn shutdown(self: &Rc<Self>, ctl: &mut Control) {
         self.stop_sources.stop();
         for s in self.sources() {
             s.stop.stop();
         }
+        if let Some(a) = ctl.adding.take() {
+            a.stop();
+        }
         self.room.notify(usize::MAX);
-        // Sources flush their partial blocks on the way out (they notify
-        // `orchestration` when they end); wait for them within the grace period.
+        // Sources flush their partial blocks on the way out (each reports
+        // its end); wait for them within the grace period.
         let deadline = crate::clock::now() + self.options.grace;
+        let inbox = self.inbox.1.clone();
         loop {
-            let l = self.orchestration.listen();
             let busy = self
                 .sources()
                 .iter()
@@ -499,29 +486,32 @@ impl Core {
             if !busy || crate::clock::now() >= deadline {
                 break;
             }
-            crate::clock::wait_until(l, deadline).await;
+            match crate::clock::wait_until(inbox.recv(), deadline).await {
+                Some(Ok(ToCore::Admin(call))) => {
+                    let _ = call
+                        .reply
+                        .try_send(crate::admin::Reply::text(503, "the manager is stopping"));
+                }
+                Some(Ok(ToCore::Look(tx))) => {
+                    let _ = tx.try_send(self.snapshot(ctl, false));
+                }
+                _ => {}
+            }
         }
         let _ = self.shared.dead_letters.borrow_mut().sync();
         let _ = self.shared.reference.borrow_mut().sync();
         let _ = self.shared.journal.borrow_mut().sync();
         self.shared.synced.notify(usize::MAX);
         // Senders go on until caught up or the grace period ends.
-        let engines: Vec<(EngineId, Rc<Watched>)> = self
-            .engines
-            .borrow()
-            .iter()
-            .map(|e| (e.id, e.status.clone()))
-            .collect();
-        for (id, w) in engines
-            .iter()
-            .filter(|_| !self.shared.failover.is_standby())
-        {
-            let shared = self.shared.clone();
-            let id = *id;
-            w.wait_for(move |_| shared.journal.borrow().backlog(id) == 0, deadline)
-                .await;
+        if !ctl.is_standby() {
+            for e in &ctl.engines {
+                let (shared, id) = (self.shared.clone(), e.id);
+                e.status
+                    .wait_for(move |_| shared.journal.borrow().backlog(id) == 0, deadline)
+                    .await;
+            }
         }
-        for e in self.engines.borrow().iter() {
+        for e in &ctl.engines {
             e.stop.stop();
         }
         let _ = self.shared.dead_letters.borrow_mut().sync();
@@ -531,42 +521,36 @@ impl Core {
     }
 
     /// Runs the manager on `ex` until `until` resolves (a signal) or, with
-    /// `exit_when_drained`, until everything is delivered.
+    /// `exit_when_drained`, until everything is delivered; returns the
+    /// state as it ended. Admin calls come from `admin`'s serving thread.
     pub async fn run(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
         admin: Option<async_channel::Receiver<crate::admin::Call>>,
-        until: impl std::future::Future<Output = ()>,
-    ) {
-        ex.spawn(self.clone().committer()).detach();
-        ex.spawn(self.clone().progress()).detach();
-        self.start_engines(ex);
-        self.start_sources(ex);
-        let background = future::or(
-            future::or(self.supervise(ex), self.run_failover(ex)),
-            self.reloads(ex),
-        );
-        let background = future::or(background, async {
-            match admin {
-                Some(calls) => self.serve_admin(ex, calls).await,
-                None => future::pending().await,
-            }
-        });
-        let drained = async {
-            if !self.options.exit_when_drained {
-                return future::pending::<()>().await;
-            }
-            loop {
-                // Woken by syncs (acks are synced by the committer) and by source changes.
-                let a = self.shared.synced.listen();
-                let b = self.orchestration.listen();
-                if self.drained() {
-                    return;
-                }
-                crate::clock::wait_for(future::or(a, b), Duration::from_millis(200)).await;
-            }
+        until: impl std::future::Future<Output = ()> + 'static,
+    ) -> crate::admin::snapshot::Snapshot {
+        let Some(ctl) = self.unowned.borrow_mut().take() else {
+            panic!("Core::run is called once");
         };
-        future::or(until, future::or(drained, background)).await;
-        self.shutdown().await;
+        ex.spawn(self.clone().committer()).detach();
+        // The admin thread's calls, and the signal to stop, as messages.
+        if let Some(calls) = admin {
+            let inbox = self.inbox();
+            ex.spawn(async move {
+                while let Ok(call) = calls.recv().await {
+                    if inbox.send(ToCore::Admin(call)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .detach();
+        }
+        let inbox = self.inbox();
+        ex.spawn(async move {
+            until.await;
+            let _ = inbox.send(ToCore::Stop).await;
+        })
+        .detach();
+        self.own(ex, ctl).await
     }
 }

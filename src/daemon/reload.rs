@@ -1,47 +1,49 @@
 //! SIGHUP: the config file read again and applied where it may change live
 //! (`config::reload` plans it; this does it, in order).
 
+use super::engines::AddFor;
+use super::owner::Control;
 use super::*;
+use crate::config::reload::{Change, SourceChange};
+
+/// A reload under way: the steps of its plan the owner walks between
+/// messages (an engine to get ready, sources to stop).
+pub(crate) struct ReloadRun {
+    started: Instant,
+    /// The running config with the changes applied so far.
+    base: Config,
+    /// The config read (its engines become `base`'s at the end).
+    new: Option<Config>,
+    changes: std::collections::VecDeque<Change>,
+    sources: Vec<(String, SourceChange)>,
+    done: Vec<String>,
+    failed: Vec<String>,
+    /// The sources being stopped before the config is swapped.
+    stopping: Option<Vec<Rc<SourceStatus>>>,
+    /// A step waits (an engine being added).
+    waiting: bool,
+}
 
 impl Core {
-    /// Where SIGHUP asks for a reload (`try_send`; a request already waiting
-    /// absorbs the next).
-    pub fn reload_requests(&self) -> async_channel::Sender<()> {
-        self.reload_inbox.0.clone()
-    }
-
-    /// Applies each reload asked for, one at a time, until the manager stops.
-    pub(super) async fn reloads(self: &Rc<Self>, ex: &LocalExecutor<'_>) {
-        let inbox = self.reload_inbox.1.clone();
-        while inbox.recv().await.is_ok() {
-            crate::systemd::notify("RELOADING=1");
-            let started = crate::clock::now();
-            let r = self.reload(ex).await;
-            let ms = started.elapsed().as_millis();
-            let (applied, refused) = self.reloads.get();
-            let line = match &r {
-                Ok(done) => {
-                    self.reloads.set((applied + 1, refused));
-                    log::info!("reload: {done} ({ms} ms)");
-                    format!("applied in {ms} ms: {done}")
-                }
-                Err(why) => {
-                    self.reloads.set((applied, refused + 1));
-                    log::error!("reload refused, the running config stays: {why}");
-                    format!("refused: {why}")
-                }
-            };
-            self.last_reload.replace(Some(line));
-            crate::systemd::notify("READY=1");
+    /// Starts a reload: reads the config file again and plans what may
+    /// change live (`config::reload`): engines and spares, through the same
+    /// paths as the admin API. A config that does not check, or that
+    /// changes what cannot change live, is refused whole.
+    pub(super) fn begin_reload(self: &Rc<Self>, ex: &LocalExecutor<'_>, ctl: &mut Control) {
+        crate::systemd::notify("RELOADING=1");
+        let started = crate::clock::now();
+        match self.plan_reload(ctl) {
+            Ok(Ok(run)) => {
+                ctl.reload = Some(ReloadRun { started, ..run });
+                self.advance_reload(ex, ctl);
+            }
+            Ok(Err(done)) => self.reload_done(ex, ctl, started, Ok(done)),
+            Err(why) => self.reload_done(ex, ctl, started, Err(why)),
         }
     }
 
-    /// Reads the config file again and applies what may change live
-    /// (`config::reload`): engines and spares, through the same paths as
-    /// the admin API. A config that does not check, or that changes what
-    /// cannot change live, is refused whole.
-    pub(super) async fn reload(self: &Rc<Self>, ex: &LocalExecutor<'_>) -> Result<String, String> {
-        use crate::config::reload::Change;
+    /// The plan of a reload; `Ok(Err(line))` when nothing is to be done.
+    fn plan_reload(&self, ctl: &Control) -> Result<Result<ReloadRun, String>, String> {
         let file = self.config().file.display().to_string();
         log::info!("reload: reading {file}");
         let mut new = Config::load(&file)
@@ -63,46 +65,121 @@ impl Core {
         }
         // The base: the running config, whose engines are what the
         // reloads so far applied (one that failed is tried again).
-        let mut base = (*self.config()).clone();
+        let base = (*self.config()).clone();
         let plan = crate::config::reload::plan(&base, &new);
         if !plan.refused.is_empty() {
             return Err(format!("{file}:\n  {}", plan.refused.join("\n  ")));
         }
         let unchanged = plan.changes.is_empty() && plan.sources.is_empty();
         if unchanged && base == new {
-            return Ok("nothing changed".to_string());
+            return Ok(Err("nothing changed".to_string()));
         }
-        if self.node.borrow().managers().len() > 1 {
+        if ctl.node.managers().len() > 1 {
             log::warn!(
                 "reload: this manager has failover peers; reload each of them with the same config, or their routing differs after a takeover"
             );
         }
-        let (mut done, mut failed) = (Vec::new(), Vec::new());
-        for change in plan.changes {
+        Ok(Ok(ReloadRun {
+            started: crate::clock::now(),
+            base,
+            new: Some(new),
+            changes: plan.changes.into(),
+            sources: plan.sources,
+            done: Vec::new(),
+            failed: Vec::new(),
+            stopping: None,
+            waiting: false,
+        }))
+    }
+
+    /// Walks the reload under way as far as it goes without waiting.
+    pub(super) fn advance_reload(self: &Rc<Self>, ex: &LocalExecutor<'_>, ctl: &mut Control) {
+        loop {
+            let Some(run) = ctl.reload.as_mut() else {
+                return;
+            };
+            if run.waiting {
+                return;
+            }
+            if let Some(stopping) = &run.stopping {
+                if !stopping.iter().all(|s| s.done.get()) {
+                    return;
+                }
+                let mut run = ctl.reload.take().expect("looked at above");
+                let mut next = run.new.take().expect("swapped once");
+                next.clusters = std::mem::take(&mut run.base.clusters);
+                match self.swap_sources(ex, next, &run.sources) {
+                    Ok(lines) => {
+                        // Every manager of a failover group runs the same config.
+                        let f = crate::config::fingerprint::config_fingerprint(&self.config());
+                        ctl.node.set_config(f);
+                        run.done.extend(lines);
+                    }
+                    Err(e) => run.failed.push(e),
+                }
+                if run.done.is_empty() && run.failed.is_empty() {
+                    run.done
+                        .push("orchestration or maps of no running source changed".to_string());
+                }
+                let r = if run.failed.is_empty() {
+                    Ok(run.done.join("; "))
+                } else {
+                    Err(format!(
+                        "{} of {} changes not applied (a later reload tries them again): {}{}",
+                        run.failed.len(),
+                        run.failed.len() + run.done.len(),
+                        run.failed.join("; "),
+                        if run.done.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; applied: {}", run.done.join("; "))
+                        }
+                    ))
+                };
+                self.reload_done(ex, ctl, run.started, r);
+                return;
+            }
+            let Some(change) = run.changes.pop_front() else {
+                // Every engine change is made: stop the sources the reload
+                // removes or changes (they flush what they read).
+                let stopping: Vec<Rc<SourceStatus>> = self
+                    .sources()
+                    .into_iter()
+                    .filter(|s| run.sources.iter().any(|(n, _)| n == &s.name))
+                    .collect();
+                for s in &stopping {
+                    s.stop.stop();
+                }
+                self.room.notify(usize::MAX);
+                run.stopping = Some(stopping);
+                continue;
+            };
             let c = change.cluster();
             let cluster = self.config().clusters[c].name.clone();
             let r = match &change {
                 Change::AddEngine { engine, .. } => {
                     let there = self.memberships[c].borrow().by_name(&engine.name).is_some();
-                    let r = if there {
+                    if there {
+                        self.forget_added(c, &engine.name);
                         Ok(format!(
                             "engine '{}' of cluster '{cluster}' was added over the admin API and is now in the config",
                             engine.name
                         ))
                     } else {
-                        self.add_engine(ex, c, engine.clone()).await.map(|_| {
-                            format!(
-                                "engine '{}' ({}:{}) added to cluster '{cluster}'",
-                                engine.name, engine.host, engine.ha_port
-                            )
-                        })
-                    };
-                    if r.is_ok() {
-                        self.forget_added(c, &engine.name);
+                        match self.add_slot(ctl, c, &engine.name) {
+                            Ok(slot) => {
+                                let (e, why) = (engine.clone(), AddFor::Reload(change.clone()));
+                                self.start_add(ex, ctl, c, slot, e, why);
+                                if let Some(run) = ctl.reload.as_mut() {
+                                    run.waiting = true;
+                                }
+                                return;
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
-                    r
                 }
-                Change::RemoveEngine { name, .. } => match self.remove_engine(c, name) {
+                Change::RemoveEngine { name, .. } => match self.remove_engine(ctl, c, name) {
                     Ok(moved) => {
                         self.forget_added(c, name);
                         Ok(format!(
@@ -115,7 +192,7 @@ impl Core {
                     Err(e) => Err(e),
                 },
                 Change::AddSpare { engine, .. } => self
-                    .add_spare(c, engine.clone())
+                    .add_spare(ctl, c, engine.clone())
                     .map(|()| format!("spare '{}' added to cluster '{cluster}'", engine.name)),
                 Change::RemoveSpare { name, .. } => Ok(
                     if self.memberships[c]
@@ -131,70 +208,99 @@ impl Core {
                     },
                 ),
             };
-            match r {
-                Ok(m) => {
-                    crate::config::reload::apply(&mut base, &change);
-                    done.push(m);
-                }
-                Err(e) => failed.push(e.to_string()),
-            }
-        }
-        // The new config with the engines as applied.
-        let mut next = new;
-        next.clusters = base.clusters;
-        match self.swap_sources(ex, next, &plan.sources).await {
-            Ok(lines) => done.extend(lines),
-            Err(e) => failed.push(e),
-        }
-        if done.is_empty() && failed.is_empty() {
-            done.push("orchestration or maps of no running source changed".to_string());
-        }
-        if failed.is_empty() {
-            Ok(done.join("; "))
-        } else {
-            Err(format!(
-                "{} of {} changes not applied (a later reload tries them again): {}{}",
-                failed.len(),
-                failed.len() + done.len(),
-                failed.join("; "),
-                if done.is_empty() {
-                    String::new()
-                } else {
-                    format!("; applied: {}", done.join("; "))
-                }
-            ))
+            self.reload_step(ctl, &change, r);
         }
     }
 
-    /// Swaps `next` in as the running config: stops the tasks of the
-    /// sources `changes` removes or changes (they flush what they read),
+    /// Records what one step of the reload did.
+    fn reload_step(
+        &self,
+        ctl: &mut Control,
+        change: &Change,
+        r: Result<String, EngineChangeError>,
+    ) {
+        let Some(run) = ctl.reload.as_mut() else {
+            return;
+        };
+        match r {
+            Ok(m) => {
+                crate::config::reload::apply(&mut run.base, change);
+                run.done.push(m);
+            }
+            Err(e) => run.failed.push(e.to_string()),
+        }
+    }
+
+    /// The reload's engine being added is ready (or not): the reload goes on.
+    pub(super) fn reload_step_done(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        ctl: &mut Control,
+        change: Change,
+        r: Result<(), EngineChangeError>,
+    ) {
+        let Change::AddEngine { cluster: c, engine } = &change else {
+            return;
+        };
+        let r = r.map(|()| {
+            self.forget_added(*c, &engine.name);
+            format!(
+                "engine '{}' ({}:{}) added to cluster '{}'",
+                engine.name,
+                engine.host,
+                engine.ha_port,
+                self.config().clusters[*c].name
+            )
+        });
+        if let Some(run) = ctl.reload.as_mut() {
+            run.waiting = false;
+        }
+        self.reload_step(ctl, &change, r);
+        self.advance_reload(ex, ctl);
+    }
+
+    /// A reload ended: counted, logged, kept for `status`; one asked for
+    /// meanwhile starts.
+    fn reload_done(
+        self: &Rc<Self>,
+        ex: &LocalExecutor<'_>,
+        ctl: &mut Control,
+        started: Instant,
+        r: Result<String, String>,
+    ) {
+        let ms = started.elapsed().as_millis();
+        let (applied, refused) = ctl.reloads;
+        let line = match &r {
+            Ok(done) => {
+                ctl.reloads = (applied + 1, refused);
+                log::info!("reload: {done} ({ms} ms)");
+                format!("applied in {ms} ms: {done}")
+            }
+            Err(why) => {
+                ctl.reloads = (applied, refused + 1);
+                log::error!("reload refused, the running config stays: {why}");
+                format!("refused: {why}")
+            }
+        };
+        ctl.last_reload = Some(line);
+        crate::systemd::notify("READY=1");
+        if std::mem::take(&mut ctl.reload_again) {
+            self.begin_reload(ex, ctl);
+        }
+    }
+
+    /// Swaps `next` in as the running config once the tasks of the sources
+    /// `changes` removes or changes ended (`advance_reload` stopped them),
     /// gives the new sources and destinations their journal ids, and starts
     /// the sources added or changed, which resume where they stopped.
     /// Sources not in `changes` run on. Returns what it did, one line each.
-    pub(super) async fn swap_sources(
+    pub(super) fn swap_sources(
         self: &Rc<Self>,
         ex: &LocalExecutor<'_>,
         next: Config,
         changes: &[(String, crate::config::reload::SourceChange)],
     ) -> Result<Vec<String>, String> {
-        use crate::config::reload::SourceChange;
         let change_of = |name: &str| changes.iter().find(|(n, _)| n == name).map(|c| c.1);
-        let stopping: Vec<Rc<SourceStatus>> = self
-            .sources()
-            .into_iter()
-            .filter(|s| change_of(&s.name).is_some())
-            .collect();
-        for s in &stopping {
-            s.stop.stop();
-        }
-        self.room.notify(usize::MAX);
-        loop {
-            let l = self.orchestration.listen();
-            if stopping.iter().all(|s| s.done.get()) {
-                break;
-            }
-            l.await;
-        }
         let ids = {
             let mut layout = self.layout.borrow_mut();
             let ids = layout_ids(&mut layout, &next)?;
@@ -218,9 +324,6 @@ impl Core {
             )
             .collect();
         let next = Rc::new(next);
-        self.node
-            .borrow_mut()
-            .set_config(crate::config::fingerprint::config_fingerprint(&next));
         *self.config.borrow_mut() = next.clone();
         *self.source_ids.borrow_mut() = ids.sources;
         *self.dest_ids.borrow_mut() = ids.dests;
@@ -248,7 +351,6 @@ impl Core {
                 (_, None) => {}
             }
         }
-        self.orchestration.notify(usize::MAX);
         Ok(lines)
     }
 }

@@ -1,6 +1,7 @@
 //! The raw-sources' lives: starting each when its orchestration allows, the
 //! status the admin API shows, and the order groups wait for (`may_start`).
 
+use super::owner::ToCore;
 use super::*;
 use crate::source::orchestration;
 
@@ -18,6 +19,37 @@ pub struct SourceStatus {
     pub stop: Rc<Stop>,
     /// Its task has ended (or was never started).
     pub done: Cell<bool>,
+    /// Opened by the owner when its orchestration group may start.
+    pub go: Go,
+}
+
+/// A latch the owner opens once (a source may start).
+#[derive(Debug, Default)]
+pub struct Go {
+    open: Cell<bool>,
+    event: Event,
+}
+
+impl Go {
+    pub fn open(&self) {
+        self.open.set(true);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open.get()
+    }
+
+    /// Returns once open.
+    pub async fn opened(&self) {
+        loop {
+            let l = self.event.listen();
+            if self.open.get() {
+                return;
+            }
+            l.await;
+        }
+    }
 }
 
 impl SourceStatus {
@@ -31,6 +63,7 @@ impl SourceStatus {
             error: RefCell::new(None),
             stop: Rc::new(Stop::default()),
             done: Cell::new(true),
+            go: Go::default(),
         }
     }
 }
@@ -81,11 +114,6 @@ impl Core {
     /// The raw-sources of the current config, in its order.
     pub fn sources(&self) -> Vec<Rc<SourceStatus>> {
         self.sources.borrow().clone()
-    }
-
-    /// Where the source with journal id `id` is in the current config.
-    pub(super) fn place_of(&self, id: u16) -> Option<usize> {
-        self.source_ids.borrow().iter().position(|&s| s == id)
     }
 
     /// Starts raw-source `i` of `config` (the current one) if some map
@@ -144,7 +172,7 @@ impl Core {
                 .run_source(id, raw, status.clone(), feeds, layout, engine_ids)
                 .await;
             status.done.set(true);
-            core.orchestration.notify(usize::MAX);
+            core.tell(ToCore::Source).await;
         })
         .detach();
     }
@@ -158,19 +186,11 @@ impl Core {
         layout: Layout,
         engine_ids: crate::route::ids::EngineIds,
     ) {
-        // Wait for the orchestration edges into this source's group.
-        loop {
-            let l = self.orchestration.listen();
-            if status.stop.is_stopped() {
-                status.state.set(SourceState::Stopped);
-                return;
-            }
-            match self.place_of(id) {
-                None => return,
-                Some(i) if self.may_start(i) => break,
-                Some(_) => {}
-            }
-            status.stop.or(l).await;
+        // Wait for the orchestration edges into this source's group (the
+        // owner opens `go`).
+        if status.stop.or(status.go.opened()).await.is_none() {
+            status.state.set(SourceState::Stopped);
+            return;
         }
         let resume = self
             .shared
@@ -186,7 +206,7 @@ impl Core {
                 log::error!("{e}");
                 status.error.replace(Some(e.to_string()));
                 status.state.set(SourceState::Failed);
-                self.orchestration.notify(usize::MAX);
+                self.tell(ToCore::Source).await;
                 return;
             }
         };
@@ -205,7 +225,7 @@ impl Core {
         }
         status.started.set(true);
         status.state.set(SourceState::Running);
-        self.orchestration.notify(usize::MAX);
+        self.tell(ToCore::Source).await;
         log::info!("source '{}': started", raw.name);
         let mut run = SourceRun {
             core: self.clone(),
@@ -222,7 +242,7 @@ impl Core {
         };
         let end = run.pump(source).await;
         status.state.set(end);
-        self.orchestration.notify(usize::MAX);
+        self.tell(ToCore::Source).await;
         log::info!(
             "source '{}': {} ({} events accepted)",
             raw.name,

@@ -2,6 +2,7 @@
 //! [`Snapshot`] at one point between awaits; `admin::render` turns it into
 //! `status`, `metrics`, `health` and `routerEngines`.
 
+use super::owner::Control;
 use super::*;
 use crate::admin::snapshot::{
     DeadLetterView, EngineView, Failover, JournalView, ReferenceView, Reloads, Snapshot,
@@ -12,11 +13,11 @@ impl Core {
     /// Everything the admin API shows. With `ages`, each engine's oldest
     /// queued event is looked up in the journal (`metrics` only: it reads
     /// a record per engine).
-    pub(super) fn snapshot(&self, ages: bool) -> Snapshot {
+    pub(super) fn snapshot(&self, ctl: &Control, ages: bool) -> Snapshot {
         let config = self.config();
-        let (applied, refused) = self.reloads.get();
+        let (applied, refused) = ctl.reloads;
         let failover = {
-            let n = self.node.borrow();
+            let n = &ctl.node;
             let t = &self.traffic;
             Failover {
                 role: n.role(),
@@ -55,7 +56,7 @@ impl Core {
         let mut engines = Vec::new();
         let mut spares = Vec::new();
         for c in 0..self.memberships.len() {
-            engines.extend(self.engine_views(c, ages));
+            engines.extend(self.engine_views(ctl, c, ages));
             spares.extend(self.spare_views(c));
         }
         let j = self.shared.journal.borrow();
@@ -69,10 +70,10 @@ impl Core {
             reloads: Reloads {
                 applied,
                 refused,
-                last: self.last_reload.borrow().clone(),
+                last: ctl.last_reload.clone(),
             },
             failover,
-            standby: self.shared.failover.is_standby(),
+            standby: ctl.is_standby(),
             sources,
             orchestration_waits: self.orchestration_waits(),
             clusters: config.clusters.iter().map(|c| c.name.clone()).collect(),
@@ -109,9 +110,9 @@ impl Core {
     }
 
     /// Cluster `c`'s slots, in the membership's order.
-    fn engine_views(&self, c: usize, ages: bool) -> Vec<EngineView> {
+    fn engine_views(&self, ctl: &Control, c: usize, ages: bool) -> Vec<EngineView> {
         let m = self.memberships[c].borrow();
-        let engines = self.engines.borrow();
+        let engines = &ctl.engines;
         let mut j = self.shared.journal.borrow_mut();
         m.slots()
             .iter()

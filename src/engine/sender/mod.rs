@@ -20,6 +20,7 @@ use async_io::Timer;
 use event_listener::Event;
 use futures_lite::future;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ mod deploy;
 mod publish;
 mod status;
 
-pub use status::{Failover, Shared, Status, Stop, Watched};
+pub use status::{Mode, Orders, Report, Reporter, Shared, Status, Stop, Told, Watched};
 
 /// `-ticktime`, `-retries`, `-timeout` and the backoff bounds.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +105,7 @@ struct Block {
     start: ReadPos,
     target: usize,
     body: Vec<u8>,
-    /// (raw-source, count) acknowledged with it (`Failover::acked`).
+    /// (raw-source, count) acknowledged with it (`Report::Acked`).
     marks: Vec<(u16, u64)>,
     /// One `<transaction>` (the window's source is transactional).
     transactional: bool,
@@ -176,6 +177,14 @@ pub struct Sender {
     refused_last: bool,
     /// The window and reason of the last refusal logged.
     last_refusal: Option<String>,
+    /// What the core last told this sender (its mode, what the leader
+    /// delivered); new orders arrive in `told`.
+    orders: Orders,
+    pub told: Rc<Told<Orders>>,
+    /// Where reports go (none: nobody listens, as in tests of one sender).
+    reporter: Option<Reporter>,
+    /// Acknowledged marks not reported yet (the core's inbox was full).
+    unreported: BTreeMap<u16, u64>,
 }
 
 /// Where an engine's replay of reference data stands.
@@ -223,6 +232,10 @@ impl Sender {
             listed_at: None,
             refused_last: false,
             last_refusal: None,
+            orders: Orders::default(),
+            told: Rc::new(Told::default()),
+            reporter: None,
+            unreported: BTreeMap::new(),
         }
     }
 
@@ -252,19 +265,44 @@ impl Sender {
         self
     }
 
-    /// Status changes also notify `e`.
-    pub fn watched_by(mut self, e: Rc<Event>) -> Sender {
-        self.status = Rc::new(Watched::notifying(e));
+    /// Reports state changes and acknowledgements to `r`.
+    pub fn reporting_to(mut self, r: Reporter) -> Sender {
+        self.reporter = Some(r);
         self
     }
 
     fn sync_status(&self) {
+        let was = self.status.get().state;
         self.status.update(|s| {
             let h = self.link.health();
             s.state = h.state();
             s.base = h.base;
             s.last_error.clone_from(&h.last_error);
         });
+        if self.status.get().state != was {
+            // Lost to a full inbox, it is seen at the core's next tick.
+            self.report(Report::Changed(self.id));
+        }
+    }
+
+    fn report(&self, r: Report) -> bool {
+        self.reporter.as_ref().is_none_or(|f| f(r))
+    }
+
+    /// Takes new orders, if any, and reports marks not reported yet.
+    fn read_told(&mut self) {
+        if let Some(o) = self.told.take() {
+            self.orders = o;
+        }
+        if !self.unreported.is_empty() {
+            let marks = self.unreported.iter().map(|(&s, &n)| (s, n)).collect();
+            if self.report(Report::Acked {
+                engine: self.id,
+                marks,
+            }) {
+                self.unreported.clear();
+            }
+        }
     }
 
     /// Reports a failed request (`failed` is `Happened::ProbeFailed`,
@@ -335,7 +373,8 @@ impl Sender {
             self.client.authority()
         );
         while !self.stop.is_stopped() {
-            if shared.failover.is_standby() {
+            self.read_told();
+            if self.orders.mode == Mode::Standby {
                 self.stand_by(&shared, &mut pos, &mut payload).await;
                 continue;
             }

@@ -28,7 +28,7 @@ impl Sender {
                 }
                 return Ok(block.map(Block::closed));
             };
-            if shared.failover.peer_has(self.id, &h) {
+            if self.orders.delivered(&h) {
                 // The leader before us had it delivered.
                 if block.is_some() {
                     *pos = before;
@@ -139,9 +139,9 @@ impl Sender {
         log::info!("engine '{}': standing by", self.name);
         loop {
             let synced = shared.synced.listen();
-            let reported = shared.failover.peer_progress.listen();
-            let role = shared.failover.role_changed.listen();
-            if !shared.failover.is_standby() || self.stop.is_stopped() {
+            let told = self.told.listen();
+            self.read_told();
+            if self.orders.mode != Mode::Standby || self.stop.is_stopped() {
                 return;
             }
             {
@@ -149,7 +149,7 @@ impl Sender {
                 loop {
                     let before = pos.clone();
                     match j.read_next(self.id, pos, payload) {
-                        Ok(Some(h)) if shared.failover.peer_has(self.id, &h) => {
+                        Ok(Some(h)) if self.orders.delivered(&h) => {
                             self.skip_delivered(shared, &mut j, &h);
                         }
                         Ok(Some(_)) => {
@@ -165,9 +165,7 @@ impl Sender {
                     }
                 }
             }
-            self.stop
-                .or(future::or(future::or(synced, reported), role))
-                .await;
+            self.stop.or(future::or(synced, told)).await;
         }
     }
 
@@ -336,17 +334,22 @@ impl Sender {
     }
 
     /// Moves the cursor past `b` (the engine took it, or it is in the dead letters).
-    pub(super) fn acknowledge<S: Storage>(&self, shared: &Shared<S>, b: &Block, rejected: bool) {
+    pub(super) fn acknowledge<S: Storage>(
+        &mut self,
+        shared: &Shared<S>,
+        b: &Block,
+        rejected: bool,
+    ) {
         let n = u64::from(b.count);
         shared.journal.borrow_mut().ack(self.id, b.end_seq, n);
         shared.acked.notify(usize::MAX);
         if !b.marks.is_empty() {
-            let mut acked = shared.failover.acked.borrow_mut();
+            // Reported to the core (the leader reports them to standbys).
             for &(source, through) in &b.marks {
-                let v = acked.entry((self.id, source)).or_insert(0);
+                let v = self.unreported.entry(source).or_insert(0);
                 *v = (*v).max(through);
             }
-            shared.failover.progress.notify(usize::MAX);
+            self.read_told();
         }
         self.status.update(|s| match rejected {
             false => {

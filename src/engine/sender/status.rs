@@ -1,6 +1,7 @@
-//! What the rest of the manager sees of a sender, and the cells it shares
-//! with the core: its [`Status`] (watched), the journal and windows
-//! ([`Shared`]), the failover role and progress ([`Failover`]), and [`Stop`].
+//! What the rest of the manager sees of a sender and what passes between
+//! them: its [`Status`] (watched), the journal and windows ([`Shared`]),
+//! the [`Orders`] the core tells it, the [`Report`]s it sends back, and
+//! [`Stop`].
 
 use super::*;
 
@@ -54,19 +55,9 @@ impl Default for Status {
 pub struct Watched {
     status: RefCell<Status>,
     changed: Event,
-    /// Also notified at every change (the core watches all engines with one).
-    also: Option<Rc<Event>>,
 }
 
 impl Watched {
-    /// A status whose changes also notify `also`.
-    pub fn notifying(also: Rc<Event>) -> Watched {
-        Watched {
-            also: Some(also),
-            ..Watched::default()
-        }
-    }
-
     pub fn get(&self) -> Status {
         self.status.borrow().clone()
     }
@@ -74,9 +65,6 @@ impl Watched {
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.borrow_mut());
         self.changed.notify(usize::MAX);
-        if let Some(e) = &self.also {
-            e.notify(usize::MAX);
-        }
     }
 
     /// Waits until `pred` holds, or `deadline` passes (false).
@@ -114,7 +102,6 @@ pub struct Shared<S: Storage> {
     /// `journal::layout`). Only ever appended to (a reload adds maps; ids
     /// are never reused), so a window once looked up stays right.
     pub windows: RefCell<Vec<Rc<Window>>>,
-    pub failover: Failover,
 }
 
 impl<S: Storage> Shared<S> {
@@ -124,45 +111,88 @@ impl<S: Storage> Shared<S> {
     }
 }
 
-/// What senders and the failover shell share (`failover` module docs).
-#[derive(Debug, Default)]
-pub struct Failover {
-    /// This manager's role (the failover node's, set by its shell): as a
-    /// standby, senders trim what the leader reports and publish nothing.
-    pub role: Cell<crate::failover::Role>,
-    /// Notified when `role` changes.
-    pub role_changed: Event,
-    /// What this manager's engines acknowledged, by (engine, raw-source):
-    /// the source's event count below which every event routed to the
-    /// engine is acknowledged (senders raise it; the leader reports it).
-    pub acked: RefCell<crate::failover::Acked>,
-    /// Notified when `acked` grows.
-    pub progress: Event,
-    /// The same as reported by the leader (a standby trims by it; a new
-    /// leader skips what the old one had delivered).
-    pub peer_acked: RefCell<crate::failover::Acked>,
-    /// Notified when `peer_acked` grows.
-    pub peer_progress: Event,
+/// A sender's failover mode, as the core tells it (`Orders`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Publish to the engine (this manager leads).
+    #[default]
+    Publish,
+    /// Standby: never contact the engine; move the cursor past what the
+    /// leader reports delivered.
+    Standby,
 }
 
-impl Failover {
-    /// A standby publishes nothing.
-    pub fn is_standby(&self) -> bool {
-        self.role.get() == crate::failover::Role::Standby
-    }
+/// What the core tells one sender (`daemon::owner`): its mode, and what the
+/// leader reported delivered to its engine, by raw-source (the count below
+/// which every event of that source routed to it is acknowledged). A
+/// standby trims up to it; a new leader skips it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orders {
+    pub mode: Mode,
+    pub delivered: BTreeMap<u16, u64>,
+}
 
-    /// Whether the leader reported every event of record `h` acknowledged
-    /// by engine `e`.
-    pub(super) fn peer_has(&self, e: EngineId, h: &Header) -> bool {
+impl Orders {
+    /// Whether every event of record `h` was reported delivered.
+    pub(super) fn delivered(&self, h: &Header) -> bool {
         h.origin.known()
             && h.source != REROUTED
             && self
-                .peer_acked
-                .borrow()
-                .get(&(e, h.source))
+                .delivered
+                .get(&h.source)
                 .is_some_and(|&n| h.origin.block_end() <= n)
     }
 }
+
+/// A one-slot mailbox: the core puts, the sender takes; a newer message
+/// replaces one not taken yet (orders are a state, the latest counts).
+#[derive(Debug)]
+pub struct Told<T> {
+    slot: RefCell<Option<T>>,
+    event: Event,
+}
+
+impl<T> Default for Told<T> {
+    fn default() -> Self {
+        Told {
+            slot: RefCell::new(None),
+            event: Event::new(),
+        }
+    }
+}
+
+impl<T> Told<T> {
+    pub fn put(&self, t: T) {
+        *self.slot.borrow_mut() = Some(t);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn take(&self) -> Option<T> {
+        self.slot.borrow_mut().take()
+    }
+
+    /// Notified at the next `put`.
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.event.listen()
+    }
+}
+
+/// What a sender tells the core (`daemon::owner` wraps it in its message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The engine's state changed (supervision looks at it).
+    Changed(EngineId),
+    /// The engine acknowledged events: (raw-source, count below which
+    /// every event of it routed here is acknowledged).
+    Acked {
+        engine: EngineId,
+        marks: Vec<(u16, u64)>,
+    },
+}
+
+/// Where a sender's reports go: true when taken (a full inbox refuses; the
+/// sender keeps its marks and tries again).
+pub type Reporter = Rc<dyn Fn(Report) -> bool>;
 
 /// Stops a sender between two steps (engine removed, shutdown).
 #[derive(Debug, Default)]
