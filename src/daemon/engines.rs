@@ -61,6 +61,21 @@ pub(super) fn supervision(state: crate::engine::State, down: bool, stopped: bool
     }
 }
 
+/// What becomes of an engine being added whose sender is in `state`:
+/// None, wait; `Some(true)`, it joins routing (ready); `Some(false)`, it is
+/// dropped (not ready by its deadline).
+pub(super) fn add_outcome(
+    state: crate::engine::State,
+    now: Instant,
+    deadline: Instant,
+) -> Option<bool> {
+    match state {
+        crate::engine::State::Ready => Some(true),
+        _ if now >= deadline => Some(false),
+        _ => None,
+    }
+}
+
 /// One engine slot and its sender.
 pub struct EngineHandle {
     /// Global id: the journal's engine (cluster offset + slot id).
@@ -297,10 +312,10 @@ impl Core {
     /// deadline it is dropped. Whoever asked is answered either way.
     pub(super) fn check_adding(self: &Rc<Self>, ex: &LocalExecutor<'_>, ctl: &mut Control) {
         let Some(a) = &ctl.adding else { return };
-        let ready = a.handle.status.get().state == crate::engine::State::Ready;
-        if !ready && crate::clock::now() < a.deadline {
+        let state = a.handle.status.get().state;
+        let Some(ready) = add_outcome(state, crate::clock::now(), a.deadline) else {
             return;
-        }
+        };
         let a = ctl.adding.take().expect("looked at above");
         let (c, slot, engine) = (a.c, a.slot, a.engine);
         let r = if ready {
@@ -539,6 +554,17 @@ impl Core {
 mod tests {
     use super::*;
     use crate::engine::State;
+
+    #[test]
+    fn an_engine_being_added_joins_once_ready_and_is_dropped_at_its_deadline() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(10);
+        assert_eq!(add_outcome(State::Deploying, now, later), None);
+        assert_eq!(add_outcome(State::Ready, now, later), Some(true));
+        assert_eq!(add_outcome(State::Ready, later, later), Some(true));
+        assert_eq!(add_outcome(State::Failing, later, later), Some(false));
+        assert_eq!(add_outcome(State::Connecting, later, now), Some(false));
+    }
 
     #[test]
     fn a_failed_engine_is_failed_over_once_and_recovered_when_ready() {

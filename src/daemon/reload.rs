@@ -24,6 +24,32 @@ pub(crate) struct ReloadRun {
     waiting: bool,
 }
 
+/// What a reload under way does next (`Core::advance_reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// An engine it adds is not ready yet, or sources it stopped still run.
+    Wait,
+    /// Make the next engine or spare change.
+    Change,
+    /// Every engine change is made: stop the sources it removes or changes.
+    StopSources,
+    /// They stopped: swap the config in and finish.
+    Swap,
+}
+
+/// Decides from where the reload stands: `waiting` for an engine,
+/// `stopping` the sources stopped so far (each: its task ended), engine
+/// changes left.
+pub(super) fn next(waiting: bool, stopping: Option<&[bool]>, changes_left: usize) -> Next {
+    match stopping {
+        _ if waiting => Next::Wait,
+        Some(ended) if ended.iter().all(|&e| e) => Next::Swap,
+        Some(_) => Next::Wait,
+        None if changes_left > 0 => Next::Change,
+        None => Next::StopSources,
+    }
+}
+
 impl Core {
     /// Starts a reload: reads the config file again and plans what may
     /// change live (`config::reload`): engines and spares, through the same
@@ -98,46 +124,14 @@ impl Core {
             let Some(run) = ctl.reload.as_mut() else {
                 return;
             };
-            if run.waiting {
-                return;
-            }
-            if let Some(stopping) = &run.stopping {
-                if !stopping.iter().all(|s| s.done.get()) {
-                    return;
-                }
-                let mut run = ctl.reload.take().expect("looked at above");
-                let mut next = run.new.take().expect("swapped once");
-                next.clusters = std::mem::take(&mut run.base.clusters);
-                match self.swap_sources(ex, next, &run.sources) {
-                    Ok(lines) => {
-                        // Every manager of a failover group runs the same config.
-                        let f = crate::config::fingerprint::config_fingerprint(&self.config());
-                        ctl.node.set_config(f);
-                        run.done.extend(lines);
-                    }
-                    Err(e) => run.failed.push(e),
-                }
-                if run.done.is_empty() && run.failed.is_empty() {
-                    run.done
-                        .push("orchestration or maps of no running source changed".to_string());
-                }
-                let r = if run.failed.is_empty() {
-                    Ok(run.done.join("; "))
-                } else {
-                    Err(format!(
-                        "{} of {} changes not applied (a later reload tries them again): {}{}",
-                        run.failed.len(),
-                        run.failed.len() + run.done.len(),
-                        run.failed.join("; "),
-                        if run.done.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; applied: {}", run.done.join("; "))
-                        }
-                    ))
-                };
-                self.reload_done(ex, ctl, run.started, r);
-                return;
+            let ended: Option<Vec<bool>> = run
+                .stopping
+                .as_ref()
+                .map(|st| st.iter().map(|s| s.done.get()).collect());
+            match next(run.waiting, ended.as_deref(), run.changes.len()) {
+                Next::Wait => return,
+                Next::Change | Next::StopSources => {}
+                Next::Swap => return self.finish_reload(ex, ctl),
             }
             let Some(change) = run.changes.pop_front() else {
                 // Every engine change is made: stop the sources the reload
@@ -210,6 +204,42 @@ impl Core {
             };
             self.reload_step(ctl, &change, r);
         }
+    }
+
+    /// The sources it stopped ended: swaps the config in and finishes.
+    fn finish_reload(self: &Rc<Self>, ex: &LocalExecutor<'_>, ctl: &mut Control) {
+        let mut run = ctl.reload.take().expect("looked at above");
+        let mut next = run.new.take().expect("swapped once");
+        next.clusters = std::mem::take(&mut run.base.clusters);
+        match self.swap_sources(ex, next, &run.sources) {
+            Ok(lines) => {
+                // Every manager of a failover group runs the same config.
+                let f = crate::config::fingerprint::config_fingerprint(&self.config());
+                ctl.node.set_config(f);
+                run.done.extend(lines);
+            }
+            Err(e) => run.failed.push(e),
+        }
+        if run.done.is_empty() && run.failed.is_empty() {
+            run.done
+                .push("orchestration or maps of no running source changed".to_string());
+        }
+        let r = if run.failed.is_empty() {
+            Ok(run.done.join("; "))
+        } else {
+            Err(format!(
+                "{} of {} changes not applied (a later reload tries them again): {}{}",
+                run.failed.len(),
+                run.failed.len() + run.done.len(),
+                run.failed.join("; "),
+                if run.done.is_empty() {
+                    String::new()
+                } else {
+                    format!("; applied: {}", run.done.join("; "))
+                }
+            ))
+        };
+        self.reload_done(ex, ctl, run.started, r);
     }
 
     /// Records what one step of the reload did.
@@ -352,5 +382,20 @@ impl Core {
             }
         }
         Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_makes_its_changes_then_stops_sources_then_swaps() {
+        assert_eq!(next(false, None, 2), Next::Change);
+        assert_eq!(next(true, None, 1), Next::Wait, "an engine gets ready");
+        assert_eq!(next(false, None, 0), Next::StopSources);
+        assert_eq!(next(false, Some(&[true, false]), 0), Next::Wait);
+        assert_eq!(next(false, Some(&[true, true]), 0), Next::Swap);
+        assert_eq!(next(false, Some(&[]), 0), Next::Swap, "none to stop");
     }
 }
