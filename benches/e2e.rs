@@ -8,7 +8,11 @@
 //! EDGECM_E2E_EVENTS=200000 EDGECM_E2E_POLICIES=hash EDGECM_E2E_BLOCKSIZE=256 cargo bench --bench e2e
 //! EDGECM_E2E_CALLGRIND=0 cargo bench --bench e2e     # without the callgrind run
 //! EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e        # without the slow-engine run
+//! EDGECM_E2E_ENGINES=1 EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e   # to esp1 alone
+//! EDGECM_E2E_DELAY_MS=50 EDGECM_E2E_ARGS='-inflight 4' cargo bench --bench e2e
 //! ```
+//! `EDGECM_E2E_DELAY_MS`: every stand-in answers each request that late (a
+//! WAN round trip); `EDGECM_E2E_ARGS`: more arguments for the manager.
 //! One line per policy (hash on broker, multicast to 3, round-robin):
 //! events/s from start until every engine acknowledged everything, the
 //! manager's CPU seconds per million input events (utime + stime from
@@ -125,9 +129,16 @@ fn standin(delay_ms: u64) -> (Killed, u16) {
     (Killed(c), port)
 }
 
-fn config(policy: &str, blocksize: u32, ports: &[u16]) -> String {
+fn config(policy: &str, blocksize: u32, ports: &[u16], engines: usize) -> String {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/demo/broker-demo.xml");
     let mut c = std::fs::read_to_string(demo).unwrap();
+    if engines == 1 {
+        c = c
+            .lines()
+            .filter(|l| !l.contains("name='esp2'") && !l.contains("name='esp3'"))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
     for (n, p) in ports.iter().enumerate() {
         c = c
             .replace(&format!("@ESP{}@", n + 1), &p.to_string())
@@ -215,6 +226,12 @@ struct Figures {
 struct Bench {
     manager: Manager,
     blocksize: u32,
+    /// Engines in the cluster: 3 (esp1 to esp3), or 1 (esp1 alone).
+    engines: usize,
+    /// Every stand-in answers this late (ms).
+    delay_ms: u64,
+    /// More arguments for the manager.
+    args: Vec<String>,
     /// Where the runs' directories and the trades files go.
     dir: PathBuf,
 }
@@ -246,7 +263,12 @@ fn run(
     slow: Option<&Slow>,
 ) -> Figures {
     let engines: Vec<(Killed, u16)> = (0..4)
-        .map(|i| standin(slow.filter(|_| i == 1).map_or(0, |s| s.delay_ms)))
+        .map(|i| {
+            standin(
+                slow.filter(|_| i == 1)
+                    .map_or(bench.delay_ms, |s| s.delay_ms),
+            )
+        })
         .collect();
     let ports: Vec<u16> = engines.iter().map(|e| e.1).collect();
     let (manager, blocksize, dir) = (&bench.manager, bench.blocksize, &bench.dir);
@@ -259,7 +281,7 @@ fn run(
     std::fs::create_dir_all(&run_dir).unwrap();
     std::fs::write(
         run_dir.join("cluster.xml"),
-        config(policy, blocksize, &ports),
+        config(policy, blocksize, &ports, bench.engines),
     )
     .unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/demo");
@@ -278,6 +300,7 @@ fn run(
             .arg(run_dir.join("cluster.xml"))
             .arg("-state-dir")
             .arg(run_dir.join("state"))
+            .args(&bench.args)
             .stderr(log)
             .spawn()
             .expect("start the manager"),
@@ -301,13 +324,13 @@ fn run(
             .unwrap_or(0);
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Reference data: 6 venues and 4 restricted to each of 3 engines.
+    // Reference data: 6 venues and 4 restricted to each engine.
     let trades_acked = if policy == "multicast" {
-        3 * events
+        bench.engines as u64 * events
     } else {
         events
     };
-    let want = trades_acked + 30;
+    let want = trades_acked + 10 * bench.engines as u64;
     let mut metrics;
     // esp1's and esp3's counts and the poll that first saw them (counts
     // only grow: the last change is when they reached their final ones).
@@ -420,10 +443,25 @@ fn main() {
     } else {
         "qemu-insn"
     };
+    let engines: usize = env_or("EDGECM_E2E_ENGINES", 3);
+    assert!(
+        engines == 1 || engines == 3,
+        "EDGECM_E2E_ENGINES: {engines}; accepted: 1 or 3"
+    );
+    assert!(
+        engines == 3 || slow_ms == 0,
+        "the slow-engine run needs 3 engines (EDGECM_E2E_SLOW_MS=0 with EDGECM_E2E_ENGINES=1)"
+    );
     let bench = Bench {
         manager,
         blocksize,
         dir: dir.clone(),
+        engines,
+        delay_ms: env_or("EDGECM_E2E_DELAY_MS", 0),
+        args: env_or("EDGECM_E2E_ARGS", String::new())
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
     };
     for p in policies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         assert!(
@@ -452,8 +490,25 @@ fn main() {
         } else {
             String::new()
         };
+        let setup = match (bench.engines, bench.delay_ms, bench.args.join(" ")) {
+            (3, 0, a) if a.is_empty() => String::new(),
+            (n, d, a) => format!(
+                " ({n} engine{}{}{})",
+                if n == 1 { "" } else { "s" },
+                if d > 0 {
+                    format!(", answering in {d} ms")
+                } else {
+                    String::new()
+                },
+                if a.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {a}")
+                }
+            ),
+        };
         println!(
-            "e2e {p:<10} {events} trades, blocksize {blocksize}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}",
+            "e2e {p:<10} {events} trades, blocksize {blocksize}{setup}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}",
             events as f64 / f.secs,
             f.cpu / (events as f64 / 1e6),
             f.sys / (events as f64 / 1e6),

@@ -89,6 +89,14 @@ pub struct Cli {
     #[argh(option, default = "DEFAULT_BUFFERSIZE", from_str_fn(parse_size))]
     pub buffersize: u64,
 
+    /// answered requests per engine whose acknowledgement may wait for the group commit before the next is sent; a crash sends at most this many again (1 to 64, default 8)
+    #[argh(
+        option,
+        default = "crate::limits::DEFAULT_INFLIGHT",
+        from_str_fn(parse_inflight)
+    )]
+    pub inflight: usize,
+
     /// on SIGTERM/SIGINT, ms engines may go on draining the queue before exit (default 5000)
     #[argh(option, default = "5000")]
     pub grace: u64,
@@ -292,6 +300,7 @@ const LONG_OPTIONS: &[&str] = &[
     "retries",
     "timeout",
     "buffersize",
+    "inflight",
     "grace",
     "state-dir",
     "state-max",
@@ -409,6 +418,15 @@ fn parse_state_max(s: &str) -> Result<u64, String> {
         n if n >= 1 << 20 => Ok(n),
         _ => Err(format!(
             "{s:?} is too small; accepted: at least 1m (the largest record is 256k)"
+        )),
+    }
+}
+
+fn parse_inflight(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not accepted; accepted: a whole number of requests from 1 to 64 (e.g. 8)"
         )),
     }
 }

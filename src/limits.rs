@@ -50,6 +50,15 @@ pub const JOURNAL_HEALTH_SHARE: f64 = 0.9;
 /// RAM: the queue is the journal.
 pub const DEFAULT_BUFFERSIZE: u64 = 1 << 20;
 
+/// Requests per engine whose acknowledgement may wait for the group commit
+/// (`-inflight`): a sender sends the next request as soon as the engine
+/// answered, up to this many answered requests whose cursor is not on flash
+/// yet; then it waits for the commit. It costs no RAM (an answered request
+/// is a sequence number); its cost is duplicates: after a crash at most
+/// this many requests per engine, each at most `REQUEST_BODY_MAX` of XML,
+/// are sent again (contract 2). 1 waits for the commit after every request.
+pub const DEFAULT_INFLIGHT: usize = 8;
+
 /// Slots a cluster may have beyond its config's engines (engines added over
 /// the admin API or a reload). Each costs a journal engine id of the 64
 /// (`ENGINES_MAX`), nothing more until used.

@@ -68,6 +68,9 @@ pub struct Options {
     pub timeout_ms: u64,
     /// `-buffersize`: unacknowledged events per engine before sources pause.
     pub buffersize: u64,
+    /// `-inflight`: answered requests per engine whose acknowledgement may
+    /// wait for the group commit.
+    pub inflight: usize,
     /// Journal byte cap (`-state-max`); None: [`default_bytes_max`].
     pub journal_max: Option<u64>,
     /// Group commit: sync at most this long after the first unsynced append...
@@ -95,6 +98,7 @@ impl Options {
             retries: 2,
             timeout_ms: 3000,
             buffersize: crate::limits::DEFAULT_BUFFERSIZE,
+            inflight: crate::limits::DEFAULT_INFLIGHT,
             journal_max: None,
             commit_every: Duration::from_millis(50),
             commit_bytes: 1 << 20,
@@ -440,11 +444,14 @@ impl Core {
     }
 
     fn settings(&self) -> Settings {
-        Settings::new(
-            self.options.ticktime_ms,
-            self.options.retries,
-            self.options.timeout_ms,
-        )
+        Settings {
+            inflight: self.options.inflight.max(1),
+            ..Settings::new(
+                self.options.ticktime_ms,
+                self.options.retries,
+                self.options.timeout_ms,
+            )
+        }
     }
 
     /// Every source is done and every engine caught up.

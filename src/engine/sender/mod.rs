@@ -36,6 +36,9 @@ pub struct Settings {
     pub ticktime: Duration,
     pub retries: u32,
     pub timeout: Duration,
+    /// `-inflight`: answered requests whose acknowledgement may wait for
+    /// the group commit before the next is sent (`limits::DEFAULT_INFLIGHT`).
+    pub inflight: usize,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -46,6 +49,7 @@ impl Settings {
             ticktime: Duration::from_millis(ticktime_ms.max(1)),
             retries,
             timeout: Duration::from_millis(timeout_ms.max(1)),
+            inflight: crate::limits::DEFAULT_INFLIGHT,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
         }
@@ -185,6 +189,9 @@ pub struct Sender {
     reporter: Option<Reporter>,
     /// Acknowledged marks not reported yet (the core's inbox was full).
     unreported: BTreeMap<u16, u64>,
+    /// The end seq of each answered request whose acknowledgement is not
+    /// on flash yet, oldest first (at most `Settings::inflight`).
+    undurable: std::collections::VecDeque<u64>,
 }
 
 /// Where an engine's replay of reference data stands.
@@ -236,6 +243,7 @@ impl Sender {
             told: Rc::new(Told::default()),
             reporter: None,
             unreported: BTreeMap::new(),
+            undurable: std::collections::VecDeque::new(),
         }
     }
 
@@ -447,7 +455,8 @@ impl Sender {
                                 // A refused block went to the dead letters, a
                                 // local write: the next one need not wait.
                                 if !self.refused_last {
-                                    self.wait_durable(&shared, upto).await;
+                                    self.undurable.push_back(upto);
+                                    self.wait_window(&shared).await;
                                 }
                             } else if self
                                 .sizing

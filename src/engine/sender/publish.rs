@@ -109,6 +109,29 @@ impl Sender {
         }
     }
 
+    /// Keeps at most `Settings::inflight` answered requests whose
+    /// acknowledgement is not on flash: past that, waits for the group
+    /// commit that makes the oldest durable (or stop). The engine's answers,
+    /// not the commit, set the pace; what a crash sends again stays bounded.
+    pub(super) async fn wait_window<S: Storage>(&mut self, shared: &Shared<S>) {
+        loop {
+            let (durable, gone) = {
+                let j = shared.journal.borrow();
+                (j.durable_cursor(self.id), j.cursor(self.id).is_none())
+            };
+            while self.undurable.front().is_some_and(|&u| u <= durable) {
+                self.undurable.pop_front();
+            }
+            let Some(&oldest) = self.undurable.front() else {
+                return;
+            };
+            if gone || self.stop.is_stopped() || self.undurable.len() < self.settings.inflight {
+                return;
+            }
+            self.wait_durable(shared, oldest).await;
+        }
+    }
+
     /// Waits until this engine's cursor on flash covers `upto` (or stop).
     pub(super) async fn wait_durable<S: Storage>(&self, shared: &Shared<S>, upto: u64) {
         loop {
