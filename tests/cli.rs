@@ -91,8 +91,11 @@ fn journal_options_take_sizes_and_say_what_is_accepted() {
         "20",
         "-commit-bytes",
         "256k",
+        "-inflight",
+        "3",
     ])
     .unwrap();
+    assert_eq!(c.inflight, 3);
     assert_eq!(c.state_max, Some(512 << 20));
     assert_eq!((c.commit_ms, c.commit_bytes), (20, 256 << 10));
     let c = cli::parse(&["-http", "1"]).unwrap();
@@ -100,11 +103,14 @@ fn journal_options_take_sizes_and_say_what_is_accepted() {
         (c.state_max, c.commit_ms, c.commit_bytes),
         (None, 50, 1 << 20)
     );
+    assert_eq!(c.inflight, edgecm::limits::DEFAULT_INFLIGHT);
     for (opt, bad, accepted) in [
         ("-state-max", "100k", "at least 1m"),
         ("-state-max", "lots", "k, m or g suffix"),
         ("-commit-ms", "0", "from 1 to 10000"),
         ("-commit-bytes", "-1", "k, m or g suffix"),
+        ("-inflight", "0", "from 1 to 64"),
+        ("-inflight", "65", "from 1 to 64"),
     ] {
         let e = cli::parse(&[opt, bad]).expect_err(bad);
         assert!(e.output.contains(accepted), "{opt} {bad}: {}", e.output);
