@@ -11,8 +11,11 @@
 //! EDGECM_E2E_ENGINES=1 EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e   # to esp1 alone
 //! EDGECM_E2E_DELAY_MS=50 EDGECM_E2E_ARGS='-inflight 4' cargo bench --bench e2e
 //! ```
-//! `EDGECM_E2E_DELAY_MS`: every stand-in answers each request that late (a
-//! WAN round trip); `EDGECM_E2E_ARGS`: more arguments for the manager.
+//! `EDGECM_E2E_DELAY_MS`: every stand-in answers each request that late;
+//! `EDGECM_E2E_RTT_MS`: every stand-in is reached through a proxy that
+//! holds each byte half that long each way (a WAN round trip: requests
+//! pipelined on one connection overlap their trips, as on a real link);
+//! `EDGECM_E2E_ARGS`: more arguments for the manager.
 //! One line per policy (hash on broker, multicast to 3, round-robin):
 //! events/s from start until every engine acknowledged everything, the
 //! manager's CPU seconds per million input events (utime + stime from
@@ -230,6 +233,8 @@ struct Bench {
     engines: usize,
     /// Every stand-in answers this late (ms).
     delay_ms: u64,
+    /// Every stand-in behind a proxy with this round trip (ms).
+    rtt_ms: u64,
     /// More arguments for the manager.
     args: Vec<String>,
     /// Where the runs' directories and the trades files go.
@@ -270,7 +275,13 @@ fn run(
             )
         })
         .collect();
-    let ports: Vec<u16> = engines.iter().map(|e| e.1).collect();
+    let ports: Vec<u16> = engines
+        .iter()
+        .map(|e| match bench.rtt_ms {
+            0 => e.1,
+            rtt => delay_proxy(e.1, Duration::from_millis(rtt / 2)),
+        })
+        .collect();
     let (manager, blocksize, dir) = (&bench.manager, bench.blocksize, &bench.dir);
     let run_dir = dir.join(match (callgrind, slow) {
         (Some(_), _) => format!("{policy}-callgrind"),
@@ -389,6 +400,57 @@ fn run(
     }
 }
 
+/// A proxy on 127.0.0.1 to `port` that holds every byte `one_way` before
+/// passing it on, each way: a link with that latency and no bandwidth
+/// limit. Its threads end with their connections (the bench process ends
+/// with the runs).
+fn delay_proxy(port: u16, one_way: Duration) -> u16 {
+    use std::net::{TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let Ok(t) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let _ = (c.set_nodelay(true), t.set_nodelay(true));
+            for (from, to) in [(c.try_clone().unwrap(), t.try_clone().unwrap()), (t, c)] {
+                pump(from, to, one_way);
+            }
+        }
+    });
+    at
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it was read.
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Duration) {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        for (due, data) in rx {
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            if to.write_all(&data).is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
 /// The total instruction count callgrind wrote ("totals:" or "summary:"),
 /// or qemu-insn.c ("insns:").
 fn callgrind_total(out: &Path) -> Option<u64> {
@@ -458,6 +520,7 @@ fn main() {
         dir: dir.clone(),
         engines,
         delay_ms: env_or("EDGECM_E2E_DELAY_MS", 0),
+        rtt_ms: env_or("EDGECM_E2E_RTT_MS", 0),
         args: env_or("EDGECM_E2E_ARGS", String::new())
             .split_whitespace()
             .map(String::from)

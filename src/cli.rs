@@ -97,6 +97,10 @@ pub struct Cli {
     )]
     pub inflight: usize,
 
+    /// put up to -inflight requests on the wire to each engine at once (HTTP/1.1 pipelining); a request that fails in a window is sent again after those behind it, which may then arrive twice
+    #[argh(switch)]
+    pub pipeline: bool,
+
     /// on SIGTERM/SIGINT, ms engines may go on draining the queue before exit (default 5000)
     #[argh(option, default = "5000")]
     pub grace: u64,
@@ -301,6 +305,7 @@ const LONG_OPTIONS: &[&str] = &[
     "timeout",
     "buffersize",
     "inflight",
+    "pipeline",
     "grace",
     "state-dir",
     "state-max",

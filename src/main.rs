@@ -401,6 +401,7 @@ fn daemon(cli: &cli::Cli) -> ExitCode {
     options.timeout_ms = cli.timeout;
     options.buffersize = cli.buffersize;
     options.inflight = cli.inflight;
+    options.pipeline = cli.pipeline;
     options.journal_max = cli.state_max;
     options.commit_every = std::time::Duration::from_millis(cli.commit_ms);
     options.commit_bytes = usize::try_from(cli.commit_bytes).unwrap_or(usize::MAX);

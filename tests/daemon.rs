@@ -289,6 +289,20 @@ fn trades_hash_by_broker_reference_data_goes_everywhere_in_orchestration_order()
 
 #[test]
 fn killed_at_random_points_and_restarted_nothing_is_lost() {
+    kill_trials("daemon-crash", &[]);
+}
+
+/// The same with requests pipelined: what was on the wire is sent again,
+/// within the same bound.
+#[test]
+fn killed_while_pipelining_and_restarted_nothing_is_lost() {
+    kill_trials("daemon-crash-pipelined", &["-pipeline"]);
+}
+
+/// Kills the manager `EDGECM_CRASH_TRIALS` times at random points while it
+/// delivers, restarts it each time with `args`, and checks that every
+/// trade arrives and duplicates stay within contract 2's bound.
+fn kill_trials(name: &str, args: &[&str]) {
     let trials: usize = std::env::var("EDGECM_CRASH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -302,12 +316,12 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
     let rate: Option<u32> = std::env::var("EDGECM_CRASH_RATE")
         .ok()
         .and_then(|v| v.parse().ok());
-    let s = setup_with("daemon-crash", trades, &[], rate);
+    let s = setup_with(name, trades, &[], rate);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut dups = Vec::new();
     // A 1 s tick: health checks wait 1 s, so emulation under parallel load
     // (CI runs this under qemu) does not fail engines over to the spare.
-    let tick = ["-ticktime", "1000"];
+    let tick: Vec<&str> = ["-ticktime", "1000"].iter().chain(args).copied().collect();
     for t in 0..trials {
         let mut m = s.manager_with("manager.log", &tick);
         let at = s.trades_recorded()
@@ -325,8 +339,9 @@ fn killed_at_random_points_and_restarted_nothing_is_lost() {
     assert!(status.success(), "exit {status}");
     let d = check_trades(&s);
     eprintln!(
-        "{trials} kill -9 trials over {trades} trades{}: {d} duplicate lines ({:.0} per kill; the bound is {} per kill: -inflight {INFLIGHT} requests of at most {per_request} trades per engine); recorded after each kill: {dups:?}",
+        "{trials} kill -9 trials over {trades} trades{}{}: {d} duplicate lines ({:.0} per kill; the bound is {} per kill: -inflight {INFLIGHT} requests of at most {per_request} trades per engine); recorded after each kill: {dups:?}",
         rate.map(|r| format!(" at {r}/s")).unwrap_or_default(),
+        if args.is_empty() { String::new() } else { format!(" ({})", args.join(" ")) },
         d as f64 / trials as f64,
         3 * INFLIGHT * per_request(),
         per_request = per_request()

@@ -68,9 +68,11 @@ pub struct Options {
     pub timeout_ms: u64,
     /// `-buffersize`: unacknowledged events per engine before sources pause.
     pub buffersize: u64,
-    /// `-inflight`: answered requests per engine whose acknowledgement may
+    /// `-inflight`: requests per engine whose acknowledgement may
     /// wait for the group commit.
     pub inflight: usize,
+    /// `-pipeline`: up to `inflight` requests on the wire at once.
+    pub pipeline: bool,
     /// Journal byte cap (`-state-max`); None: [`default_bytes_max`].
     pub journal_max: Option<u64>,
     /// Group commit: sync at most this long after the first unsynced append...
@@ -99,6 +101,7 @@ impl Options {
             timeout_ms: 3000,
             buffersize: crate::limits::DEFAULT_BUFFERSIZE,
             inflight: crate::limits::DEFAULT_INFLIGHT,
+            pipeline: false,
             journal_max: None,
             commit_every: Duration::from_millis(50),
             commit_bytes: 1 << 20,
@@ -446,6 +449,7 @@ impl Core {
     fn settings(&self) -> Settings {
         Settings {
             inflight: self.options.inflight.max(1),
+            pipeline: self.options.pipeline,
             ..Settings::new(
                 self.options.ticktime_ms,
                 self.options.retries,

@@ -25,6 +25,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 mod deploy;
+mod pipeline;
 mod publish;
 mod status;
 
@@ -36,9 +37,13 @@ pub struct Settings {
     pub ticktime: Duration,
     pub retries: u32,
     pub timeout: Duration,
-    /// `-inflight`: answered requests whose acknowledgement may wait for
-    /// the group commit before the next is sent (`limits::DEFAULT_INFLIGHT`).
+    /// `-inflight`: requests sent whose acknowledgement is not on flash
+    /// yet, answered or (with `pipeline`) on the wire
+    /// (`limits::DEFAULT_INFLIGHT`).
     pub inflight: usize,
+    /// `-pipeline`: put up to `inflight` requests on the wire at once
+    /// (`sender::pipeline`).
+    pub pipeline: bool,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
 }
@@ -50,6 +55,7 @@ impl Settings {
             retries,
             timeout: Duration::from_millis(timeout_ms.max(1)),
             inflight: crate::limits::DEFAULT_INFLIGHT,
+            pipeline: false,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
         }
@@ -192,6 +198,11 @@ pub struct Sender {
     /// The end seq of each answered request whose acknowledgement is not
     /// on flash yet, oldest first (at most `Settings::inflight`).
     undurable: std::collections::VecDeque<u64>,
+    /// Pipelined requests on the wire, oldest first (`pipeline`).
+    window: std::collections::VecDeque<Block>,
+    /// After a failure in a window: requests go one at a time until the
+    /// cursor reaches this seq.
+    alone_until: u64,
 }
 
 /// Where an engine's replay of reference data stands.
@@ -244,6 +255,8 @@ impl Sender {
             reporter: None,
             unreported: BTreeMap::new(),
             undurable: std::collections::VecDeque::new(),
+            window: std::collections::VecDeque::new(),
+            alone_until: 0,
         }
     }
 
@@ -382,6 +395,9 @@ impl Sender {
         );
         while !self.stop.is_stopped() {
             self.read_told();
+            if self.link.action() != Action::Publish || self.orders.mode == Mode::Standby {
+                self.drop_window(&mut pos);
+            }
             if self.orders.mode == Mode::Standby {
                 self.stand_by(&shared, &mut pos, &mut payload).await;
                 continue;
@@ -433,6 +449,12 @@ impl Sender {
                 },
                 Action::Publish if self.replay.is_some() => {
                     self.replay_step(&shared).await;
+                }
+                Action::Publish if block.is_none() && self.pipelining(&shared) => {
+                    let seen = shared.journal.borrow().synced_seq();
+                    if !self.pipeline_step(&shared, &mut pos, &mut payload).await {
+                        self.idle(&shared, seen).await;
+                    }
                 }
                 Action::Publish => {
                     if block.is_none() {

@@ -22,7 +22,9 @@ impl Sender {
                 .read_next(self.id, pos, payload)
                 .map_err(|e| format!("reading the journal: {e}"))?;
             let Some(h) = header else {
-                if block.is_none() && j.cursor(self.id).is_some_and(|c| pos.seq > c) {
+                // Never past pipelined requests not answered yet.
+                let clear = self.window.is_empty();
+                if clear && block.is_none() && j.cursor(self.id).is_some_and(|c| pos.seq > c) {
                     j.ack(self.id, pos.seq, 0);
                     shared.acked.notify(usize::MAX);
                 }
@@ -30,7 +32,7 @@ impl Sender {
             };
             if self.orders.delivered(&h) {
                 // The leader before us had it delivered.
-                if block.is_some() {
+                if block.is_some() || !self.window.is_empty() {
                     *pos = before;
                     return Ok(block.map(Block::closed));
                 }
@@ -51,7 +53,7 @@ impl Sender {
                 }
             }
             let Some(w) = shared.window(target) else {
-                if block.is_some() {
+                if block.is_some() || !self.window.is_empty() {
                     // Sent first; this record is dealt with on the next round.
                     *pos = before;
                     return Ok(block.map(Block::closed));
@@ -96,6 +98,11 @@ impl Sender {
                     if b.count > 0 {
                         *pos = before;
                         return Ok(block.map(Block::closed));
+                    }
+                    if !self.window.is_empty() {
+                        // Skipped once the pipelined requests before it are answered.
+                        *pos = before;
+                        return Ok(None);
                     }
                     block = None;
                     log::error!(

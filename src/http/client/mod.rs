@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 client on async-io: one keep-alive connection, one
-//! request at a time, a deadline on each request.
+//! request at a time (or pipelined: [`Client::send_pipelined`] and
+//! [`Client::receive`]), a deadline on each request.
 //!
 //! Responses are parsed with httparse (status line and headers) and its
 //! chunk-size parser; bodies may be `Content-Length`, chunked, or delimited by
@@ -32,6 +33,9 @@ pub use crate::limits::RESPONSE_BODY_KEEP as BODY_KEEP;
 use crate::limits::RESPONSE_HEADERS_MAX as HEADERS_MAX;
 pub use crate::limits::RESPONSE_HEAD_MAX as HEAD_MAX;
 use crate::limits::RESPONSE_READ_STEP as READ_STEP;
+
+mod read;
+use read::{read_response, ReadError::Failed, ReadError::Stale};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -264,6 +268,8 @@ pub struct Client {
     /// Where to connect instead of where `host` resolves (`Host` and TLS
     /// still name `host`).
     connect_to: Option<(String, u16)>,
+    /// Pipelined requests sent whose answers are not read yet (`send_pipelined`).
+    pending: usize,
 }
 
 impl Client {
@@ -278,6 +284,7 @@ impl Client {
             auth: None,
             accept: "application/xml",
             connect_to: None,
+            pending: 0,
         }
     }
 
@@ -311,9 +318,102 @@ impl Client {
         &self.authority
     }
 
-    /// Drops the connection (the next request opens a new one).
+    /// Drops the connection (the next request opens a new one), and with
+    /// it any pipelined answers not read yet.
     pub fn close(&mut self) {
         self.conn = None;
+        self.pending = 0;
+    }
+
+    /// Pipelined requests whose answers are not read yet.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Pipelining (RFC 9112 §9.3.2: a server answers the requests of one
+    /// connection in the order they came): writes one request, within
+    /// `timeout`, without reading its answer; [`Client::receive`] reads
+    /// the answers in order. Any error drops the connection and every
+    /// answer outstanding.
+    pub async fn send_pipelined(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<(), HttpError> {
+        let auth = self.auth.clone();
+        let r = future::or(
+            async {
+                let authz = match &auth {
+                    Some(a) => Some(a.header(timeout).await?),
+                    None => None,
+                };
+                self.build_head(method, path, content_type, authz.as_deref(), body.len());
+                // A kept-alive connection the engine closed while idle: once
+                // more on a new one, when nothing else is outstanding on it.
+                for attempt in 0..2 {
+                    if self.conn.is_none() {
+                        self.pending = 0;
+                        self.connect(timeout).await?;
+                    }
+                    let conn = self.conn.as_mut().expect("connected above");
+                    let stale_retry = conn.served > 0 && self.pending == 0 && attempt == 0;
+                    match send(conn, &self.head, body, self.pending > 0).await {
+                        Ok(()) => {
+                            self.pending += 1;
+                            return Ok(());
+                        }
+                        Err(_) if stale_retry => self.conn = None,
+                        Err(e) => return Err(HttpError::Io(e)),
+                    }
+                }
+                unreachable!("the second attempt returns")
+            },
+            async {
+                Timer::after(timeout).await;
+                Err(HttpError::Timeout(timeout))
+            },
+        )
+        .await;
+        if r.is_err() {
+            self.close();
+        }
+        r
+    }
+
+    /// The answer to the oldest pipelined request not answered yet, within
+    /// `timeout`.
+    pub async fn receive(&mut self, timeout: Duration) -> Result<Response, HttpError> {
+        let r = future::or(
+            async {
+                let Some(conn) = self.conn.as_mut().filter(|_| self.pending > 0) else {
+                    return Err(HttpError::Io(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "no request is waiting for an answer",
+                    )));
+                };
+                match read_response(conn, false).await {
+                    Ok((resp, keep)) => {
+                        conn.served += 1;
+                        self.pending -= 1;
+                        if !keep {
+                            // Answers still outstanding are lost with it.
+                            self.close();
+                        }
+                        Ok(resp)
+                    }
+                    Err(Failed(e)) | Err(Stale(e)) => Err(e),
+                }
+            },
+            expire(timeout),
+        )
+        .await;
+        if r.is_err() {
+            self.close();
+        }
+        r
     }
 
     pub fn is_connected(&self) -> bool {
@@ -434,25 +534,11 @@ impl Client {
         authz: Option<&str>,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
-        self.head.clear();
-        use std::io::Write;
-        let _ = write!(
-            self.head,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgecm/{}\r\nAccept: {}\r\n",
-            self.authority,
-            env!("CARGO_PKG_VERSION"),
-            self.accept
-        );
-        if let Some(ct) = content_type {
-            let _ = write!(self.head, "Content-Type: {ct}\r\n");
+        // Answers outstanding on this connection would come first.
+        if self.pending > 0 {
+            self.close();
         }
-        if let Some(a) = authz {
-            let _ = write!(self.head, "Authorization: {a}\r\n");
-        }
-        if !body.is_empty() || method == "PUT" || method == "POST" {
-            let _ = write!(self.head, "Content-Length: {}\r\n", body.len());
-        }
-        self.head.extend_from_slice(b"\r\n");
+        self.build_head(method, path, content_type, authz, body.len());
         // A kept-alive connection the engine closed while idle fails at once
         // with nothing read: that, and only that, is retried on a new one.
         for attempt in 0..2 {
@@ -461,7 +547,7 @@ impl Client {
             }
             let conn = self.conn.as_mut().expect("connected above");
             let reused = conn.served > 0;
-            match send(conn, &self.head, body).await {
+            match send(conn, &self.head, body, false).await {
                 Ok(()) => {}
                 Err(_) if reused && attempt == 0 => {
                     self.conn = None;
@@ -487,17 +573,41 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The request head in `self.head`.
+    fn build_head(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        authz: Option<&str>,
+        body_len: usize,
+    ) {
+        self.head.clear();
+        use std::io::Write;
+        let _ = write!(
+            self.head,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgecm/{}\r\nAccept: {}\r\n",
+            self.authority,
+            env!("CARGO_PKG_VERSION"),
+            self.accept
+        );
+        if let Some(ct) = content_type {
+            let _ = write!(self.head, "Content-Type: {ct}\r\n");
+        }
+        if let Some(a) = authz {
+            let _ = write!(self.head, "Authorization: {a}\r\n");
+        }
+        if body_len > 0 || method == "PUT" || method == "POST" {
+            let _ = write!(self.head, "Content-Length: {body_len}\r\n");
+        }
+        self.head.extend_from_slice(b"\r\n");
+    }
+}
+
 async fn expire(timeout: Duration) -> Result<Response, HttpError> {
     Timer::after(timeout).await;
     Err(HttpError::Timeout(timeout))
-}
-
-use ReadError::{Failed, Stale};
-
-enum ReadError {
-    /// The connection ended before any byte of an answer.
-    Stale(HttpError),
-    Failed(HttpError),
 }
 
 async fn connect_one(a: SocketAddr) -> io::Result<Async<TcpStream>> {
@@ -506,187 +616,16 @@ async fn connect_one(a: SocketAddr) -> io::Result<Async<TcpStream>> {
     Ok(s)
 }
 
-async fn send(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()> {
-    conn.buf.clear();
-    conn.start = 0;
+/// Writes a request; `keep_buffered`: answers to earlier pipelined
+/// requests may be in the read buffer already.
+async fn send(conn: &mut Conn, head: &[u8], body: &[u8], keep_buffered: bool) -> io::Result<()> {
+    if !keep_buffered {
+        conn.buf.clear();
+        conn.start = 0;
+    }
     conn.stream.write_all(head).await?;
     if !body.is_empty() {
         conn.stream.write_all(body).await?;
     }
     conn.stream.flush().await
-}
-
-async fn read_response(conn: &mut Conn, head_only: bool) -> Result<(Response, bool), ReadError> {
-    // Status line and headers; 1xx answers are skipped.
-    let (status, framing, mut keep) = loop {
-        let parsed = {
-            let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
-            let mut r = httparse::Response::new(&mut headers);
-            match r.parse(conn.avail()) {
-                Ok(httparse::Status::Complete(n)) => Some(head_of(&r, n, head_only)),
-                Ok(httparse::Status::Partial) => None,
-                Err(e) => {
-                    return Err(Failed(HttpError::Malformed(format!(
-                        "{e} in {:?}",
-                        shown(conn.avail())
-                    ))))
-                }
-            }
-        };
-        match parsed {
-            Some(Ok((n, status, framing, keep))) => {
-                conn.start += n;
-                if (100..200).contains(&status) {
-                    continue;
-                }
-                break (status, framing, keep);
-            }
-            Some(Err(m)) => return Err(Failed(HttpError::Malformed(m))),
-            None => {
-                if conn.avail().len() > HEAD_MAX {
-                    return Err(Failed(HttpError::Malformed(format!(
-                        "headers longer than {HEAD_MAX} bytes"
-                    ))));
-                }
-                let nothing_yet = conn.avail().is_empty();
-                match conn.fill().await {
-                    Ok(0) if nothing_yet => {
-                        return Err(Stale(HttpError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the engine closed the connection without answering",
-                        ))))
-                    }
-                    Ok(0) => {
-                        return Err(Failed(HttpError::Malformed(format!(
-                            "the answer ends inside its headers: {:?}",
-                            shown(conn.avail())
-                        ))))
-                    }
-                    Ok(_) => {}
-                    Err(e) if nothing_yet => return Err(Stale(HttpError::Io(e))),
-                    Err(e) => return Err(Failed(HttpError::Io(e))),
-                }
-            }
-        }
-    };
-    let mut body = Body {
-        data: Vec::new(),
-        truncated: false,
-    };
-    match framing {
-        Framing::None => {}
-        Framing::Length(n) => conn.body_bytes(n, &mut body).await.map_err(Failed)?,
-        Framing::Chunked => chunked(conn, &mut body).await.map_err(Failed)?,
-        Framing::UntilClose => {
-            keep = false;
-            loop {
-                let a = conn.avail().len();
-                body.keep(&conn.buf[conn.start..]);
-                conn.start += a;
-                if body.truncated {
-                    break;
-                }
-                match conn.fill().await {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => return Err(Failed(HttpError::Io(e))),
-                }
-            }
-        }
-    }
-    if body.truncated {
-        keep = false;
-    }
-    Ok((
-        Response {
-            status,
-            body: body.data,
-            truncated: body.truncated,
-        },
-        keep,
-    ))
-}
-
-type Head = (usize, u16, Framing, bool);
-
-fn head_of(r: &httparse::Response, n: usize, head_only: bool) -> Result<Head, String> {
-    let status = r.code.ok_or("no status code")?;
-    let mut keep = r.version == Some(1);
-    let mut length = None;
-    let mut chunked = false;
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| format!("Content-Length {:?} is not a number", shown(h.value)))?;
-            if length.is_some_and(|l| l != v) {
-                return Err("two different Content-Length headers".into());
-            }
-            length = Some(v);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h
-                .value
-                .split(|&b| b == b',')
-                .next_back()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if !chunked {
-                return Err(format!("transfer-encoding {:?}", shown(h.value)));
-            }
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            keep = crate::http::server::connection_keeps(h.value, keep);
-        }
-    }
-    let framing = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
-        Framing::None
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(l) = length {
-        Framing::Length(l)
-    } else {
-        Framing::UntilClose
-    };
-    Ok((n, status, framing, keep))
-}
-
-async fn chunked(conn: &mut Conn, body: &mut Body) -> Result<(), HttpError> {
-    loop {
-        let size = loop {
-            match httparse::parse_chunk_size(conn.avail()) {
-                Ok(httparse::Status::Complete((used, size))) => {
-                    conn.start += used;
-                    break size;
-                }
-                Ok(httparse::Status::Partial) => {
-                    if conn.avail().len() > HEAD_MAX {
-                        return Err(HttpError::Malformed("a chunk size line too long".into()));
-                    }
-                    conn.fill_or_eof("mid-body").await?;
-                }
-                Err(_) => {
-                    return Err(HttpError::Malformed(format!(
-                        "bad chunk size {:?}",
-                        shown(conn.avail())
-                    )))
-                }
-            }
-        };
-        if size == 0 {
-            // Trailers, up to the empty line.
-            while conn.line().await? > 1 {}
-            return Ok(());
-        }
-        conn.body_bytes(size, body).await?;
-        if body.truncated {
-            return Ok(());
-        }
-        if conn.line().await? > 1 {
-            return Err(HttpError::Malformed("a chunk longer than its size".into()));
-        }
-    }
-}
-
-/// The first bytes of `b`, for a message.
-fn shown(b: &[u8]) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(80)]).into_owned()
 }
