@@ -56,8 +56,8 @@ trap cleanup EXIT
 # The receiver: `tcp` counts lines on every connection, `http` answers every POST with 200 and
 # counts the non-empty lines of its body (one record each); writes the port, then the count
 # and the time the last line arrived; gives up after 30 minutes.
-receiver() {  # mode dir
-  python3 - "$1" "$2" "$lines" <<'PY' &
+receiver() {  # mode dir; the port ends up in dir/port
+  python3 - "$1" "$2" "$lines" > "$2/receiver.log" 2>&1 <<'PY' &
 import os, selectors, socket, sys, time
 mode, work, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,7 +102,6 @@ open(work + "/done", "w").write(f"{got} {time.time()}\n")
 PY
   pids+=($!)
   for _ in $(seq 1 500); do [ -e "$2/port" ] && break; sleep 0.01; done
-  cat "$2/port"
 }
 
 usage() {  # pid: CPU seconds (utime + stime, USER_HZ 100), VmHWM and VmRSS in KiB
@@ -138,7 +137,8 @@ fi
 if [ -n "$fb" ]; then
   d=$work/fluent-bit; mkdir -p "$d/storage"
   cp "$trades" "$d/trades.csv"
-  port=$(receiver http "$d")
+  receiver http "$d"
+  port=$(cat "$d/port")
   cat > "$d/fluent-bit.conf" <<CONF
 [SERVICE]
     flush             1
@@ -175,13 +175,14 @@ fi
 # rsyslog.
 if ! command -v rsyslogd >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog >/dev/null 2>&1
   fi
 fi
 if command -v rsyslogd >/dev/null; then
   d=$work/rsyslog; mkdir -p "$d/spool"
   cp "$trades" "$d/trades.csv"
-  port=$(receiver tcp "$d")
+  receiver tcp "$d"
+  port=$(cat "$d/port")
   cat > "$d/rsyslog.conf" <<CONF
 global(workDirectory="$d/spool")
 module(load="imfile" mode="inotify")
