@@ -78,9 +78,10 @@ pub const RESERVE_BYTES: usize = 256 * 1024;
 
 /// Largest publish request body per engine. A request grows by whole
 /// records while its body is under this. It is the unit in flight: after a
-/// crash at most one request per engine is sent again (contract 2), since
-/// the next one waits for the previous one's acknowledgement to be on flash.
-/// Costs up to this much RAM per engine while a request is built and sent.
+/// crash at most `-inflight` requests per engine are sent again (contract
+/// 2, `DEFAULT_INFLIGHT`). Costs up to this much RAM per engine while a
+/// request is built and sent (a pipelined request's body is dropped once
+/// written).
 pub const REQUEST_BODY_MAX: usize = 512 * 1024;
 
 /// Most managers that ever join one failover group (ids `0..MANAGERS_MAX`).

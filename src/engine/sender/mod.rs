@@ -1,7 +1,9 @@
 //! One engine's sender: a task on the core's executor that reads the
-//! engine's blocks from the journal at its cursor, publishes them one at a
-//! time, and acknowledges them (contract 2). The state machine it walks is
-//! in the module docs of `engine`.
+//! engine's blocks from the journal at its cursor, publishes them (one
+//! request at a time, or pipelined: `pipeline`), and acknowledges them
+//! (contract 2); up to `-inflight` answered requests may wait for the group
+//! commit that makes their acknowledgement durable (`wait_window`). The
+//! state machine it walks is in the module docs of `engine`.
 //!
 //! The journal is shared with the rest of the core through `Rc<RefCell<..>>`
 //! and borrowed only between awaits. A sender waits on [`Shared::synced`],
