@@ -10,6 +10,7 @@
 //! EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e        # without the slow-engine run
 //! EDGECM_E2E_ENGINES=1 EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e   # to esp1 alone
 //! EDGECM_E2E_DELAY_MS=50 EDGECM_E2E_ARGS='-inflight 4' cargo bench --bench e2e
+//! cargo bench --features count-allocs --bench e2e     # heap allocations per event too
 //! ```
 //! `EDGECM_E2E_DELAY_MS`: every stand-in answers each request that late;
 //! `EDGECM_E2E_RTT_MS`: every stand-in is reached through a proxy that
@@ -223,6 +224,8 @@ struct Figures {
     idle: u64,
     written: f64,
     syncs: f64,
+    /// Heap allocations per input event (`--features count-allocs` only).
+    allocs: Option<f64>,
 }
 
 /// What every run shares.
@@ -380,6 +383,9 @@ fn run(
     let input = std::fs::metadata(trades).unwrap().len() as f64;
     let written = metric(&metrics, "edgecm_journal_written_bytes_total") as f64;
     let syncs = metric(&metrics, "edgecm_journal_syncs_total") as f64;
+    let allocs = metrics
+        .contains("edgecm_heap_allocations_total")
+        .then(|| metric(&metrics, "edgecm_heap_allocations_total") as f64 / events as f64);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -397,6 +403,7 @@ fn run(
         idle,
         written: written / input,
         syncs: syncs / secs,
+        allocs,
     }
 }
 
@@ -571,7 +578,7 @@ fn main() {
             ),
         };
         println!(
-            "e2e {p:<10} {events} trades, blocksize {blocksize}{setup}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}",
+            "e2e {p:<10} {events} trades, blocksize {blocksize}{setup}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}{}",
             events as f64 / f.secs,
             f.cpu / (events as f64 / 1e6),
             f.sys / (events as f64 / 1e6),
@@ -580,6 +587,7 @@ fn main() {
             f.written,
             f.syncs,
             f.secs,
+            f.allocs.map_or(String::new(), |a| format!(", {a:.4} heap allocations per event (count-allocs)")),
         );
         if slow_ms > 0 {
             let s = run(

@@ -39,7 +39,7 @@
 //!
 //! Modules are listed ground floor first; a module imports only modules on
 //! its own floor or below (`tests/structure.rs` checks it): `limits`,
-//! `clock`, `text`, `event`, `http`, `logger`, `systemd`, `config`, `auth`,
+//! `clock`, `heap`, `text`, `event`, `http`, `logger`, `systemd`, `config`, `auth`,
 //! `source`, `route`, `journal`, `failover`, `engine`, `admin`, `daemon`,
 //! `standin`, `demo`, `top`, `cli`.
 
@@ -47,6 +47,7 @@ pub mod limits;
 
 pub mod clock;
 pub mod event;
+pub mod heap;
 pub mod http;
 pub mod logger;
 pub mod systemd;

@@ -59,7 +59,7 @@ fn window() -> Window {
         label: "trading/cq/trades".into(),
         inject_path: "/windows/trading/cq/trades/state?value=injected".into(),
         project: "trading".into(),
-        fields: s.fields.iter().map(|f| Tag::new(&f.name, f.key)).collect(),
+        fields: Tag::all(s.fields.iter().map(|f| (f.name.as_str(), f.key))),
         opcode: None,
         transactional: false,
     }

@@ -25,6 +25,15 @@ pub fn metrics_text(s: &Snapshot) -> String {
         "Seconds since the manager started.",
     );
     let _ = writeln!(o, "edgecm_uptime_seconds {:.3}", s.uptime_s);
+    if let Some(n) = crate::heap::allocations() {
+        family(
+            &mut o,
+            "heap_allocations_total",
+            "counter",
+            "Heap allocations and reallocations (built with count-allocs).",
+        );
+        let _ = writeln!(o, "edgecm_heap_allocations_total {n}");
+    }
     type SourceFn = fn(&SourceView) -> u64;
     let source_metrics: [(&str, &str, SourceFn); 4] = [
         ("source_events_total", "Events read from the source.", |s| {

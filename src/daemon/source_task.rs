@@ -79,7 +79,6 @@ pub(super) struct SourceRun {
     /// The position before the block's first event, and after its last.
     pub(super) before: Position,
     pub(super) last: Position,
-    pub(super) spans: Vec<(u32, u32)>,
     pub(super) status: Rc<SourceStatus>,
     pub(super) blocksize: u32,
     /// The source's events before the block (None: unknown, after a
@@ -193,26 +192,12 @@ impl SourceRun {
             self.core.appended.notify(usize::MAX);
             synced.await;
         }
-        // Field spans of every event, for hashing.
-        self.spans.clear();
-        let base = self.block.buf.as_ptr() as usize;
-        let mut nfields = 0;
-        for e in events(&self.block.buf).flatten() {
-            nfields = e.field_count();
-            for f in e.fields() {
-                self.spans.push(match f {
-                    Some(t) => {
-                        let s = (t.as_ptr() as usize - base) as u32;
-                        (s, s + t.len() as u32)
-                    }
-                    None => (u32::MAX, 0),
-                });
-            }
-        }
+        // Field spans of every event, for hashing, as the block kept them.
+        let nfields = self.block.spans.len() / (self.block.count as usize);
         let block: Vec<Spanned> = (0..self.block.count as usize)
             .map(|k| Spanned {
                 buf: &self.block.buf,
-                spans: &self.spans[k * nfields..(k + 1) * nfields],
+                spans: self.block.event_spans(k, nfields),
             })
             .collect();
         let refs: Vec<&Spanned> = block.iter().collect();

@@ -235,7 +235,6 @@ impl Core {
             block: BlockWriter::default(),
             before: resume,
             last: resume,
-            spans: Vec::new(),
             status: status.clone(),
             blocksize: raw.fs.blocksize.max(1),
             counted,

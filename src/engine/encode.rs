@@ -37,23 +37,40 @@ pub struct Window {
     pub transactional: bool,
 }
 
-/// A field's element tags, built once per window so that a field costs
-/// three appends (open tag, text, close tag) instead of seven.
+/// A field's element tags, built once per window so that a field costs two
+/// appends (text, then this tag's close joined with what follows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
     /// `<name>`, or `<name key="true">` for a key field.
     open: Box<[u8]>,
     /// `</name>`.
     close: Box<[u8]>,
+    /// `</name>` and the next field's open tag (for the last field, empty).
+    then_next: Box<[u8]>,
+    /// `</name></event>`.
+    then_end: Box<[u8]>,
 }
 
 impl Tag {
-    pub fn new(name: &str, key: bool) -> Tag {
-        let attr = if key { " key=\"true\"" } else { "" };
-        Tag {
-            open: format!("<{name}{attr}>").into_bytes().into(),
-            close: format!("</{name}>").into_bytes().into(),
+    /// The tags of a schema's fields, `(name, key)` in schema order.
+    pub fn all<'a>(fields: impl IntoIterator<Item = (&'a str, bool)>) -> Vec<Tag> {
+        let mut tags: Vec<Tag> = fields
+            .into_iter()
+            .map(|(name, key)| {
+                let attr = if key { " key=\"true\"" } else { "" };
+                let close = format!("</{name}>").into_bytes();
+                Tag {
+                    open: format!("<{name}{attr}>").into_bytes().into(),
+                    then_next: Box::default(),
+                    then_end: [&close[..], b"</event>"].concat().into(),
+                    close: close.into(),
+                }
+            })
+            .collect();
+        for k in 1..tags.len() {
+            tags[k - 1].then_next = [&tags[k - 1].close[..], &tags[k].open[..]].concat().into();
         }
+        tags
     }
 }
 
@@ -73,7 +90,7 @@ impl Window {
                 path_segment(&w.window)
             ),
             project: w.project.clone(),
-            fields: w.fields.iter().map(|(n, k)| Tag::new(n, *k)).collect(),
+            fields: Tag::all(w.fields.iter().map(|(n, k)| (n.as_str(), *k))),
             opcode: w.opcode,
             transactional: w.transactional,
         }
@@ -110,49 +127,71 @@ pub fn event_elements(payload: &[u8], w: &Window, out: &mut Vec<u8>) -> Result<u
     let mut n = 0;
     for e in events(payload) {
         let e = e?;
-        out.extend_from_slice(b"<event><opcode>");
         let op = match w.opcode {
             Some(o) => o.letter() as u8,
             None => e.opcode,
         };
-        out.push(op);
-        out.extend_from_slice(b"</opcode>");
+        let at = out.len() + b"<event><opcode>".len();
+        out.extend_from_slice(b"<event><opcode>i</opcode>");
+        out[at] = op;
         if e.flags != b'n' && e.flags != b'N' {
-            out.extend_from_slice(b"<flags>");
-            out.push(e.flags);
-            out.extend_from_slice(b"</flags>");
+            let at = out.len() + b"<flags>".len();
+            out.extend_from_slice(b"<flags>n</flags>");
+            out[at] = e.flags;
         }
-        for (f, tag) in e.fields().zip(&w.fields) {
+        // The field written last, whose close tag is still to come.
+        let mut last: Option<usize> = None;
+        for (k, (f, tag)) in e.fields().zip(&w.fields).enumerate() {
             let Some(text) = f else {
                 continue;
             };
-            out.extend_from_slice(&tag.open);
+            match last {
+                Some(p) if p + 1 == k => out.extend_from_slice(&w.fields[p].then_next),
+                Some(p) => {
+                    out.extend_from_slice(&w.fields[p].close);
+                    out.extend_from_slice(&tag.open);
+                }
+                None => out.extend_from_slice(&tag.open),
+            }
             escape_into(text, out);
-            out.extend_from_slice(&tag.close);
+            last = Some(k);
         }
-        out.extend_from_slice(b"</event>");
+        match last {
+            Some(p) => out.extend_from_slice(&w.fields[p].then_end),
+            None => out.extend_from_slice(b"</event>"),
+        }
         n += 1;
     }
     Ok(n)
 }
 
-/// XML text escaping for element content.
+/// The bytes element content escapes.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
+/// XML text escaping for element content: runs without a byte to escape
+/// (nearly all text) are copied whole.
 pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
-    let mut last = 0;
-    for (i, &b) in text.iter().enumerate() {
-        let rep: &[u8] = match b {
+    let mut rest = text;
+    while let Some(k) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
+        out.extend_from_slice(&rest[..k]);
+        out.extend_from_slice(match rest[k] {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
             b'"' => b"&quot;",
-            b'\r' => b"&#13;",
-            _ => continue,
-        };
-        out.extend_from_slice(&text[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
+            _ => b"&#13;",
+        });
+        rest = &rest[k + 1..];
     }
-    out.extend_from_slice(&text[last..]);
+    out.extend_from_slice(rest);
 }
 
 /// `escape_into` for a `str`, returning a `String`.
@@ -172,11 +211,7 @@ mod tests {
             label: "p/cq/w".into(),
             inject_path: "/windows/p/cq/w/state?value=injected".into(),
             project: "p".into(),
-            fields: vec![
-                Tag::new("id", true),
-                Tag::new("sym", false),
-                Tag::new("note", false),
-            ],
+            fields: Tag::all([("id", true), ("sym", false), ("note", false)]),
             opcode,
             transactional: false,
         }
@@ -195,12 +230,16 @@ mod tests {
             b'p',
             [Some(&b"2"[..]), Some(b"<x>"), Some(b"a\r\nb")].into_iter(),
         );
+        b.push(b'd', b'n', [Some(&b"3"[..]), None, Some(b"n")].into_iter());
+        b.push(b'i', b'n', [None, None, None].into_iter());
         let mut out = Vec::new();
-        assert_eq!(events_xml(&b.buf, &window(None), &mut out), Ok(2));
+        assert_eq!(events_xml(&b.buf, &window(None), &mut out), Ok(4));
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             "<events><event><opcode>i</opcode><id key=\"true\">1</id><sym>A&amp;B</sym></event>\
-             <event><opcode>u</opcode><flags>p</flags><id key=\"true\">2</id><sym>&lt;x&gt;</sym><note>a&#13;\nb</note></event></events>"
+             <event><opcode>u</opcode><flags>p</flags><id key=\"true\">2</id><sym>&lt;x&gt;</sym><note>a&#13;\nb</note></event>\
+             <event><opcode>d</opcode><id key=\"true\">3</id><note>n</note></event>\
+             <event><opcode>i</opcode></event></events>"
         );
         events_xml(&b.buf, &window(Some(Opcode::Upsert)), &mut out).unwrap();
         assert!(
@@ -208,9 +247,29 @@ mod tests {
                 .unwrap()
                 .matches("<opcode>p</opcode>")
                 .count()
-                == 2
+                == 4
         );
         assert_eq!(path_segment("my proj/x"), "my%20proj%2Fx");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_replaces_each_special_byte_and_keeps_the_rest(text in proptest::collection::vec(proptest::sample::select(b"ab&<>\"\r\n'".to_vec()), 0..40)) {
+            let mut want = Vec::new();
+            for &b in &text {
+                match b {
+                    b'&' => want.extend_from_slice(b"&amp;"),
+                    b'<' => want.extend_from_slice(b"&lt;"),
+                    b'>' => want.extend_from_slice(b"&gt;"),
+                    b'"' => want.extend_from_slice(b"&quot;"),
+                    b'\r' => want.extend_from_slice(b"&#13;"),
+                    b => want.push(b),
+                }
+            }
+            let mut out = Vec::new();
+            escape_into(&text, &mut out);
+            proptest::prop_assert_eq!(out, want);
+        }
     }
 
     #[test]

@@ -14,6 +14,10 @@
 pub struct BlockWriter {
     pub buf: Vec<u8>,
     pub count: u32,
+    /// Each field's text as `buf[start..end]`, event after event, in the
+    /// order pushed; `(u32::MAX, 0)` for a null field. What routing hashes,
+    /// kept as the events are written so that nobody reads them back.
+    pub spans: Vec<(u32, u32)>,
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u32) {
@@ -27,7 +31,13 @@ fn put_varint(out: &mut Vec<u8>, mut v: u32) {
 impl BlockWriter {
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.spans.clear();
         self.count = 0;
+    }
+
+    /// The field spans of event `k` (of `nfields` fields each).
+    pub fn event_spans(&self, k: usize, nfields: usize) -> &[(u32, u32)] {
+        &self.spans[k * nfields..(k + 1) * nfields]
     }
 
     /// Adds one event: ESP opcode and flag letters, then each field's text
@@ -43,10 +53,15 @@ impl BlockWriter {
         put_varint(&mut self.buf, fields.len() as u32);
         for f in fields {
             match f {
-                None => self.buf.push(0),
+                None => {
+                    self.buf.push(0);
+                    self.spans.push((u32::MAX, 0));
+                }
                 Some(text) => {
                     put_varint(&mut self.buf, text.len() as u32 + 1);
+                    let start = self.buf.len() as u32;
                     self.buf.extend_from_slice(text);
+                    self.spans.push((start, start + text.len() as u32));
                 }
             }
         }
@@ -91,7 +106,10 @@ impl<'a> Iterator for Fields<'a> {
         }
         self.left -= 1;
         // Checked when the event was read (`Events::next`), so this cannot fail.
-        let (v, n) = get_varint(self.rest).expect("field checked by Events::next");
+        let (v, n) = match self.rest.first() {
+            Some(&b) if b < 0x80 => (u32::from(b), 1),
+            _ => get_varint(self.rest).expect("field checked by Events::next"),
+        };
         self.rest = &self.rest[n..];
         if v == 0 {
             return Some(None);
@@ -156,7 +174,10 @@ impl<'a> Iterator for Events<'a> {
             let start = 2 + n;
             let mut o = start;
             for _ in 0..nfields {
-                let (v, n) = get_varint(&b[o..]).ok_or(Malformed)?;
+                let (v, n) = match b.get(o) {
+                    Some(&first) if first < 0x80 => (u32::from(first), 1),
+                    _ => get_varint(&b[o..]).ok_or(Malformed)?,
+                };
                 o += n;
                 if v > 0 {
                     o = o
@@ -196,6 +217,9 @@ mod tests {
                 w.push(*op, *fl, fields.iter().map(|f| f.as_deref()));
             }
             prop_assert_eq!(w.count as usize, evs.len());
+            let spans: Vec<Option<Vec<u8>>> = w.spans.iter().map(|&(s, e)| (s != u32::MAX).then(|| w.buf[s as usize..e as usize].to_vec())).collect();
+            let fields: Vec<Option<Vec<u8>>> = evs.iter().flat_map(|(_, _, f)| f.iter().cloned()).collect();
+            prop_assert_eq!(spans, fields);
             let back: Vec<_> = events(&w.buf).map(|e| e.unwrap()).collect();
             prop_assert_eq!(back.len(), evs.len());
             for (e, (op, fl, fields)) in back.iter().zip(&evs) {

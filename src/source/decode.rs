@@ -7,7 +7,7 @@
 //! have grown to the largest event seen: field text goes into one byte
 //! buffer, and each field is a span of it.
 
-use super::value::{self, EngineDates};
+use super::value;
 use super::{csv, json, xml};
 use crate::config::fs::FsType;
 use crate::config::project::FieldType;
@@ -109,6 +109,9 @@ impl Decoder {
         }
         for i in 0..n {
             let ty = self.layout.types[i];
+            if matches!(ty, FieldType::Date | FieldType::Stamp) && self.time_in_one_pass(i, ty) {
+                continue;
+            }
             match self.fields.get(i) {
                 None if self.layout.keys[i] && self.layout.autogen != Some(i) => {
                     return Err(format!(
@@ -124,17 +127,39 @@ impl Decoder {
                     })
                     .map_err(|e| format!("field '{}' ({ty}): {e}", self.layout.names[i]))?,
             }
-            if let (Some(out), FieldType::Date | FieldType::Stamp) = (&self.opts.engine_dates, ty) {
-                self.rewrite_time(i, ty == FieldType::Stamp, out.clone())?;
+            if let FieldType::Date | FieldType::Stamp = ty {
+                self.rewrite_time(i, ty == FieldType::Stamp)?;
             }
         }
         self.head = (opcode, flags);
         Ok(self.event())
     }
 
-    /// Rewrites time field `i` (checked) into `out`'s form.
-    fn rewrite_time(&mut self, i: usize, stamp: bool, out: EngineDates) -> Result<(), String> {
-        let Some(v) = self.fields.get(i) else {
+    /// The common case of a time field, read once: its text matches the
+    /// source's `dateformat` and names a real day, and it is rewritten in
+    /// the engine's form. False when not (or when there is nothing to
+    /// rewrite): then the field takes the general path, check then rewrite,
+    /// which says what is wrong.
+    fn time_in_one_pass(&mut self, i: usize, ty: FieldType) -> bool {
+        let (Some(f), Some(out)) = (&self.opts.dates, &self.opts.engine_dates) else {
+            return false;
+        };
+        let Some(micros) = self
+            .fields
+            .get(i)
+            .and_then(|v| f.to_micros(v, ty == FieldType::Stamp))
+        else {
+            return false;
+        };
+        let start = self.fields.text.len();
+        out.write(micros, ty == FieldType::Stamp, &mut self.fields.text);
+        self.fields.close(i, start);
+        true
+    }
+
+    /// Rewrites time field `i` (checked) into the engine's form, if any.
+    fn rewrite_time(&mut self, i: usize, stamp: bool) -> Result<(), String> {
+        let (Some(out), Some(v)) = (&self.opts.engine_dates, self.fields.get(i)) else {
             return Ok(());
         };
         let epoch = || {

@@ -6,6 +6,7 @@
 //! IO; [`file`] and [`socket`] do the reading.
 
 pub mod csv;
+pub mod dates;
 pub mod decode;
 pub mod json;
 pub mod layout;

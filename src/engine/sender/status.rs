@@ -211,8 +211,16 @@ impl Stop {
         self.flag.get()
     }
 
-    /// Waits for `f` unless stopped first (`None`).
+    /// Waits for `f` unless stopped first (`None`). A future ready at once
+    /// (a source's next buffered event) costs no listener.
     pub async fn or<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        if self.flag.get() {
+            return None;
+        }
+        let mut f = std::pin::pin!(f);
+        if let Some(v) = future::poll_once(f.as_mut()).await {
+            return Some(v);
+        }
         let l = self.event.listen();
         if self.flag.get() {
             return None;
