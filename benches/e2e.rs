@@ -11,7 +11,11 @@
 //! EDGECM_E2E_ENGINES=1 EDGECM_E2E_SLOW_MS=0 cargo bench --bench e2e   # to esp1 alone
 //! EDGECM_E2E_DELAY_MS=50 EDGECM_E2E_ARGS='-inflight 4' cargo bench --bench e2e
 //! cargo bench --features count-allocs --bench e2e     # heap allocations per event too
+//! EDGECM_E2E_QUEUED=1 EDGECM_E2E_EVENTS=10000000 EDGECM_E2E_ARGS='-buffersize 16m -state-max 4g' cargo bench --bench e2e
 //! ```
+//! `EDGECM_E2E_QUEUED=1`: the engines are down (their connections dropped)
+//! until every trade is in the journal, then up: memory with the queue
+//! full, then while it drains;
 //! `EDGECM_E2E_DELAY_MS`: every stand-in answers each request that late;
 //! `EDGECM_E2E_RTT_MS`: every stand-in is reached through a proxy that
 //! holds each byte half that long each way (a WAN round trip: requests
@@ -226,6 +230,17 @@ struct Figures {
     syncs: f64,
     /// Heap allocations per input event (`--features count-allocs` only).
     allocs: Option<f64>,
+    /// With `EDGECM_E2E_QUEUED`: the manager once every trade was queued.
+    queued: Option<Queued>,
+}
+
+/// The manager with every trade queued and its engines still down.
+struct Queued {
+    /// From start until every trade was in the journal.
+    secs: f64,
+    /// VmHWM and VmRSS then (KiB).
+    hwm: u64,
+    rss: u64,
 }
 
 /// What every run shares.
@@ -240,6 +255,9 @@ struct Bench {
     rtt_ms: u64,
     /// More arguments for the manager.
     args: Vec<String>,
+    /// Engines unreachable until every trade is in the journal, then
+    /// reachable (`EDGECM_E2E_QUEUED`): memory with the queue full.
+    queued: bool,
     /// Where the runs' directories and the trades files go.
     dir: PathBuf,
 }
@@ -278,11 +296,14 @@ fn run(
             )
         })
         .collect();
+    let gate = bench
+        .queued
+        .then(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
     let ports: Vec<u16> = engines
         .iter()
-        .map(|e| match bench.rtt_ms {
-            0 => e.1,
-            rtt => delay_proxy(e.1, Duration::from_millis(rtt / 2)),
+        .map(|e| match (bench.rtt_ms, &gate) {
+            (0, None) => e.1,
+            (rtt, gate) => delay_proxy(e.1, Duration::from_millis(rtt / 2), gate.clone()),
         })
         .collect();
     let (manager, blocksize, dir) = (&bench.manager, bench.blocksize, &bench.dir);
@@ -345,6 +366,29 @@ fn run(
         events
     };
     let want = trades_acked + 10 * bench.engines as u64;
+    // Engines down: every trade (and the 10 reference events) queued first.
+    let mut queued = None;
+    if let Some(gate) = gate {
+        while metric(
+            &get(admin, "/SASESP/metrics"),
+            "edgecm_source_accepted_events_total{",
+        ) < events + 10
+        {
+            assert!(
+                Instant::now() < deadline && m.0.try_wait().unwrap().is_none(),
+                "the manager did not queue every trade; see {}",
+                run_dir.join("manager.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (_, _, hwm, rss) = usage(pid);
+        queued = Some(Queued {
+            secs: started.elapsed().as_secs_f64(),
+            hwm,
+            rss,
+        });
+        gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let mut metrics;
     // esp1's and esp3's counts and the poll that first saw them (counts
     // only grow: the last change is when they reached their final ones).
@@ -373,8 +417,9 @@ fn run(
     let secs = started.elapsed().as_secs_f64();
     let (fast_acked, fast_secs) = fast_seen.unwrap_or(([0; 2], secs));
     let (cpu, sys, hwm, _) = usage(pid);
-    // Idle: a second later, nothing to do.
-    std::thread::sleep(Duration::from_secs(1));
+    // Idle: nothing to do for long enough that the committer gave back its
+    // buffer (after a second idle, daemon/commit.rs).
+    std::thread::sleep(Duration::from_millis(2500));
     let (_, _, _, idle) = usage(pid);
     // Where the resident memory is, for whoever works on it.
     if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) {
@@ -404,19 +449,32 @@ fn run(
         written: written / input,
         syncs: syncs / secs,
         allocs,
+        queued,
     }
 }
 
 /// A proxy on 127.0.0.1 to `port` that holds every byte `one_way` before
 /// passing it on, each way: a link with that latency and no bandwidth
-/// limit. Its threads end with their connections (the bench process ends
-/// with the runs).
-fn delay_proxy(port: u16, one_way: Duration) -> u16 {
+/// limit. With a `gate`, connections are dropped while it is false (the
+/// engine is down). Its threads end with their connections (the bench
+/// process ends with the runs).
+fn delay_proxy(
+    port: u16,
+    one_way: Duration,
+    gate: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> u16 {
     use std::net::{TcpListener, TcpStream};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let at = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for c in l.incoming().flatten() {
+            // A closed gate: the engine is down (the connection is dropped).
+            if gate
+                .as_ref()
+                .is_some_and(|g| !g.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                continue;
+            }
             let Ok(t) = TcpStream::connect(("127.0.0.1", port)) else {
                 continue;
             };
@@ -532,6 +590,7 @@ fn main() {
             .split_whitespace()
             .map(String::from)
             .collect(),
+        queued: env_or("EDGECM_E2E_QUEUED", 0) == 1,
     };
     for p in policies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         assert!(
@@ -589,6 +648,16 @@ fn main() {
             f.secs,
             f.allocs.map_or(String::new(), |a| format!(", {a:.4} heap allocations per event (count-allocs)")),
         );
+        if let Some(q) = &f.queued {
+            println!(
+                "e2e {p:<10} queued with the engines down: {events} trades in {:.2} s, peak RSS {:.1} MiB, RSS {:.1} MiB once queued; then drained at {:.0} events/s ({:.2} s from the engines coming up, their retry backoff included)",
+                q.secs,
+                q.hwm as f64 / 1024.0,
+                q.rss as f64 / 1024.0,
+                events as f64 / (f.secs - q.secs),
+                f.secs - q.secs,
+            );
+        }
         if slow_ms > 0 {
             let s = run(
                 &bench,

@@ -122,3 +122,28 @@ fn a_commit_that_does_not_fit_the_last_segment_goes_whole_to_a_new_one() {
     assert_eq!(j.cursor(0), Some(acked - 4));
     assert_eq!(j.backlog(0), 4);
 }
+
+#[test]
+fn the_commit_buffer_is_given_back_only_when_nothing_waits_in_it() {
+    let mut j = open(MemStorage::new(1), Limits::default());
+    j.sync().unwrap();
+    for _ in 0..100 {
+        j.append(rec(0b001, 10), &[7; 1000]).unwrap();
+    }
+    assert!(j.buffer_capacity() >= 100_000);
+    assert!(!j.release_buffer(), "records wait: the buffer is kept");
+    assert!(j.pending_bytes() >= 100_000);
+    j.sync().unwrap();
+    assert!(j.release_buffer());
+    assert_eq!(j.buffer_capacity(), 0);
+    // The next burst grows it again and is committed as before.
+    let seq = j.append(rec(0b001, 10), &[8; 1000]).unwrap();
+    j.sync().unwrap();
+    let mut pos = j.reader(0);
+    let mut payload = Vec::new();
+    let mut last = None;
+    while let Some(h) = j.read_next(0, &mut pos, &mut payload).unwrap() {
+        last = Some((h.first_seq, payload.clone()));
+    }
+    assert_eq!(last, Some((seq, vec![8; 1000])));
+}

@@ -2,11 +2,17 @@
 
 use super::*;
 
+/// How long the committer has nothing to do before it gives back the
+/// commit buffer (a burst that pauses for less keeps it).
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
 impl Core {
     /// Group commit: syncs appended records and cursor changes, at most
     /// `commit_every` after the first change or at `commit_bytes` pending.
     pub(super) async fn committer(self: Rc<Self>) {
         let mut failures = 0u32;
+        // The commit buffer was given back since the last commit.
+        let mut released = false;
         loop {
             let l = self.appended.listen();
             let a = self.shared.acked.listen();
@@ -15,9 +21,18 @@ impl Core {
                 (j.next_seq() > j.synced_seq(), !j.cursors_synced())
             };
             if !pending && !cursors {
-                future::or(l, a).await;
+                if released {
+                    future::or(l, a).await;
+                } else if crate::clock::wait_for(future::or(l, a), IDLE_RELEASE)
+                    .await
+                    .is_none()
+                {
+                    // Idle: the commit buffer goes back to the allocator.
+                    released = self.shared.journal.borrow_mut().release_buffer();
+                }
                 continue;
             }
+            released = false;
             let due = crate::clock::now() + self.options.commit_every;
             loop {
                 if self.shared.journal.borrow().pending_bytes() >= self.options.commit_bytes {

@@ -50,6 +50,7 @@ impl Sender {
     ) -> bool {
         // What a crash may send again stays within -inflight requests: on
         // the wire, or answered and waiting for the group commit.
+        self.prune_durable(shared);
         while self.window.len() + self.undurable.len() < self.settings.inflight {
             let b = match self.next_block(shared, pos, payload) {
                 Ok(Some(b)) => b,
@@ -73,10 +74,9 @@ impl Sender {
                 .await;
             self.status
                 .update(|s| s.request_bytes += b.body.len() as u64);
-            self.window.push_back(Block {
-                body: Vec::new(),
-                ..b
-            });
+            let mut b = b;
+            self.spare_body.set(std::mem::take(&mut b.body));
+            self.window.push_back(b);
             if let Err(e) = r {
                 log::debug!(
                     "engine '{}': pipelined request to {}: {e}",
@@ -103,11 +103,7 @@ impl Sender {
                 self.sizing.taken();
                 self.acknowledge(shared, &b, false);
                 self.undurable.push_back(b.end_seq);
-                // Answers drop out of `undurable` as commits land.
-                let durable = shared.journal.borrow().durable_cursor(self.id);
-                while self.undurable.front().is_some_and(|&u| u <= durable) {
-                    self.undurable.pop_front();
-                }
+                self.prune_durable(shared);
             }
             _ => {
                 log::debug!(

@@ -66,7 +66,9 @@ impl Sender {
                 continue;
             };
             let b = block.get_or_insert_with(|| {
-                let mut body = Vec::with_capacity(payload.len() * 4 + 32);
+                let mut body = self.spare_body.take();
+                body.clear();
+                body.reserve(payload.len() * 4 + 32);
                 body.extend_from_slice(b"<events>");
                 if w.transactional {
                     body.extend_from_slice(b"<transaction>");
@@ -122,13 +124,8 @@ impl Sender {
     /// not the commit, set the pace; what a crash sends again stays bounded.
     pub(super) async fn wait_window<S: Storage>(&mut self, shared: &Shared<S>) {
         loop {
-            let (durable, gone) = {
-                let j = shared.journal.borrow();
-                (j.durable_cursor(self.id), j.cursor(self.id).is_none())
-            };
-            while self.undurable.front().is_some_and(|&u| u <= durable) {
-                self.undurable.pop_front();
-            }
+            self.prune_durable(shared);
+            let gone = shared.journal.borrow().cursor(self.id).is_none();
             let Some(&oldest) = self.undurable.front() else {
                 return;
             };
@@ -136,6 +133,14 @@ impl Sender {
                 return;
             }
             self.wait_durable(shared, oldest).await;
+        }
+    }
+
+    /// Drops the answered requests the group commit made durable.
+    pub(super) fn prune_durable<S: Storage>(&mut self, shared: &Shared<S>) {
+        let durable = shared.journal.borrow().durable_cursor(self.id);
+        while self.undurable.front().is_some_and(|&u| u <= durable) {
+            self.undurable.pop_front();
         }
     }
 

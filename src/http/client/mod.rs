@@ -346,10 +346,7 @@ impl Client {
         let auth = self.auth.clone();
         let r = future::or(
             async {
-                let authz = match &auth {
-                    Some(a) => Some(a.header(timeout).await?),
-                    None => None,
-                };
+                let authz = authorization(&auth, timeout).await?;
                 self.build_head(method, path, content_type, authz.as_deref(), body.len());
                 // A kept-alive connection the engine closed while idle: once
                 // more on a new one, when nothing else is outstanding on it.
@@ -371,10 +368,7 @@ impl Client {
                 }
                 unreachable!("the second attempt returns")
             },
-            async {
-                Timer::after(timeout).await;
-                Err(HttpError::Timeout(timeout))
-            },
+            expire(timeout),
         )
         .await;
         if r.is_err() {
@@ -432,10 +426,7 @@ impl Client {
         let auth = self.auth.clone();
         let r = future::or(
             async {
-                let authz = match &auth {
-                    Some(a) => Some(a.header(timeout).await?),
-                    None => None,
-                };
+                let authz = authorization(&auth, timeout).await?;
                 let r = self
                     .exchange(method, path, content_type, body, authz.as_deref(), timeout)
                     .await;
@@ -605,7 +596,18 @@ impl Client {
     }
 }
 
-async fn expire(timeout: Duration) -> Result<Response, HttpError> {
+/// The `Authorization` header's value, when the engine wants one.
+async fn authorization(
+    auth: &Option<Rc<dyn Authorize>>,
+    timeout: Duration,
+) -> Result<Option<String>, HttpError> {
+    match auth {
+        Some(a) => Ok(Some(a.header(timeout).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn expire<T>(timeout: Duration) -> Result<T, HttpError> {
     Timer::after(timeout).await;
     Err(HttpError::Timeout(timeout))
 }

@@ -376,6 +376,23 @@ impl<S: Storage> Journal<S> {
         self.pending.len()
     }
 
+    /// Gives back the group-commit buffer (up to `-commit-bytes`, 1 MiB by
+    /// default) when nothing waits in it: an idle manager holds no such
+    /// buffer, and the next burst grows it again. False when records wait.
+    pub fn release_buffer(&mut self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        self.pending = Vec::new();
+        self.pending_headers = Vec::new();
+        true
+    }
+
+    /// Bytes the group-commit buffer holds reserved.
+    pub fn buffer_capacity(&self) -> usize {
+        self.pending.capacity()
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

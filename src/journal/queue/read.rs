@@ -91,8 +91,7 @@ impl<S: Storage> Journal<S> {
                 pos.segment_first = self.segments[idx].first_seq;
                 continue;
             }
-            let name = seg.name.clone();
-            let n = self.storage.read_at(&name, pos.offset, &mut head)?;
+            let n = self.storage.read_at(&seg.name, pos.offset, &mut head)?;
             let total = match record::peek_len(&head[..n]) {
                 Some((record::KIND_CURSORS, total)) => {
                     pos.offset += total as u64;
@@ -119,7 +118,7 @@ impl<S: Storage> Journal<S> {
                 continue;
             }
             payload.resize(total, 0);
-            let n = self.storage.read_at(&name, pos.offset, payload)?;
+            let n = self.storage.read_at(&seg.name, pos.offset, payload)?;
             match record::parse(&payload[..n]) {
                 Parsed::Record { header, len } => {
                     pos.offset += len as u64;
