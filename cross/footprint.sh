@@ -54,6 +54,14 @@ if [ -x "$notls" ]; then
     aarch64-unknown-linux-musl "$size" $((size / 1024))
   [ "$size" -le "$LIMIT" ] || { echo "footprint: $notls is $size B, over the 3 MiB limit" >&2; fail=1; }
 fi
+for small in target/build-std/aarch64-unknown-linux-musl/release/edgecm \
+             target/build-std-notls/aarch64-unknown-linux-musl/release/edgecm; do
+  [ -x "$small" ] || continue
+  size=$(stat -c %s "$small")
+  printf 'footprint %-32s size %8d B (%4d KiB)  std built small (EDGECM_SMALL_STD=1)%s\n' \
+    aarch64-unknown-linux-musl "$size" $((size / 1024)) "$(case $small in *notls*) echo ', without TLS';; esac)"
+  [ "$size" -le "$LIMIT" ] || { echo "footprint: $small is $size B, over the 3 MiB limit" >&2; fail=1; }
+done
 if [ -x target/release/edgecm ]; then
   printf 'footprint %-32s size %8d B (%4d KiB)  native: edgecm demo peak RSS %6d KiB, edgecm check %6d KiB\n' x86_64-host \
     "$(stat -c %s target/release/edgecm)" $(($(stat -c %s target/release/edgecm) / 1024)) \
