@@ -26,16 +26,16 @@ fi
 # "Size"). Unstable flags, hence RUSTC_BOOTSTRAP, only with build-std and in its own target dir:
 # proc-macro2 rebuilds whenever RUSTC_BOOTSTRAP flips (CROSS.md pitfall P7).
 small_std=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
+# Its binaries go to target/build-std/ unless a --target-dir is given.
+dir=(--target-dir target/build-std)
+[[ " $* " == *" --target-dir "* ]] && dir=()
 case "$target" in
   aarch64-unknown-linux-musl)
     # ring (TLS) compiles C: musl headers from /opt/musl-arm64 (cross/install-deps.sh). An env
     # variable, not .cargo/config.toml, so cross-rs images keep their own C compiler.
     cc="${CC_aarch64_unknown_linux_musl:-/opt/musl-arm64/bin/aarch64-linux-musl-gcc}"
     if [ "${EDGECM_SMALL_STD:-}" = 1 ]; then
-      # Opt-in here (the prebuilt std needs no unstable flag): binaries in target/build-std/
-      # unless a --target-dir is given.
-      dir=(--target-dir target/build-std)
-      [[ " $* " == *" --target-dir "* ]] && dir=()
+      # Opt-in here (the prebuilt std needs no unstable flag).
       exec env CC_aarch64_unknown_linux_musl="$cc" RUSTC_BOOTSTRAP=1 cargo "$cmd" --locked \
         "${small_std[@]}" --target "$target" "${dir[@]}" "$@"
     fi
@@ -43,7 +43,7 @@ case "$target" in
   armv7-unknown-linux-musleabihf)
     # No prebuilt std for this target: std is built from rust-src anyway, the small way.
     exec env RUSTC_BOOTSTRAP=1 cargo --config cross/armv7-musl-host.toml "$cmd" --locked \
-      "${small_std[@]}" --target "$target" --target-dir target/build-std "$@" ;;
+      "${small_std[@]}" --target "$target" "${dir[@]}" "$@" ;;
   *)
     echo "cross/build.sh: unknown target '$target'; accepted: aarch64-unknown-linux-musl, armv7-unknown-linux-musleabihf" >&2
     exit 2 ;;
