@@ -106,10 +106,7 @@ impl<'a> Iterator for Fields<'a> {
         }
         self.left -= 1;
         // Checked when the event was read (`Events::next`), so this cannot fail.
-        let (v, n) = match self.rest.first() {
-            Some(&b) if b < 0x80 => (u32::from(b), 1),
-            _ => get_varint(self.rest).expect("field checked by Events::next"),
-        };
+        let (v, n) = get_varint(self.rest).expect("field checked by Events::next");
         self.rest = &self.rest[n..];
         if v == 0 {
             return Some(None);
@@ -127,13 +124,18 @@ impl<'a> Iterator for Fields<'a> {
 
 impl ExactSizeIterator for Fields<'_> {}
 
+/// A varint's value and length. One byte (every field shorter than 127
+/// bytes) is read where it is called, every field of every event;
+/// longer ones out of line.
+#[inline(always)]
 fn get_varint(b: &[u8]) -> Option<(u32, usize)> {
-    // One byte: every field shorter than 127 bytes.
-    if let Some(&first) = b.first() {
-        if first & 0x80 == 0 {
-            return Some((u32::from(first), 1));
-        }
+    match b.first() {
+        Some(&first) if first & 0x80 == 0 => Some((u32::from(first), 1)),
+        _ => get_long_varint(b),
     }
+}
+
+fn get_long_varint(b: &[u8]) -> Option<(u32, usize)> {
     let mut v: u32 = 0;
     for (i, &byte) in b.iter().take(5).enumerate() {
         v |= u32::from(byte & 0x7f).checked_shl(7 * i as u32)?;
@@ -174,10 +176,7 @@ impl<'a> Iterator for Events<'a> {
             let start = 2 + n;
             let mut o = start;
             for _ in 0..nfields {
-                let (v, n) = match b.get(o) {
-                    Some(&first) if first < 0x80 => (u32::from(first), 1),
-                    _ => get_varint(&b[o..]).ok_or(Malformed)?,
-                };
+                let (v, n) = get_varint(&b[o..]).ok_or(Malformed)?;
                 o += n;
                 if v > 0 {
                     o = o

@@ -141,7 +141,7 @@ impl Decoder {
     /// rewrite): then the field takes the general path, check then rewrite,
     /// which says what is wrong.
     fn time_in_one_pass(&mut self, i: usize, ty: FieldType) -> bool {
-        let (Some(f), Some(out)) = (&self.opts.dates, &self.opts.engine_dates) else {
+        let (Some(f), Some(_)) = (&self.opts.dates, &self.opts.engine_dates) else {
             return false;
         };
         let Some(micros) = self
@@ -151,15 +151,13 @@ impl Decoder {
         else {
             return false;
         };
-        let start = self.fields.text.len();
-        out.write(micros, ty == FieldType::Stamp, &mut self.fields.text);
-        self.fields.close(i, start);
+        self.place_time(i, micros, ty == FieldType::Stamp);
         true
     }
 
     /// Rewrites time field `i` (checked) into the engine's form, if any.
     fn rewrite_time(&mut self, i: usize, stamp: bool) -> Result<(), String> {
-        let (Some(out), Some(v)) = (&self.opts.engine_dates, self.fields.get(i)) else {
+        let (Some(_), Some(v)) = (&self.opts.engine_dates, self.fields.get(i)) else {
             return Ok(());
         };
         let epoch = || {
@@ -181,10 +179,18 @@ impl Decoder {
                 String::from_utf8_lossy(v)
             )
         })?;
+        self.place_time(i, micros, stamp);
+        Ok(())
+    }
+
+    /// Sets time field `i` to `micros` in the engine's form (none: left as is).
+    fn place_time(&mut self, i: usize, micros: i64, stamp: bool) {
+        let Some(out) = &self.opts.engine_dates else {
+            return;
+        };
         let start = self.fields.text.len();
         out.write(micros, stamp, &mut self.fields.text);
         self.fields.close(i, start);
-        Ok(())
     }
 
     /// The last event decoded.
