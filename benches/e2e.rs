@@ -224,6 +224,9 @@ struct Figures {
     cpu: f64,
     /// Of `cpu`, in the kernel.
     sys: f64,
+    /// The stand-in engines' CPU seconds, all of them (whether they kept up:
+    /// on a two-core machine they share the cores with the manager).
+    standin_cpu: f64,
     hwm: u64,
     idle: u64,
     written: f64,
@@ -417,6 +420,7 @@ fn run(
     let secs = started.elapsed().as_secs_f64();
     let (fast_acked, fast_secs) = fast_seen.unwrap_or(([0; 2], secs));
     let (cpu, sys, hwm, _) = usage(pid);
+    let standin_cpu = engines.iter().map(|(e, _)| usage(e.0.id()).0).sum();
     // Idle: nothing to do for long enough that the committer gave back its
     // buffer (after a second idle, daemon/commit.rs).
     std::thread::sleep(Duration::from_millis(2500));
@@ -444,6 +448,7 @@ fn run(
         esp2_acked: acked(&metrics, "esp2"),
         cpu,
         sys,
+        standin_cpu,
         hwm,
         idle,
         written: written / input,
@@ -637,10 +642,11 @@ fn main() {
             ),
         };
         println!(
-            "e2e {p:<10} {events} trades, blocksize {blocksize}{setup}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}{}",
+            "e2e {p:<10} {events} trades, blocksize {blocksize}{setup}: {:>9.0} events/s, {:.2} manager CPU-s per M events ({:.2} in the kernel; stand-ins {:.2}), peak RSS {:.1} MiB, idle RSS {:.1} MiB, {:.3} bytes written per input byte, {:.1} fsyncs/s ({:.2} s){instr}{}",
             events as f64 / f.secs,
             f.cpu / (events as f64 / 1e6),
             f.sys / (events as f64 / 1e6),
+            f.standin_cpu / (events as f64 / 1e6),
             f.hwm as f64 / 1024.0,
             f.idle as f64 / 1024.0,
             f.written,

@@ -18,7 +18,7 @@ use edgecm::engine::sender::{Deploy, Sender, Settings, Shared};
 use edgecm::journal::block::BlockWriter;
 use edgecm::journal::{Journal, Limits, MemStorage, NewRecord, Position};
 use edgecm::route::EngineSet;
-use edgecm::source::{decode_all, Decoder, Layout, Options, OwnedEvent as Event};
+use edgecm::source::{decode_all, Decoder, Layout, OwnedEvent as Event};
 use edgecm::standin;
 use std::path::Path;
 use std::rc::Rc;
@@ -50,12 +50,12 @@ fn main() {
     };
     let csv = std::fs::read(path).expect("trades csv");
     let layout = Layout::new(&dest.schema, false, source.fs.noautogenfield);
-    let opts = Options::from_fs(&source.fs).expect("fs options");
+    let opts = edgecm::source::options(&source.fs).expect("fs options");
     let trades =
         decode_all(&csv, Decoder::new(layout, opts)).unwrap_or_else(|e| panic!("trades {e}"));
     let csv_per_event = csv.len() as f64 / trades.len() as f64;
     let model = &config.projects[config.esp_maps[0].model];
-    let window = Window::of(dest);
+    let window = edgecm::engine::window(&edgecm::journal::layout::WindowSpec::of(dest, false));
     println!(
         "trades: {} events, {:.1} bytes per CSV line; window {}",
         trades.len(),

@@ -26,6 +26,13 @@
 //!    next group commit makes it durable, and segments every cursor passed
 //!    are freed.
 //!
+//! Every event's bytes go through one crate of their own, `edgecm-wire`
+//! (`wire/`), built for speed while the rest is built for size: the
+//! decoders and value checks of step 1, the block format of step 3, the XML
+//! encoder of step 4, and the event model. Each of its modules is
+//! re-exported where it always stood (`event`, `source::csv`,
+//! `journal::block`, `engine::encode`, ...), so paths did not change.
+//!
 //! Around that path: **`daemon/`** wires the stages; one owner task
 //! (`daemon/owner.rs`) holds the control state (engine slots and
 //! supervision, the pure **`failover/`** protocol's node and progress, an
@@ -46,7 +53,7 @@
 pub mod limits;
 
 pub mod clock;
-pub mod event;
+pub use edgecm_wire::event;
 pub mod heap;
 pub mod http;
 pub mod logger;

@@ -15,15 +15,9 @@ pub const CONFIG_FILE_MAX: u64 = 4 * 1024 * 1024;
 /// durable-hash ring points (`route::VNODES` × 5 bytes = 10 KiB).
 pub const ENGINES_MAX: usize = 64;
 
-/// Largest single event a source accepts, in bytes of input (a CSV line, an
-/// XML `<event>`). A source's read buffer grows to this at most, so each
-/// source costs 64 KiB to 192 KiB of RAM; one event also has to fit in one
-/// journal record (`journal::RECORD_MAX`, 256 KiB). A longer event is an
-/// error that names where it starts, and the stream resyncs after it.
-pub const EVENT_MAX: usize = 192 * 1024;
-
-/// Bytes a source reads at a time.
-pub const READ_CHUNK: usize = 64 * 1024;
+/// The largest event a source accepts and the bytes it reads at a time
+/// live beside the reader that keeps them (`edgecm_wire::limits`).
+pub use edgecm_wire::limits::{EVENT_MAX, READ_CHUNK};
 
 /// Largest request body `edgecm engine` accepts (a block of events as XML).
 pub const STANDIN_BODY_MAX: usize = 16 * 1024 * 1024;

@@ -171,7 +171,7 @@ fn every_corpus_data_file_decodes_with_its_windows_schema() {
                     // Compared with the text as written (times are not rewritten
                     // into the engine's form here).
                     engine_dates: None,
-                    ..Options::from_fs(&fs).unwrap()
+                    ..edgecm::source::options(&fs).unwrap()
                 },
             );
             let name = data.file_name().unwrap().to_str().unwrap().to_string();

@@ -48,22 +48,7 @@ const SUBSCRIBER_ONLY: &[&str] = &[
     "unbufferedoutputstreams",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsType {
-    Csv,
-    Json,
-    Xml,
-}
-
-impl FsType {
-    pub fn name(self) -> &'static str {
-        match self {
-            FsType::Csv => "csv",
-            FsType::Json => "json",
-            FsType::Xml => "xml",
-        }
-    }
-}
+pub use edgecm_wire::schema::FsType;
 
 /// Where a fs raw-source reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]

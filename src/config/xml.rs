@@ -256,13 +256,4 @@ pub fn list_or_none<S: AsRef<str>>(items: &[S]) -> String {
     }
 }
 
-/// Shortens a value quoted in a message so one bad line cannot flood a log.
-pub fn clip(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}...")
-    }
-}
+pub use edgecm_wire::clip;

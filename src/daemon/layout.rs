@@ -129,7 +129,7 @@ pub(super) fn layout_windows(
                 .dests
                 .iter()
                 .find(|d| usize::from(d.id) == id)
-                .map(|d| Rc::new(Window::from_spec(&d.window)))
+                .map(|d| Rc::new(crate::engine::window(&d.window)))
         })
         .collect()
 }

@@ -123,7 +123,19 @@ impl SourceRun {
     pub(super) async fn pump(&mut self, mut source: AnySource) -> SourceState {
         let stop = self.status.stop.clone();
         loop {
-            let step = stop.or(source.next()).await;
+            // A buffered event is taken by polling the read once, in place:
+            // `Stop::or` around every read moved the read's future twice and
+            // made a stop listener (about 600 instructions an event).
+            let step = {
+                let mut next = std::pin::pin!(source.next());
+                match stop.is_stopped() {
+                    true => None,
+                    false => match future::poll_once(next.as_mut()).await {
+                        Some(step) => Some(step),
+                        None => stop.or(next).await,
+                    },
+                }
+            };
             let Some(step) = step else {
                 self.flush().await;
                 self.status.stats.set(source.stats());

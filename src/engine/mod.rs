@@ -38,7 +38,7 @@
 pub mod added;
 pub mod deadletter;
 pub mod deployed;
-pub mod encode;
+pub use edgecm_wire::encode;
 pub mod link;
 pub mod models;
 pub mod sender;
@@ -274,6 +274,23 @@ impl Backoff {
         let half = d / 2;
         let spread = (d - half).as_micros() as u64;
         half + Duration::from_micros(self.rng.u64(0..=spread))
+    }
+}
+
+/// The window a journal destination names (`journal::layout`).
+pub fn window(w: &crate::journal::layout::WindowSpec) -> encode::Window {
+    encode::Window {
+        label: format!("{}/{}/{}", w.project, w.contquery, w.window),
+        inject_path: format!(
+            "/windows/{}/{}/{}/state?value=injected",
+            encode::path_segment(&w.project),
+            encode::path_segment(&w.contquery),
+            encode::path_segment(&w.window)
+        ),
+        project: w.project.clone(),
+        fields: encode::Tag::all(w.fields.iter().map(|(n, k)| (n.as_str(), *k))),
+        opcode: w.opcode,
+        transactional: w.transactional,
     }
 }
 

@@ -74,7 +74,7 @@
 //! Never hold the backlog in RAM, never drop an accepted event, never grow
 //! past the byte cap: at a limit, `append` reports backpressure.
 
-pub mod block;
+pub use edgecm_wire::block;
 pub mod crc;
 pub mod inspect;
 pub mod layout;

@@ -343,12 +343,6 @@ impl Membership {
 
 pub use crate::event::Keyed;
 
-impl<S: AsRef<[u8]>> Keyed for Vec<S> {
-    fn field_text(&self, index: usize) -> &[u8] {
-        self[index].as_ref()
-    }
-}
-
 /// A routed block: groups of event indices, each with its destination set,
 /// in order of first appearance; inside a group, events keep block order.
 /// Reused across blocks: [`Routes::clear`] keeps the allocations.

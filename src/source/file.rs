@@ -15,7 +15,7 @@ use super::watch::Watch;
 use super::{Next, Pacer, SourceError, Stats};
 use crate::config::fs::{FsName, FsSource};
 use crate::event::Position;
-use crate::source::{Decoder, Layout, Options, Reader, Step};
+use crate::source::{Decoder, Layout, Reader, Step};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -70,8 +70,7 @@ impl FileSource {
                 "source '{name}': fsname is not a file"
             )));
         };
-        let opts =
-            Options::from_fs(fs).map_err(|e| SourceError(format!("source '{name}': {e}")))?;
+        let opts = super::options(fs).map_err(|e| SourceError(format!("source '{name}': {e}")))?;
         Ok(FileSource {
             name: name.to_string(),
             path: path.clone(),

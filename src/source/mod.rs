@@ -5,17 +5,10 @@
 //! Pure parts ([`decode`], [`value`], the three formats, [`reader`]) need no
 //! IO; [`file`] and [`socket`] do the reading.
 
-pub mod csv;
-pub mod dates;
-pub mod decode;
-pub mod json;
-pub mod layout;
+pub use edgecm_wire::source::{csv, dates, decode, json, layout, reader, value, xml};
 pub mod orchestration;
 pub mod preflight;
-pub mod reader;
 pub mod socket;
-pub mod value;
-pub mod xml;
 
 pub use decode::{Decoder, EventView, Layout, Options};
 pub use reader::{decode_all, OwnedEvent, Reader, Step, Where};
@@ -181,6 +174,34 @@ pub fn fuzz_stream(fstype: crate::config::fs::FsType, data: &[u8]) -> usize {
     let pieces = run(piece);
     assert_eq!(whole, pieces, "events depend on how the input was split");
     whole.iter().filter(|(_, ok)| *ok).count()
+}
+
+/// How a fs raw-source's properties decode its events.
+pub fn options(fs: &crate::config::fs::FsSource) -> Result<Options, String> {
+    let dates = fs
+        .dateformat
+        .as_deref()
+        .map(value::DateFormat::parse)
+        .transpose()?;
+    Ok(Options {
+        fstype: fs.fstype,
+        delimiter: fs.csvfielddelimiter,
+        opcode_column: !fs.addcsvopcode,
+        fixed_flags: fs.addcsvflags.map(|f| match f {
+            crate::config::fs::CsvFlags::Normal => crate::event::Flags::Normal,
+            crate::config::fs::CsvFlags::PartialUpdate => crate::event::Flags::PartialUpdate,
+        }),
+        header: fs.header,
+        upsert: fs.publishwithupsert,
+        dates,
+        epoch_dates: false,
+        engine_dates: Some(match fs.engine_dateformat.as_deref() {
+            None => value::EngineDates::Epoch,
+            Some(f) => value::EngineDates::Format(
+                value::DateFormat::parse(f).map_err(|e| format!("-engine-dateformat: {e}"))?,
+            ),
+        }),
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 use super::{Next, SourceError, Stats};
 use crate::config::fs::{FsName, FsSource};
 use crate::event::Position;
-use crate::source::{Decoder, Layout, Options, Reader, Step};
+use crate::source::{Decoder, Layout, Reader, Step};
 use async_io::{Async, Timer};
 use futures_lite::future;
 use std::io::{self, Read};
@@ -40,7 +40,7 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn decoder(name: &str, fs: &FsSource, layout: &Layout) -> Result<Decoder, SourceError> {
-    let opts = Options::from_fs(fs).map_err(|e| SourceError(format!("source '{name}': {e}")))?;
+    let opts = super::options(fs).map_err(|e| SourceError(format!("source '{name}': {e}")))?;
     Ok(Decoder::new(layout.clone(), opts))
 }
 

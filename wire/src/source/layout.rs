@@ -3,10 +3,10 @@
 //! out by the window's schema ([`Fields`], [`EventView`]).
 
 use super::value::{self, DateFormat, EngineDates};
-use crate::config::fs::{CsvFlags, FsSource, FsType};
-use crate::config::project::{FieldType, Schema};
 use crate::event::Keyed;
 use crate::event::{Flags, Opcode};
+use crate::schema::FsType;
+use crate::schema::{FieldType, Schema};
 
 /// What a decoder needs to know of the target window.
 #[derive(Debug, Clone)]
@@ -80,33 +80,6 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn from_fs(fs: &FsSource) -> Result<Options, String> {
-        let dates = fs
-            .dateformat
-            .as_deref()
-            .map(DateFormat::parse)
-            .transpose()?;
-        Ok(Options {
-            fstype: fs.fstype,
-            delimiter: fs.csvfielddelimiter,
-            opcode_column: !fs.addcsvopcode,
-            fixed_flags: fs.addcsvflags.map(|f| match f {
-                CsvFlags::Normal => Flags::Normal,
-                CsvFlags::PartialUpdate => Flags::PartialUpdate,
-            }),
-            header: fs.header,
-            upsert: fs.publishwithupsert,
-            dates,
-            epoch_dates: false,
-            engine_dates: Some(match fs.engine_dateformat.as_deref() {
-                None => EngineDates::Epoch,
-                Some(f) => EngineDates::Format(
-                    DateFormat::parse(f).map_err(|e| format!("-engine-dateformat: {e}"))?,
-                ),
-            }),
-        })
-    }
-
     /// Defaults for a format: all columns present, no header, no dateformat.
     pub fn new(fstype: FsType) -> Options {
         Options {

@@ -15,10 +15,8 @@
 //! The body is built straight from the record's payload into one reused
 //! buffer: the only copy of the event text between flash and the socket.
 
-use crate::config::Destination;
+use crate::block::{events, Malformed};
 use crate::event::Opcode;
-use crate::journal::block::{events, Malformed};
-use crate::journal::layout::WindowSpec;
 
 /// A target window, as the sender needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,29 +69,6 @@ impl Tag {
             tags[k - 1].then_next = [&tags[k - 1].close[..], &tags[k].open[..]].concat().into();
         }
         tags
-    }
-}
-
-impl Window {
-    pub fn of(d: &Destination) -> Window {
-        Window::from_spec(&WindowSpec::of(d, false))
-    }
-
-    /// The window a journal destination names (`journal::layout`).
-    pub fn from_spec(w: &WindowSpec) -> Window {
-        Window {
-            label: format!("{}/{}/{}", w.project, w.contquery, w.window),
-            inject_path: format!(
-                "/windows/{}/{}/{}/state?value=injected",
-                path_segment(&w.project),
-                path_segment(&w.contquery),
-                path_segment(&w.window)
-            ),
-            project: w.project.clone(),
-            fields: Tag::all(w.fields.iter().map(|(n, k)| (n.as_str(), *k))),
-            opcode: w.opcode,
-            transactional: w.transactional,
-        }
     }
 }
 
@@ -204,7 +179,7 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::block::BlockWriter;
+    use crate::block::BlockWriter;
 
     fn window(opcode: Option<Opcode>) -> Window {
         Window {

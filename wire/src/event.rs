@@ -184,6 +184,12 @@ impl<S: AsRef<[u8]>> Keyed for [S] {
     }
 }
 
+impl<S: AsRef<[u8]>> Keyed for Vec<S> {
+    fn field_text(&self, index: usize) -> &[u8] {
+        self[index].as_ref()
+    }
+}
+
 impl<S: AsRef<[u8]>, const N: usize> Keyed for [S; N] {
     fn field_text(&self, index: usize) -> &[u8] {
         self[index].as_ref()

@@ -9,9 +9,9 @@
 
 use super::value;
 use super::{csv, json, xml};
-use crate::config::fs::FsType;
-use crate::config::project::FieldType;
 use crate::event::{Flags, Opcode};
+use crate::schema::FieldType;
+use crate::schema::FsType;
 
 pub use super::layout::{EventView, Fields, Layout, Options};
 

@@ -287,8 +287,8 @@ pub fn decode_all(data: &[u8], dec: Decoder) -> Result<Vec<OwnedEvent>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fs::FsType;
-    use crate::config::project::Schema;
+    use crate::schema::FsType;
+    use crate::schema::Schema;
     use crate::source::decode::{Layout, Options};
 
     fn reader(header: u32) -> Reader {

@@ -340,9 +340,9 @@ fn content(c: &mut Cursor, tag: &[u8], out: &mut Vec<u8>) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::super::decode::{decode_all, Decoder, Frame, Layout, Options, TextEvent};
-    use crate::config::fs::FsType;
-    use crate::config::project::Schema;
     use crate::event::Opcode;
+    use crate::schema::FsType;
+    use crate::schema::Schema;
 
     fn decoder() -> Decoder {
         let schema = Schema::parse_compact("ID*:int64,symbol:string,price:double").unwrap();

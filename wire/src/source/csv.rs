@@ -165,9 +165,9 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::super::decode::{Decoder, Layout, Options};
-    use crate::config::fs::FsType;
-    use crate::config::project::Schema;
     use crate::event::{Flags, Opcode};
+    use crate::schema::FsType;
+    use crate::schema::Schema;
 
     fn decoder(schema: &str, f: impl FnOnce(&mut Options)) -> Decoder {
         let schema = Schema::parse_compact(schema).unwrap();

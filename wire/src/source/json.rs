@@ -295,9 +295,9 @@ fn value(
 #[cfg(test)]
 mod tests {
     use super::super::decode::{decode_all, Decoder, Layout, Options, TextEvent};
-    use crate::config::fs::FsType;
-    use crate::config::project::Schema;
     use crate::event::Opcode;
+    use crate::schema::FsType;
+    use crate::schema::Schema;
 
     fn events(input: &str) -> Vec<Result<TextEvent, String>> {
         let schema = Schema::parse_compact("id*:double,name:string,v:array(dbl)").unwrap();

@@ -2,7 +2,7 @@
 //! without allocating: the text is kept as the source gave it (numbers
 //! trimmed of padding), and only judged here.
 
-use crate::config::project::FieldType;
+use crate::schema::FieldType;
 
 pub use super::dates::{
     civil_from_days, days_from_civil, write_i64, DateFormat, EngineDates, DATE_CONVERSIONS,
