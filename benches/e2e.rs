@@ -20,7 +20,10 @@
 //! `EDGECM_E2E_RTT_MS`: every stand-in is reached through a proxy that
 //! holds each byte half that long each way (a WAN round trip: requests
 //! pipelined on one connection overlap their trips, as on a real link);
-//! `EDGECM_E2E_ARGS`: more arguments for the manager.
+//! `EDGECM_E2E_ARGS`: more arguments for the manager;
+//! `EDGECM_E2E_POLL_MS`: how often the bench asks the manager's metrics
+//! whether every event was acknowledged (default 10: a finer end time, for
+//! some of the manager's CPU).
 //! One line per policy (hash on broker, multicast to 3, round-robin):
 //! events/s from start until every engine acknowledged everything, the
 //! manager's CPU seconds per million input events (utime + stime from
@@ -261,6 +264,10 @@ struct Bench {
     /// Engines unreachable until every trade is in the journal, then
     /// reachable (`EDGECM_E2E_QUEUED`): memory with the queue full.
     queued: bool,
+    /// How often the bench asks the manager's metrics whether it is done
+    /// (`EDGECM_E2E_POLL_MS`, default 10): each ask costs the manager an
+    /// admin request and a metrics render, counted in its CPU.
+    poll: Duration,
     /// Where the runs' directories and the trades files go.
     dir: PathBuf,
 }
@@ -415,7 +422,7 @@ fn run(
             "the manager stopped or took too long; see {}",
             run_dir.join("manager.log").display()
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(bench.poll);
     }
     let secs = started.elapsed().as_secs_f64();
     let (fast_acked, fast_secs) = fast_seen.unwrap_or(([0; 2], secs));
@@ -596,6 +603,7 @@ fn main() {
             .map(String::from)
             .collect(),
         queued: env_or("EDGECM_E2E_QUEUED", 0) == 1,
+        poll: Duration::from_millis(env_or("EDGECM_E2E_POLL_MS", 10)),
     };
     for p in policies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         assert!(

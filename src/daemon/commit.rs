@@ -8,11 +8,16 @@ const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 impl Core {
     /// Group commit: syncs appended records and cursor changes, at most
-    /// `commit_every` after the first change or at `commit_bytes` pending.
+    /// `commit_every` after the first change, or sooner once `commit_bytes`
+    /// wait, but never sooner than `commit_every` (at most
+    /// `limits::COMMIT_SPACING`) after the last commit began: however fast
+    /// events come, commits stay at 1000 / `-commit-ms` a second (sources
+    /// pause at `commit_bytes` meanwhile), so fsyncs keep to the flash budget.
     pub(super) async fn committer(self: Rc<Self>) {
         let mut failures = 0u32;
         // The commit buffer was given back since the last commit.
         let mut released = false;
+        let mut last_began: Option<Instant> = None;
         loop {
             let l = self.appended.listen();
             let a = self.shared.acked.listen();
@@ -36,6 +41,10 @@ impl Core {
             let due = crate::clock::now() + self.options.commit_every;
             loop {
                 if self.shared.journal.borrow().pending_bytes() >= self.options.commit_bytes {
+                    let spacing = self.options.commit_every.min(crate::limits::COMMIT_SPACING);
+                    if let Some(at) = last_began.map(|b| b + spacing) {
+                        Timer::at(at.min(due)).await;
+                    }
                     break;
                 }
                 let l = self.appended.listen();
@@ -43,6 +52,7 @@ impl Core {
                     break;
                 }
             }
+            last_began = Some(crate::clock::now());
             // Dead letters and reference data first: an acknowledgement of a
             // refused block is never on flash before its letter, and whatever
             // the journal holds, the reference store holds too.

@@ -159,7 +159,22 @@ pub struct Journal<S: Storage> {
     full_until: Option<u64>,
     /// The reserve file is there.
     reserve: bool,
+    /// Each engine's read-ahead (`limits::JOURNAL_READ_AHEAD`), by engine id.
+    ahead: Vec<Ahead>,
     pub recovery: Recovery,
+}
+
+/// A stretch of a segment's durable bytes an engine's reader read in one
+/// go: the records after the one it asked for come from RAM, not from a
+/// seek and a read each. Durable bytes never change (a failed commit cuts
+/// back to the durable length, and segments are named by their first
+/// sequence, never twice), so the copy cannot go stale.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// The segment's first sequence (its name) and the offset of `data[0]`.
+    segment_first: u64,
+    at: u64,
+    data: Vec<u8>,
 }
 
 /// Where each source stands when the segment that held its latest record
@@ -385,6 +400,7 @@ impl<S: Storage> Journal<S> {
         }
         self.pending = Vec::new();
         self.pending_headers = Vec::new();
+        self.ahead = Vec::new();
         true
     }
 

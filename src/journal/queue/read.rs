@@ -2,6 +2,7 @@
 //! step over damage to the next valid record.
 
 use super::*;
+use crate::limits::JOURNAL_READ_AHEAD;
 
 impl<S: Storage> Journal<S> {
     /// Engine `e` acknowledged everything below `upto`, of which `events`
@@ -91,7 +92,7 @@ impl<S: Storage> Journal<S> {
                 pos.segment_first = self.segments[idx].first_seq;
                 continue;
             }
-            let n = self.storage.read_at(&seg.name, pos.offset, &mut head)?;
+            let n = self.read_ahead(e, idx, pos.offset, &mut head)?;
             let total = match record::peek_len(&head[..n]) {
                 Some((record::KIND_CURSORS, total)) => {
                     pos.offset += total as u64;
@@ -118,7 +119,7 @@ impl<S: Storage> Journal<S> {
                 continue;
             }
             payload.resize(total, 0);
-            let n = self.storage.read_at(&seg.name, pos.offset, payload)?;
+            let n = self.read_ahead(e, idx, pos.offset, payload)?;
             match record::parse(&payload[..n]) {
                 Parsed::Record { header, len } => {
                     pos.offset += len as u64;
@@ -133,6 +134,50 @@ impl<S: Storage> Journal<S> {
                 }
             }
         }
+    }
+
+    /// Reads `buf` from segment `idx` at `offset` for engine `e`, through
+    /// its read-ahead: one read of up to `JOURNAL_READ_AHEAD` durable bytes
+    /// serves the records after it too. Larger reads go straight through.
+    fn read_ahead(
+        &mut self,
+        e: EngineId,
+        idx: usize,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        let seg = &self.segments[idx];
+        let i = usize::from(e);
+        if self.ahead.len() <= i {
+            self.ahead.resize_with(i + 1, Ahead::default);
+        }
+        let a = &mut self.ahead[i];
+        let want = buf.len() as u64;
+        if a.segment_first == seg.first_seq
+            && offset >= a.at
+            && offset + want <= a.at + a.data.len() as u64
+        {
+            let from = (offset - a.at) as usize;
+            buf.copy_from_slice(&a.data[from..from + buf.len()]);
+            return Ok(buf.len());
+        }
+        if buf.len() >= JOURNAL_READ_AHEAD {
+            return self.storage.read_at(&seg.name, offset, buf);
+        }
+        // The window keeps durable bytes only: what lies past `len` may
+        // still be cut back and written again.
+        let span = seg
+            .len
+            .saturating_sub(offset)
+            .min(JOURNAL_READ_AHEAD as u64) as usize;
+        a.data.resize(span.max(buf.len()), 0);
+        let n = self.storage.read_at(&seg.name, offset, &mut a.data)?;
+        let got = n.min(buf.len());
+        buf[..got].copy_from_slice(&a.data[..got]);
+        a.data.truncate(n.min(span));
+        a.segment_first = seg.first_seq;
+        a.at = offset;
+        Ok(got)
     }
 
     /// Where the damaged stretch of segment `idx` that holds `offset` ends:

@@ -245,6 +245,7 @@ impl<S: Storage> Journal<S> {
             saved_positions,
             full_until: None,
             reserve: false,
+            ahead: Vec::new(),
             recovery: rec,
         };
         if j.recovery.lost_events > 0 {
