@@ -128,12 +128,13 @@ impl SourceRun {
             // made a stop listener (about 600 instructions an event).
             let step = {
                 let mut next = std::pin::pin!(source.next());
-                match stop.is_stopped() {
-                    true => None,
-                    false => match future::poll_once(next.as_mut()).await {
+                if stop.is_stopped() {
+                    None
+                } else {
+                    match future::poll_once(next.as_mut()).await {
                         Some(step) => Some(step),
                         None => stop.or(next).await,
-                    },
+                    }
                 }
             };
             let Some(step) = step else {
