@@ -24,7 +24,7 @@ fn payload(i: u32, len: usize) -> Vec<u8> {
     (0..len).map(|k| (i as usize * 31 + k) as u8).collect()
 }
 
-/// Every record engine `e` can read from `pos` on: (first byte, length).
+/// The payloads of every record engine `e` can read from `pos` on.
 fn read_all(j: &mut Journal<MemStorage>, e: u8, pos: &mut ReadPos) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
@@ -118,4 +118,33 @@ fn a_reader_that_caught_up_reads_what_a_failed_commit_wrote_again() {
     j.storage_mut().capacity = u64::MAX;
     assert_eq!(j.sync().unwrap(), next);
     assert_eq!(read_all(&mut j, 0, &mut pos), vec![payload(1, 400)]);
+}
+
+#[test]
+fn a_status_peek_at_the_oldest_record_leaves_the_senders_read_ahead_alone() {
+    let mut j = open(MemStorage::new(5));
+    // About 60 KiB: the reader's window, further on, no longer holds the
+    // first record.
+    for i in 0..200u32 {
+        j.append(rec(0b01, 1), &payload(i, 200)).unwrap();
+    }
+    j.sync().unwrap();
+    let mut pos = j.reader(0);
+    let mut buf = Vec::new();
+    for _ in 0..190 {
+        j.read_next(0, &mut pos, &mut buf).unwrap().unwrap();
+    }
+    // Nothing acknowledged: the oldest record is the first, behind the reader.
+    assert!(j.oldest_unacked_ms(0).unwrap().is_some());
+    let reads = j.storage().reads;
+    let rest = read_all(&mut j, 0, &mut pos);
+    assert_eq!(
+        rest,
+        (190..200).map(|i| payload(i, 200)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        j.storage().reads,
+        reads,
+        "the last ten records come from the read-ahead filled before the peek"
+    );
 }

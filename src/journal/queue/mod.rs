@@ -285,7 +285,15 @@ impl<S: Storage> Journal<S> {
     pub fn oldest_unacked_ms(&mut self, e: EngineId) -> io::Result<Option<u64>> {
         let mut pos = self.reader(e);
         let mut buf = Vec::new();
-        Ok(self.read_next(e, &mut pos, &mut buf)?.map(|h| h.time_ms))
+        // A peek for status and metrics: the sender's read-ahead, further
+        // on, stays where it is instead of being refilled at the cursor.
+        let i = usize::from(e);
+        let kept = self.ahead.get_mut(i).map(std::mem::take);
+        let read = self.read_next(e, &mut pos, &mut buf);
+        if let Some(k) = kept {
+            self.ahead[i] = k;
+        }
+        Ok(read?.map(|h| h.time_ms))
     }
 
     /// Starts tracking an engine slot: it receives events appended from now on.
